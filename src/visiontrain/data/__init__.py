@@ -1,0 +1,1 @@
+"""Data: reading images safely, importing datasets (ImageFolder, CSV, ...), splitting, transforms."""

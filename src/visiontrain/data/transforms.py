@@ -1,0 +1,91 @@
+"""Resizing and augmentation (torchvision transforms v2), built from the settings.
+
+Training features are made from ``augmenter(settings)`` then ``model_input(preprocessing)``;
+prediction uses ``model_input`` alone, so train and serve see identical pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms.v2 import functional as F
+
+from visiontrain.models.preprocessing import Preprocessing
+from visiontrain.settings import TrainingSettings
+
+LETTERBOX_FILL = (114, 114, 114)
+
+
+class Letterbox(torch.nn.Module):
+    """Resize so the longer side fits, then pad to a square (keeps the whole image, undistorted)."""
+
+    def __init__(self, size: int, interpolation: InterpolationMode):
+        super().__init__()
+        self.size = size
+        self.interpolation = interpolation
+
+    def forward(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        scale = self.size / max(width, height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        image = F.resize(image, [new_h, new_w], interpolation=self.interpolation, antialias=True)
+        left, top = (self.size - new_w) // 2, (self.size - new_h) // 2
+        return F.pad(image, [left, top, self.size - new_w - left, self.size - new_h - top], fill=LETTERBOX_FILL)
+
+
+class RandomZoom(torch.nn.Module):
+    """Crop a random region keeping at least ``1 - scale`` of the area (the resizer follows)."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.area = (1.0 - scale, 1.0)
+
+    def forward(self, image: Image.Image) -> Image.Image:
+        top, left, height, width = v2.RandomResizedCrop.get_params(image, self.area, (3 / 4, 4 / 3))  # type: ignore[arg-type]
+        return F.crop(image, top, left, height, width)
+
+
+def _interpolation(name: str) -> InterpolationMode:
+    return {"bilinear": InterpolationMode.BILINEAR, "nearest": InterpolationMode.NEAREST}.get(name, InterpolationMode.BICUBIC)
+
+
+def resizer(preprocessing: Preprocessing) -> torch.nn.Module:
+    size, interpolation = preprocessing.image_size, _interpolation(preprocessing.interpolation)
+    if preprocessing.resize_mode == "center_crop":
+        return v2.Compose([v2.Resize(size, interpolation=interpolation, antialias=True), v2.CenterCrop(size)])
+    if preprocessing.resize_mode == "letterbox":
+        return Letterbox(size, interpolation)
+    return v2.Resize((size, size), interpolation=interpolation, antialias=True)
+
+
+def model_input(preprocessing: Preprocessing, *, noise: float = 0.0) -> v2.Compose:
+    """PIL RGB image → normalised float tensor (C, H, W) at the model's size."""
+    steps: list[torch.nn.Module] = [resizer(preprocessing), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
+    if noise > 0:
+        steps.append(v2.GaussianNoise(mean=0.0, sigma=noise, clip=True))
+    steps.append(v2.Normalize(mean=list(preprocessing.mean), std=list(preprocessing.std)))
+    return v2.Compose(steps)
+
+
+def augmenter(settings: TrainingSettings) -> v2.Compose:
+    """Random geometric and colour changes on the decoded PIL image (before resizing)."""
+    steps: list[torch.nn.Module] = []
+    if settings.scale > 0:
+        steps.append(RandomZoom(settings.scale))
+    if settings.horizontal_flip:
+        steps.append(v2.RandomHorizontalFlip())
+    if settings.vertical_flip:
+        steps.append(v2.RandomVerticalFlip())
+    if settings.color > 0:
+        c = settings.color
+        steps.append(v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(0.5, c / 4)))
+    if settings.skew > 0:
+        steps.append(v2.RandomAffine(degrees=0, shear=20 * settings.skew))
+        steps.append(v2.RandomPerspective(distortion_scale=0.5 * settings.skew, p=0.5))
+    return v2.Compose(steps)
+
+
+def training_input(settings: TrainingSettings, preprocessing: Preprocessing) -> v2.Compose:
+    """One augmented training view: augmentation, then the model's input (noise last, in pixel space)."""
+    return v2.Compose([augmenter(settings), model_input(preprocessing, noise=settings.gaussian_noise)])

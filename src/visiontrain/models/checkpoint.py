@@ -1,0 +1,102 @@
+"""The checkpoint format: weights plus everything needed to predict from the file alone.
+
+A checkpoint is a dict saved with ``torch.save``:
+``format`` (int), ``task`` ("classification"), ``settings`` (TrainingSettings dump), ``classes``
+(list of names, index = output), ``preprocessing`` (Preprocessing dict), ``state_dict`` (TransferNet
+weights), ``epoch``, ``stage`` ("head" or "fine_tune"), ``metrics`` (the validation metrics it was
+chosen by). Only tensors and plain Python values are stored, so ``weights_only=True`` loading works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from visiontrain.models.classifier import TransferNet, build_network
+from visiontrain.models.preprocessing import Preprocessing
+from visiontrain.settings import TrainingSettings
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_NAME = "best.pt"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a visiontrain checkpoint, or one from an unknown format."""
+
+
+@dataclass
+class LoadedModel:
+    network: TransferNet
+    classes: list[str]
+    preprocessing: Preprocessing
+    settings: TrainingSettings
+    task: str
+    epoch: int
+    stage: str
+    metrics: dict[str, float]
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    network: TransferNet,
+    settings: TrainingSettings,
+    classes: list[str],
+    preprocessing: Preprocessing,
+    epoch: int,
+    stage: str,
+    metrics: dict[str, float],
+    task: str = "classification",
+) -> None:
+    path = Path(path)
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "task": task,
+        "settings": settings.model_dump(mode="json"),
+        "classes": list(classes),
+        "preprocessing": preprocessing.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
+        "epoch": int(epoch),
+        "stage": stage,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # never leave a half-written best checkpoint behind
+
+
+def resolve_checkpoint_path(model: str | Path) -> Path:
+    """A run directory or a checkpoint file → the checkpoint file."""
+    path = Path(model)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path} (give a run directory or a {CHECKPOINT_NAME} file)")
+    return path
+
+
+def load_checkpoint(model: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
+    path = resolve_checkpoint_path(model)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a visiontrain checkpoint (format {CHECKPOINT_FORMAT})")
+    settings = TrainingSettings(**payload["settings"])
+    network = build_network(settings, len(payload["classes"]), pretrained=False)
+    network.load_state_dict(payload["state_dict"])
+    network.eval()
+    return LoadedModel(
+        network=network,
+        classes=list(payload["classes"]),
+        preprocessing=Preprocessing.from_dict(payload["preprocessing"]),
+        settings=settings,
+        task=payload["task"],
+        epoch=int(payload["epoch"]),
+        stage=str(payload["stage"]),
+        metrics=dict(payload["metrics"]),
+    )

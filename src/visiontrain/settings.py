@@ -1,0 +1,284 @@
+"""Training settings: the single source of truth for every training option.
+
+The CLI flags, the REST API schema, the web form, defaults, validation and help text are all
+derived from :class:`TrainingSettings`; nothing re-lists the fields by hand. Each field carries a
+``group`` (how forms and ``visiontrain settings`` organise it) in its JSON-schema extras.
+
+Precedence is single and stated: defaults < settings file < flags / API body (see
+:func:`load_settings`). ``None`` means "the backbone's own value" where a field says so.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+GROUPS = (
+    "Backbone",
+    "Head",
+    "Optimizer",
+    "Schedule",
+    "Early stopping",
+    "Data & split",
+    "Augmentation",
+    "Fine-tuning",
+    "Hardware",
+)
+
+
+def _field(default: Any, description: str, group: str, **kwargs: Any) -> Any:
+    assert group in GROUPS, group
+    return Field(default, description=description, json_schema_extra={"group": group}, **kwargs)
+
+
+class Backbone(StrEnum):
+    efficientnet_lite0 = "efficientnet_lite0"
+    efficientnet_lite1 = "efficientnet_lite1"
+    efficientnet_lite2 = "efficientnet_lite2"
+    efficientnet_b0 = "efficientnet_b0"
+    efficientnet_b4 = "efficientnet_b4"
+    efficientnet_b7 = "efficientnet_b7"
+    resnet18 = "resnet18"
+    resnet34 = "resnet34"
+    resnet50 = "resnet50"
+    resnet101 = "resnet101"
+    resnet152 = "resnet152"
+
+
+class ResizeMode(StrEnum):
+    squash = "squash"
+    center_crop = "center_crop"
+    letterbox = "letterbox"
+
+
+class Optimizer(StrEnum):
+    adam = "adam"
+    sgd = "sgd"
+    rmsprop = "rmsprop"
+    adamax = "adamax"
+    adagrad = "adagrad"
+    adadelta = "adadelta"
+
+
+class Schedule(StrEnum):
+    none = "none"
+    on_plateau = "on_plateau"
+    step = "step"
+    exponential = "exponential"
+
+
+class Accelerator(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names each bad field and what is allowed."""
+
+
+class TrainingSettings(BaseModel):
+    """Every option of a training run, each with a default and a one-line meaning."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
+
+    # --- Backbone
+    backbone: Backbone = _field(
+        Backbone.efficientnet_lite0,
+        "ImageNet-pretrained network that turns an image into features (efficientnet_lite0/1/2 work offline).",
+        "Backbone",
+    )
+    pretrained: bool = _field(True, "Start from ImageNet weights (off: random weights, needs far more data).", "Backbone")
+    weights_path: str | None = _field(
+        None, "Local weights file (.pth/.pt/.safetensors) for the backbone instead of the built-in ones.", "Backbone"
+    )
+    image_size: int | None = _field(
+        None, "Side in pixels the image is resized to (empty: the backbone's own, 224 for lite0).", "Backbone", ge=32, le=1024
+    )
+    resize_mode: ResizeMode = _field(
+        ResizeMode.squash,
+        "How images reach that size: squash (stretch), center_crop (cut the edges), letterbox (pad to square).",
+        "Backbone",
+    )
+
+    # --- Head
+    head_layers: int = _field(0, "Hidden layers in the new head before the output layer (0: a linear head).", "Head", ge=0, le=4)
+    head_units: int = _field(256, "Units in each hidden layer of the head.", "Head", ge=8, le=8192)
+    dropout: float = _field(0.2, "Fraction of features dropped at random while training the head (0 to 0.9).", "Head", ge=0.0, le=0.9)
+
+    # --- Optimizer
+    optimizer: Optimizer = _field(Optimizer.adam, "Algorithm that updates the weights.", "Optimizer")
+    learning_rate: float = _field(1e-3, "Step size of the head's training (the most important knob).", "Optimizer", gt=0.0, le=10.0)
+    weight_decay: float = _field(1e-4, "L2 penalty that keeps weights small (0: none).", "Optimizer", ge=0.0, le=1.0)
+    momentum: float = _field(0.9, "Momentum for sgd and rmsprop (ignored by the others).", "Optimizer", ge=0.0, lt=1.0)
+
+    # --- Schedule
+    schedule: Schedule = _field(
+        Schedule.on_plateau,
+        "How the learning rate changes over epochs: none, on_plateau, step or exponential.",
+        "Schedule",
+    )
+    warmup: bool = _field(True, "Raise the learning rate linearly from near zero through the first epoch.", "Schedule")
+    schedule_factor: float = _field(
+        0.5, "Factor the learning rate is multiplied by at each decay (on_plateau and step).", "Schedule", gt=0.0, lt=1.0
+    )
+    schedule_patience: int = _field(2, "on_plateau: epochs without improvement before the rate decays.", "Schedule", ge=0, le=100)
+    step_size: int = _field(5, "step: epochs between two decays.", "Schedule", ge=1, le=1000)
+    gamma: float = _field(0.9, "exponential: factor applied to the learning rate after every epoch.", "Schedule", gt=0.0, le=1.0)
+
+    # --- Early stopping
+    epochs: int = _field(20, "Most passes over the training images for the head.", "Early stopping", ge=1, le=1000)
+    early_stopping: bool = _field(True, "Stop when validation accuracy stops improving.", "Early stopping")
+    patience: int = _field(5, "Epochs without improvement before training stops.", "Early stopping", ge=1, le=1000)
+    min_delta: float = _field(0.001, "Smallest rise in validation accuracy that counts as improvement.", "Early stopping", ge=0.0, le=1.0)
+
+    # --- Data & split
+    batch_size: int = _field(32, "Images per step on each device.", "Data & split", ge=1, le=4096)
+    validation_split: float = _field(
+        0.2,
+        "Fraction of images held out for validation (stratified by class, seeded); ignored when a validation set is given.",
+        "Data & split",
+        gt=0.0,
+        lt=1.0,
+    )
+    seed: int = _field(42, "Random seed: same seed, data and settings give the same model on the CPU.", "Data & split", ge=0)
+
+    # --- Augmentation
+    augmented_copies: int = _field(
+        1,
+        "Augmented versions of each training image added per epoch (0 to 4, so at least 20% stay original).",
+        "Augmentation",
+        ge=0,
+        le=4,
+    )
+    horizontal_flip: bool = _field(True, "Mirror images left-right at random.", "Augmentation")
+    vertical_flip: bool = _field(False, "Mirror images top-bottom at random (aerial or microscope images).", "Augmentation")
+    color: float = _field(
+        0.2, "Strength of random brightness, contrast and saturation changes (0: off); hue moves a quarter as much.",
+        "Augmentation", ge=0.0, le=1.0,
+    )
+    scale: float = _field(0.2, "Random zoom: crops keep at least 1 - scale of the image (0: off).", "Augmentation", ge=0.0, le=0.9)
+    skew: float = _field(0.1, "Strength of random shear and perspective distortion (0: off).", "Augmentation", ge=0.0, le=1.0)
+    gaussian_noise: float = _field(0.0, "Standard deviation of pixel noise added, on a 0-1 scale (0: off).", "Augmentation", ge=0.0, le=0.5)
+
+    # --- Fine-tuning
+    fine_tune: bool = _field(
+        False, "After the head, retrain the last backbone layers at a lower rate (slower, helps on unusual images).", "Fine-tuning"
+    )
+    retrained_layers: int = _field(
+        2, "Backbone blocks unfrozen by fine-tuning, counted from the top (0: frozen base).", "Fine-tuning", ge=0, le=50
+    )
+    fine_tune_epochs: int = _field(3, "Passes over the images while fine-tuning (at most 5 recommended).", "Fine-tuning", ge=1, le=50)
+    fine_tune_learning_rate: float = _field(
+        1e-4, "Learning rate while fine-tuning; at most a tenth of the head's learning rate.", "Fine-tuning", gt=0.0, le=1.0
+    )
+
+    # --- Hardware
+    accelerator: Accelerator = _field(Accelerator.auto, "Where to train: auto (GPU when there is one), cpu or gpu.", "Hardware")
+    devices: int | Literal["auto"] = _field(
+        "auto", "Number of GPUs for data-parallel training (auto: all); batch_size is per device.", "Hardware"
+    )
+    mixed_precision: bool = _field(True, "Use 16-bit mixed precision on a GPU (ignored on the CPU).", "Hardware")
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> "TrainingSettings":
+        problems = []
+        if self.fine_tune and self.fine_tune_learning_rate > self.learning_rate / 10 * (1 + 1e-9):
+            problems.append(
+                f"fine_tune_learning_rate ({self.fine_tune_learning_rate:g}) must be at most learning_rate / 10 "
+                f"({self.learning_rate / 10:g}): a high rate destroys the pretrained features"
+            )
+        if self.fine_tune and self.retrained_layers == 0:
+            problems.append("fine_tune is on but retrained_layers is 0: set retrained_layers >= 1 or turn fine_tune off")
+        if isinstance(self.devices, int) and self.devices < 1:
+            problems.append("devices must be at least 1 or 'auto'")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # --- helpers used by every interface
+
+    @classmethod
+    def field_groups(cls) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {g: [] for g in GROUPS}
+        for name, info in cls.model_fields.items():
+            groups[info.json_schema_extra["group"]].append(name)  # type: ignore[index]
+        return groups
+
+    def non_default(self) -> dict[str, Any]:
+        """The settings that differ from the defaults (for short summaries and comparisons)."""
+        return self.model_dump(exclude_defaults=True, mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One readable line per problem: `field: message (got value)`."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "settings"
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            close = _closest(str(item["loc"][-1]))
+            msg = "unknown setting" + (f" (did you mean '{close}'?)" if close else "; `visiontrain settings` lists them")
+            lines.append(f"{where}: {msg}")
+            continue
+        lines.append(f"{where}: {msg} (got {item.get('input')!r})" if where != "settings" else msg)
+    return "\n".join(lines)
+
+
+def _closest(name: str) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(name, list(TrainingSettings.model_fields), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`name=value` from the command line; the value is parsed as YAML (numbers, booleans, null)."""
+    if "=" not in text:
+        raise SettingsError(f"--set expects name=value, got {text!r}")
+    name, raw = text.split("=", 1)
+    name = name.strip().replace("-", "_")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return name, value
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"settings file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping of setting: value")
+    return data
+
+
+def load_settings(
+    file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainingSettings:
+    """Defaults < file < overrides. Raises SettingsError with one line per bad field."""
+    values: dict[str, Any] = {}
+    if file is not None:
+        values.update(read_settings_file(file))
+    values.update({k: v for k, v in (overrides or {}).items()})
+    try:
+        return TrainingSettings(**values)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc)) from None
