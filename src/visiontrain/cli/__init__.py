@@ -1,0 +1,1 @@
+"""Command line (Typer + Rich): one module per command group; main.py assembles them."""

@@ -1,0 +1,88 @@
+"""The engine's public Python API: train, evaluate, predict. The CLI and the platform's worker call these.
+
+The engine knows nothing of HTTP or databases. It takes settings, a dataset description (or a path
+to import one from), a run directory, an optional event callback and an optional stop flag, and
+returns a summary (the same dict it writes to ``summary.json``).
+
+Run directory (names are stable; the platform and other tools read them):
+    settings.yaml        every setting, defaults filled in
+    metrics.jsonl        one JSON event per line, as they happen (see ``training.events``)
+    summary.json         status, best_epoch, best_stage, best_metrics {val_accuracy, val_loss},
+                         classes, timings {seconds per stage}, counts, rejected files, warnings
+    best.pt              the best checkpoint (``models.checkpoint``): enough alone to predict
+    evaluation.json      accuracy, per-class precision/recall/F1/support, confusion matrix, misclassified
+    confusion_matrix.png the confusion matrix as a picture
+    model.onnx           written by ``export`` (on demand)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from visiontrain.data.dataset import DatasetSpec
+from visiontrain.settings import TrainingSettings
+
+EventCallback = Callable[[dict[str, Any]], None]
+StopFlag = Callable[[], bool]
+
+
+def train(
+    settings: TrainingSettings | dict[str, Any] | None,
+    data: DatasetSpec | str | Path,
+    run_dir: str | Path,
+    *,
+    validation_data: str | Path | None = None,
+    callback: EventCallback | None = None,
+    should_stop: StopFlag | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train a classifier by transfer learning; returns the summary (also written to summary.json).
+
+    ``data``: a DatasetSpec, an ImageFolder directory or a CSV file (path,label).
+    ``validation_data``: an optional separate validation set (directory or CSV).
+    ``callback``: receives every event (batch, epoch, stage, features) as a dict.
+    ``should_stop``: polled after every batch; when it returns True the run stops cleanly and
+    keeps the best checkpoint so far (status "cancelled"). Ctrl-C does the same.
+    ``cache_dir``: where backbone features persist across runs (default: the user cache directory,
+    or $VISIONTRAIN_CACHE_DIR).
+    """
+    from visiontrain.training.runner import run_training
+
+    return run_training(
+        settings,
+        data,
+        run_dir,
+        validation_data=validation_data,
+        callback=callback,
+        should_stop=should_stop,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+
+
+def evaluate(
+    model: str | Path, data: DatasetSpec | str | Path | None = None, out_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Evaluate a trained model (run directory or checkpoint) on ``data`` (default: its validation set)."""
+    from visiontrain.evaluation.evaluate import evaluate_model
+
+    return evaluate_model(model, data, out_dir)
+
+
+def predict(
+    model: str | Path, images: Iterable[str | Path | bytes], *, top_k: int = 5, backend: str = "torch"
+) -> list[dict[str, Any]]:
+    """Top-k labels with probabilities for each image; ``backend`` is "torch" or "onnx"."""
+    from visiontrain.predict import Predictor
+
+    return Predictor.load(model, backend=backend).predict(list(images), top_k=top_k)
+
+
+def export_onnx(model: str | Path, out_path: str | Path | None = None) -> Path:
+    """Export the best checkpoint to ONNX (checked against PyTorch within 1e-4); returns the file."""
+    from visiontrain.export import export_onnx as _export
+
+    return _export(model, out_path)
