@@ -9,7 +9,6 @@ decoding every pixel and resizing afterwards.
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -34,39 +33,48 @@ def open_image(source: str | Path | bytes, *, draft_size: int | None = None) -> 
 
     ``draft_size``: the model's input side; JPEGs may then be decoded at a reduced scale that still
     keeps both sides at least that large.
+
+    Safe to call from several threads at once (no global warning filters are touched).
     """
-    name = "<bytes>" if isinstance(source, bytes) else str(source)
-    if not isinstance(source, bytes):
-        try:
-            size = Path(source).stat().st_size
-        except OSError as exc:
-            raise ImageError(f"cannot read file: {exc.strerror}") from None
+    if isinstance(source, bytes):
+        return _decode(io.BytesIO(source), draft_size, "<bytes>")
+    try:
+        size = Path(source).stat().st_size
         if size > MAX_FILE_BYTES:
             raise ImageError(f"file is too large ({size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB)")
         if size == 0:
             raise ImageError("file is empty")
-    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+        # Opened here, not by Pillow, so that the handle is closed even for multi-frame files (GIF,
+        # TIFF) and failed decodes, and so that an unreadable file is not reported as a corrupt one.
+        handle = open(source, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+    with handle:
+        return _decode(handle, draft_size, str(source))
+
+
+def _decode(stream: io.IOBase | io.BufferedReader, draft_size: int | None, name: str) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(stream)
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(
-                    f"image is too large ({width}x{height} = {width * height / 1e6:.0f} MP; "
-                    f"the limit is {MAX_PIXELS / 1e6:.0f} MP): a decompression bomb or not a photo"
-                )
-            if draft_size and image.format == "JPEG":
-                # EXIF rotation may swap the sides: ask for a square so both stay large enough.
-                image.draft("RGB", (draft_size, draft_size))
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb(image)
+        # Pillow's own bomb check runs inside open(): above 2x Image.MAX_IMAGE_PIXELS it raises,
+        # above 1x it only warns; our limit below is checked before any pixel is decoded.
+        image = Image.open(stream)
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageError(
+                f"image is too large ({width}x{height} = {width * height / 1e6:.0f} MP; "
+                f"the limit is {MAX_PIXELS / 1e6:.0f} MP): a decompression bomb or not a photo"
+            )
+        if draft_size and image.format in ("JPEG", "MPO"):
+            # EXIF rotation may swap the sides: ask for a square so both stay large enough.
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError("not an image (or a format Pillow cannot read)") from None
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(f"image is too large: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"corrupt or truncated image ({exc})") from None
