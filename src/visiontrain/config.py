@@ -1,0 +1,81 @@
+"""Server configuration: where the platform keeps its database and bytes, and how it runs.
+
+Separate from :class:`visiontrain.settings.TrainingSettings` (what one training run does). Values come
+from arguments, then ``VISIONTRAIN_*`` environment variables, then defaults:
+
+- ``VISIONTRAIN_DATA_DIR``: the data directory (default: the user data directory, created on first start)
+- ``VISIONTRAIN_DATABASE_URL``: SQLAlchemy URL (default: ``sqlite:///<data dir>/visiontrain.db``;
+  PostgreSQL as ``postgresql+psycopg://user:pass@host:port/db``)
+- ``VISIONTRAIN_BLOB_URL``: where bytes live (default: ``file://<data dir>/blobs``)
+- ``VISIONTRAIN_HEARTBEAT_SECONDS`` / ``VISIONTRAIN_STALE_AFTER_SECONDS``: worker liveness
+- ``VISIONTRAIN_MAX_UPLOAD_MB``: largest single upload (an archive included)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENV_PREFIX = "VISIONTRAIN_"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("visiontrain", appauthor=False))
+
+
+class ServerConfig(BaseModel):
+    """Where data lives and how the server and workers behave; immutable once built."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Directory for the database, bytes and runs.")
+    database_url: str = Field("", description="SQLAlchemy database URL (empty: SQLite in the data directory).")
+    blob_url: str = Field("", description="Byte storage URL (empty: file://<data_dir>/blobs).")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker reports that it is alive.")
+    stale_after_seconds: float = Field(
+        60.0, gt=0, description="A running version whose worker is silent this long is marked failed."
+    )
+    poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for queued versions.")
+    max_upload_mb: int = Field(512, ge=1, description="Largest accepted upload (a zip archive included), in MB.")
+    predictor_cache_size: int = Field(4, ge=1, description="Trained versions kept loaded for prediction.")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "ServerConfig":
+        data_dir = Path(self.data_dir).expanduser().resolve()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'visiontrain.db'}")
+        if not self.blob_url:
+            object.__setattr__(self, "blob_url", (data_dir / "blobs").as_uri())
+        return self
+
+    @property
+    def runs_dir(self) -> Path:
+        """Working directories of training runs (scratch: artifacts are copied to blob storage)."""
+        return self.data_dir / "runs"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "ServerConfig":
+        """Arguments (ignored when None) > VISIONTRAIN_* environment variables > defaults."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw not in (None, ""):
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def prepare(self) -> "ServerConfig":
+        """Create the data directory (first start); returns self."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        return self

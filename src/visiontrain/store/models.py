@@ -1,0 +1,23 @@
+"""Every table of the platform, importable from one place."""
+
+from visiontrain.store.accounts import ApiToken, Organization
+from visiontrain.store.projects import Annotation, Concept, Image, Project, View, ViewImage
+from visiontrain.store.training import Artifact, Model, ModelVersion, VersionMetric, VersionSample, Worker, model_concepts
+
+__all__ = [
+    "Annotation",
+    "ApiToken",
+    "Artifact",
+    "Concept",
+    "Image",
+    "Model",
+    "ModelVersion",
+    "Organization",
+    "Project",
+    "VersionMetric",
+    "VersionSample",
+    "View",
+    "ViewImage",
+    "Worker",
+    "model_concepts",
+]

@@ -1,0 +1,133 @@
+"""Models (a named concept set in a view), their versions (one training run each), metrics, artifacts, workers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from visiontrain.store.base import Base, Split, UTCDateTime, VersionStatus, enum_column, utcnow
+from visiontrain.store.projects import Concept, View
+
+model_concepts = Table(
+    "model_concepts",
+    Base.metadata,
+    Column("model_id", ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    # No cascade: removing a concept would silently turn the model into a different one (checked at
+    # the end of the statement, so deleting a whole view still cascades through its models first).
+    Column("concept_id", ForeignKey("concepts.id"), primary_key=True),
+)
+
+
+class Model(Base):
+    """A named set of concepts in a view; its concepts never change (another set is another model)."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("view_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    view_id: Mapped[int] = mapped_column(ForeignKey("views.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    view: Mapped[View] = relationship()
+    concepts: Mapped[list[Concept]] = relationship(secondary=model_concepts, order_by=Concept.name)
+    versions: Mapped[list["ModelVersion"]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True, order_by="ModelVersion.id"
+    )
+
+
+class Worker(Base):
+    """A worker process; its heartbeat tells whether the versions it runs are still alive."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ModelVersion(Base):
+    """One training run of a model: settings, the exact data it saw, its status, metrics and results.
+
+    The version's status is also its job state: a worker claims a queued version atomically.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)  # TrainingSettings.model_dump(mode="json")
+    status: Mapped[str] = mapped_column(enum_column(VersionStatus), default=VersionStatus.queued, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sample_count: Mapped[int] = mapped_column(Integer, default=0)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    best_stage: Mapped[str | None] = mapped_column(String(32))
+    best_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    model: Mapped[Model] = relationship(back_populates="versions")
+    worker: Mapped[Worker | None] = relationship()
+    artifacts: Mapped[list["Artifact"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class VersionSample(Base):
+    """The snapshot: one image and its annotation exactly as the version trained on them.
+
+    Self-contained (bytes key and label copied), so later edits or deletions change nothing.
+    ``annotation``: the concept name (classification), a list of names (tagging) or boxes (detection).
+    """
+
+    __tablename__ = "version_samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(300))
+    image_name: Mapped[str] = mapped_column(String(500))
+    annotation: Mapped[Any] = mapped_column(JSON)
+    split: Mapped[str | None] = mapped_column(enum_column(Split))
+
+
+class VersionMetric(Base):
+    """One training event (batch, epoch, stage, features, status) as the engine emitted it."""
+
+    __tablename__ = "version_metrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str | None] = mapped_column(String(32))
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int | None] = mapped_column(Integer)
+    time: Mapped[float] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Artifact(Base):
+    """A file a version produced, kept in blob storage (best checkpoint, ONNX export)."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("version_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    blob_key: Mapped[str] = mapped_column(String(300))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
