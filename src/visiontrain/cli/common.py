@@ -1,0 +1,33 @@
+"""What every command shares: a one-line error and a non-zero exit for bad input, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the engine's input errors into one readable line and exit code 2."""
+    from visiontrain.data.errors import DataError, ImageError
+    from visiontrain.models.backbones import BackboneError
+    from visiontrain.models.checkpoint import CheckpointError
+    from visiontrain.settings import SettingsError
+
+    try:
+        yield
+    except SettingsError as exc:
+        fail("bad settings:\n  " + str(exc).replace("\n", "\n  "))
+    except (DataError, ImageError, CheckpointError, BackboneError, FileNotFoundError) as exc:
+        fail(str(exc))

@@ -1,0 +1,103 @@
+"""`visiontrain train DATA --out RUN_DIR [--config FILE] [--set name=value ...] [--<setting> value ...]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from visiontrain.cli.common import console, fail, user_errors
+from visiontrain.cli.options import collect_overrides, with_settings_flags
+
+
+@with_settings_flags
+def train(
+    data: Path = typer.Argument(..., help="ImageFolder directory (class subfolders, optionally inside train/ and val/) or a CSV of path,label."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory for settings, metrics, checkpoint and evaluation."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Settings file (YAML or JSON); flags override it."),
+    assignments: list[str] = typer.Option([], "--set", "-s", help="Override a setting: name=value (repeatable)."),
+    validation: Optional[Path] = typer.Option(None, "--val", help="A separate validation set (directory or CSV)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache directory (default: the user cache directory, or $VISIONTRAIN_CACHE_DIR)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    **flags: Any,
+) -> None:
+    """Train an image classifier by transfer learning."""
+    from visiontrain.settings import load_settings, parse_assignment
+    from visiontrain.training.runner import run_training
+
+    with user_errors():
+        if not data.exists():
+            fail(f"data not found: {data}")
+        overrides = dict(parse_assignment(a) for a in assignments)
+        overrides.update(collect_overrides(flags))
+        settings = load_settings(config, overrides)
+        reporter = None if quiet else _FeatureProgress()
+        summary = run_training(settings, data, out, validation_data=validation, cache_dir=cache_dir,
+                               progress=not quiet, callback=reporter)
+        if reporter:
+            reporter.close()
+    _print_summary(summary, out)
+    if summary["status"] == "cancelled":
+        raise typer.Exit(130)
+
+
+class _FeatureProgress:
+    """A Rich progress bar for feature extraction (Lightning draws the epoch bars)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 console=console, transient=True)
+        self.task: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["type"] == "features":
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("Backbone features", total=event["total"])
+            self.progress.update(self.task, completed=event["done"], total=event["total"])
+        elif event["type"] == "stage" and event["stage"] == "features" and event["status"] == "finished":
+            self.close()
+        elif event["type"] == "epoch":
+            best = " [green]best[/]" if event["best"] else ""
+            console.print(f"{event['stage']} epoch {event['epoch']:>3}: val_accuracy {event['val_accuracy']:.4f} "
+                          f"val_loss {event['val_loss']:.4f} lr {event['learning_rate']:.2e}{best}", highlight=False)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+            self.task = None
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    rejected = summary.get("rejected", [])
+    if rejected:
+        console.print(f"[yellow]{len(rejected)} file(s) left out:[/]")
+        for item in rejected[:20]:
+            console.print(f"  {item['path']}: {item['reason']}", highlight=False)
+        if len(rejected) > 20:
+            console.print(f"  ... and {len(rejected) - 20} more (see {out / 'summary.json'})")
+    table = Table(title=f"Run {out} — {summary['status']}", show_header=False)
+    best = summary.get("best_metrics", {})
+    counts = summary.get("counts", {})
+    rows = [
+        ("classes", ", ".join(summary.get("classes", []))),
+        ("images", f"{counts.get('train_images', 0)} train, {counts.get('val_images', 0)} validation, {counts.get('rejected', 0)} rejected"),
+        ("best epoch", f"{summary.get('best_stage', '-')} {summary.get('best_epoch', '-')}"),
+        ("val accuracy", f"{best['val_accuracy']:.4f}" if "val_accuracy" in best else "-"),
+        ("val loss", f"{best['val_loss']:.4f}" if "val_loss" in best else "-"),
+        ("feature cache", f"{counts.get('cache_hits', 0)} hits, {counts.get('cache_misses', 0)} computed"),
+        ("time", ", ".join(f"{k} {v:.1f}s" for k, v in summary.get("timings", {}).items())),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings={"help_option_names": ["-h", "--help"]})(train)

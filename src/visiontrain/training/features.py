@@ -1,0 +1,216 @@
+"""The feature cache: a frozen backbone never runs twice on the same input.
+
+Stage 1 trains the head on pooled backbone features. Features of every original image and of
+each augmented copy are computed once and kept on disk, keyed by
+
+* the image's content (sha256 of its bytes: renaming or moving a file keeps its features),
+* the feature space (backbone, its weights' identity, the preprocessing: size, resize mode,
+  normalisation),
+* the variant (original, or augmented copy k with the augmentation settings and seed that made it),
+
+so a change to any of them is a cache miss, and a second run with other head settings reads
+everything back. The cache persists across runs (default: the user cache directory).
+Files are written atomically, so concurrent workers can share one cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visiontrain.data.dataset import Sample
+from visiontrain.data.images import open_image
+from visiontrain.data.transforms import model_input, training_input
+from visiontrain.models.backbones import weights_identity
+from visiontrain.models.classifier import TransferNet
+from visiontrain.models.preprocessing import Preprocessing
+from visiontrain.settings import TrainingSettings
+
+AUGMENTATION_FIELDS = ("horizontal_flip", "vertical_flip", "color", "scale", "skew", "gaussian_noise")
+
+
+def default_cache_dir() -> Path:
+    configured = os.environ.get("VISIONTRAIN_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("visiontrain")) / "features"
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Everything that decides what the backbone outputs for an unaugmented image."""
+
+    backbone: str
+    weights: str
+    preprocessing: Preprocessing
+
+    @classmethod
+    def of(cls, settings: TrainingSettings, preprocessing: Preprocessing) -> "FeatureSpace":
+        weights = weights_identity(settings.backbone, pretrained=settings.pretrained, weights_path=settings.weights_path)
+        return cls(settings.backbone, weights, preprocessing)
+
+    def key(self) -> str:
+        return _short_hash(f"{self.backbone}|{self.weights}|{self.preprocessing.key()}|torch-{torch.__version__}")
+
+
+def augmentation_key(settings: TrainingSettings) -> str:
+    fields = {name: getattr(settings, name) for name in AUGMENTATION_FIELDS}
+    return _short_hash(json.dumps({"aug": fields, "seed": settings.seed}, sort_keys=True))
+
+
+class FeatureCache:
+    """Feature vectors on disk: ``root/<feature space>/<image hash[:2]>/<image hash>-<variant>.npy``."""
+
+    def __init__(self, root: Path, space: FeatureSpace):
+        self.dir = Path(root) / space.key()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "space.json"
+        if not meta.exists():
+            meta.write_text(json.dumps({"backbone": space.backbone, "weights": space.weights, **space.preprocessing.to_dict()}))
+
+    def path(self, image_hash: str, variant: str) -> Path:
+        return self.dir / image_hash[:2] / f"{image_hash}-{variant}.npy"
+
+    def get(self, image_hash: str, variant: str) -> np.ndarray | None:
+        path = self.path(image_hash, variant)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):  # missing, or a torn file from a killed writer: recompute
+            return None
+
+    def put(self, image_hash: str, variant: str, vector: np.ndarray) -> None:
+        path = self.path(image_hash, variant)
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, vector, allow_pickle=False)
+        tmp.replace(path)
+
+
+@dataclass
+class FeatureSet:
+    """Features of a list of samples (rows in sample order, variant-major within a sample)."""
+
+    features: torch.Tensor  # (rows, num_features) float32
+    labels: torch.Tensor  # (rows,) int64
+    original: torch.Tensor  # (rows,) bool: row comes from the unaugmented image
+    hits: int
+    misses: int
+
+
+def _variants(copies: int, aug_key: str) -> list[str]:
+    return ["orig"] + [f"aug{k}-{aug_key}" for k in range(1, copies + 1)]
+
+
+def _variant_seed(image_hash: str, variant: str, seed: int) -> int:
+    return int(hashlib.sha256(f"{image_hash}|{variant}|{seed}".encode()).hexdigest()[:8], 16)
+
+
+def extract_features(
+    network: TransferNet,
+    samples: Sequence[Sample],
+    class_index: dict[str, int],
+    *,
+    settings: TrainingSettings,
+    preprocessing: Preprocessing,
+    cache: FeatureCache,
+    augmented_copies: int = 0,
+    device: torch.device,
+    on_progress: Callable[[int, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FeatureSet:
+    """Features for each sample's original and ``augmented_copies`` augmented views, from the cache
+    where present; the rest are computed in batches (channels_last, inference mode) and stored.
+
+    Each augmented copy is made with a seed derived from (image, copy, seed), so it is the same image
+    whatever the batch or run. Raises ``InterruptedError`` when ``should_stop`` turns true.
+    """
+    aug_key = augmentation_key(settings)
+    variants = _variants(augmented_copies, aug_key)
+    plain = model_input(preprocessing)
+    augmented = training_input(settings, preprocessing)
+    hashes = [file_hash(s.path) for s in samples]
+
+    rows: list[np.ndarray | None] = []
+    pending: list[tuple[int, int]] = []  # (row, sample index) to compute
+    for index, image_hash in enumerate(hashes):
+        for variant in variants:
+            vector = cache.get(image_hash, variant)
+            if vector is None:
+                pending.append((len(rows), index))
+            rows.append(vector)
+    hits, total = len(rows) - len(pending), len(rows)
+    if on_progress:
+        on_progress(hits, total, hits)
+
+    network.eval()
+    backbone = network.backbone.to(device)
+    channels_last = device.type == "cpu" or device.type == "cuda"
+    if channels_last:
+        backbone = backbone.to(memory_format=torch.channels_last)
+    batch_size = max(8, settings.batch_size)
+    batch_rows: list[int] = []
+    batch_tensors: list[torch.Tensor] = []
+
+    def flush() -> None:
+        images = torch.stack(batch_tensors).to(device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            output = backbone(images).float().cpu().numpy()
+        for row, vector in zip(batch_rows, output):
+            sample_index, variant = divmod(row, len(variants))
+            cache.put(hashes[sample_index], variants[variant], vector)
+            rows[row] = vector
+        batch_rows.clear()
+        batch_tensors.clear()
+        if on_progress:
+            on_progress(total - sum(r is None for r in rows), total, hits)
+
+    # Decode each image once for all of its missing variants.
+    by_sample: dict[int, list[int]] = {}
+    for row, sample_index in pending:
+        by_sample.setdefault(sample_index, []).append(row)
+    for sample_index, sample_rows in by_sample.items():
+        if should_stop is not None and should_stop():
+            raise InterruptedError("stopped while computing features")
+        image = open_image(samples[sample_index].path, draft_size=preprocessing.image_size)
+        for row in sample_rows:
+            variant = variants[row % len(variants)]
+            if variant == "orig":
+                tensor = plain(image)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(_variant_seed(hashes[sample_index], variant, settings.seed))
+                    tensor = augmented(image)
+            batch_rows.append(row)
+            batch_tensors.append(tensor)
+            if len(batch_rows) >= batch_size:
+                flush()
+    if batch_rows:
+        flush()
+
+    labels = torch.tensor([class_index[s.label] for s in samples for _ in variants], dtype=torch.long)
+    original = torch.tensor([v == "orig" for _ in samples for v in variants], dtype=torch.bool)
+    features = torch.from_numpy(np.stack(rows)) if rows else torch.empty(0, network.num_features)
+    return FeatureSet(features.float(), labels, original, hits=hits, misses=len(pending))

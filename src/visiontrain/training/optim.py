@@ -1,0 +1,61 @@
+"""Optimizer and learning-rate schedule registries, built from the settings.
+
+Registries, not if/elif chains: a new optimizer or schedule is one entry here, and the tests
+parametrize over every entry. Warm-up is applied per batch by the training module (see
+``warmup_factor``); the schedules here step once per epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+
+from visiontrain.settings import TrainingSettings
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter], float, TrainingSettings], torch.optim.Optimizer]
+
+OPTIMIZERS: dict[str, OptimizerFactory] = {
+    "adam": lambda p, lr, s: torch.optim.Adam(p, lr=lr, weight_decay=s.weight_decay),
+    "sgd": lambda p, lr, s: torch.optim.SGD(p, lr=lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.momentum > 0),
+    "rmsprop": lambda p, lr, s: torch.optim.RMSprop(p, lr=lr, momentum=s.momentum, weight_decay=s.weight_decay),
+    "adamax": lambda p, lr, s: torch.optim.Adamax(p, lr=lr, weight_decay=s.weight_decay),
+    "adagrad": lambda p, lr, s: torch.optim.Adagrad(p, lr=lr, weight_decay=s.weight_decay),
+    "adadelta": lambda p, lr, s: torch.optim.Adadelta(p, lr=lr, weight_decay=s.weight_decay),
+}
+
+# Each returns the Lightning lr-scheduler config (stepped once per epoch), or None for a constant rate.
+ScheduleFactory = Callable[[torch.optim.Optimizer, TrainingSettings], dict[str, Any] | None]
+
+SCHEDULES: dict[str, ScheduleFactory] = {
+    "none": lambda opt, s: None,
+    "on_plateau": lambda opt, s: {
+        "scheduler": lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=s.schedule_factor, patience=s.schedule_patience),
+        "monitor": "val_accuracy",
+        "interval": "epoch",
+        "strict": True,
+    },
+    "step": lambda opt, s: {
+        "scheduler": lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.schedule_factor),
+        "interval": "epoch",
+    },
+    "exponential": lambda opt, s: {
+        "scheduler": lr_scheduler.ExponentialLR(opt, gamma=s.gamma),
+        "interval": "epoch",
+    },
+}
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], learning_rate: float, settings: TrainingSettings) -> torch.optim.Optimizer:
+    return OPTIMIZERS[settings.optimizer](params, learning_rate, settings)
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, settings: TrainingSettings) -> dict[str, Any] | None:
+    return SCHEDULES[settings.schedule](optimizer, settings)
+
+
+def warmup_factor(batch_index: int, batches_per_epoch: int) -> float:
+    """Linear warm-up through the first epoch: 1/n, 2/n, ..., 1 for batches 0..n-1."""
+    return min(1.0, (batch_index + 1) / max(1, batches_per_epoch))

@@ -1,0 +1,90 @@
+"""The Lightning Trainer set-up: devices, precision, best checkpoint, early stopping, progress.
+
+Lightning owns the mechanics (data-parallel training over ``devices`` GPUs with a per-device batch
+size, mixed precision, checkpoint selection, early stopping), so none of it is hand-written here.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from visiontrain.settings import TrainingSettings
+
+
+def resolve_device(settings: TrainingSettings) -> torch.device:
+    """The device for work done outside the Trainer (feature extraction, evaluation)."""
+    if settings.accelerator == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError("accelerator is 'gpu' but no CUDA device is available: set accelerator to auto or cpu")
+    if settings.accelerator != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def _precision(settings: TrainingSettings, device: torch.device) -> str:
+    if device.type != "cuda" or not settings.mixed_precision:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def quiet_lightning() -> None:
+    """Lightning's start-up chatter (GPU/TPU availability, tips) is noise in our CLI and worker logs."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # The frozen backbone is in eval mode on purpose (see TransferModule.on_train_epoch_start).
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+
+
+def build_trainer(
+    settings: TrainingSettings,
+    *,
+    max_epochs: int,
+    checkpoint_dir: Path,
+    checkpoint_name: str,
+    callbacks: list[L.Callback],
+    device: torch.device,
+    progress: bool,
+) -> tuple[L.Trainer, ModelCheckpoint]:
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename=checkpoint_name,
+        monitor="val_accuracy",
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    all_callbacks: list[L.Callback] = [checkpoint, *callbacks]
+    if settings.early_stopping:
+        all_callbacks.append(
+            EarlyStopping(monitor="val_accuracy", mode="max", patience=settings.patience, min_delta=settings.min_delta, strict=True)
+        )
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        all_callbacks.append(RichProgressBar(leave=False))
+    on_gpu = device.type == "cuda"
+    trainer = L.Trainer(
+        accelerator="gpu" if on_gpu else "cpu",
+        devices=(settings.devices if on_gpu else 1),
+        precision=_precision(settings, device),  # type: ignore[arg-type]
+        max_epochs=max_epochs,
+        callbacks=all_callbacks,
+        logger=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=not on_gpu,
+        log_every_n_steps=1,
+        default_root_dir=checkpoint_dir,
+    )
+    return trainer, checkpoint
