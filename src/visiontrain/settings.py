@@ -85,7 +85,7 @@ class SettingsError(ValueError):
 class TrainingSettings(BaseModel):
     """Every option of a training run, each with a default and a one-line meaning."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True, validate_default=True)
 
     # --- Backbone
     backbone: Backbone = _field(
@@ -250,6 +250,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     return name, value
 
 

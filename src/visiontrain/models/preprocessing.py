@@ -43,7 +43,7 @@ def resolve_preprocessing(backbone: nn.Module, *, image_size: int | None, resize
     size = image_size or int(config["input_size"][-1])
     return Preprocessing(
         image_size=size,
-        resize_mode=resize_mode,
+        resize_mode=str(getattr(resize_mode, "value", resize_mode)),
         mean=tuple(float(x) for x in config["mean"]),
         std=tuple(float(x) for x in config["std"]),
         interpolation=str(config.get("interpolation", "bicubic")),

@@ -164,7 +164,7 @@ class _Run:
             device: torch.device, stop: StopOnRequest, step_offset: int) -> tuple[str | None, EventReporter]:
         reporter = EventReporter(self.sink, stage, step_offset)
         trainer, checkpoint = build_trainer(
-            self.settings, max_epochs=epochs, checkpoint_dir=self.run_dir / CHECKPOINTS_DIR, checkpoint_name=stage,
+            self.settings, max_epochs=epochs, checkpoint_dir=self.run_dir / CHECKPOINTS_DIR / stage, checkpoint_name="best",
             callbacks=[reporter, stop], device=device, progress=self.progress,
         )
         trainer.fit(module, train_loader, val_loader)

@@ -1,0 +1,112 @@
+"""The feature cache: computed once, read back, invalidated by image, backbone, resizer and augmentation changes."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from visiontrain.data.dataset import Sample
+from visiontrain.models.classifier import build_network
+from visiontrain.models.preprocessing import resolve_preprocessing
+from visiontrain.settings import TrainingSettings
+from visiontrain.training.features import FeatureCache, FeatureSpace, extract_features
+
+SIZE = 64  # small inputs keep these tests fast; the cache logic does not depend on size
+
+
+@pytest.fixture(scope="module")
+def network():
+    return build_network(TrainingSettings(), 2)
+
+
+@pytest.fixture()
+def samples(ants_bees_small, tmp_path):
+    files = sorted((ants_bees_small / "train" / "ants").glob("*.jpg"))[:3] + sorted((ants_bees_small / "train" / "bees").glob("*.jpg"))[:3]
+    copies = []
+    for path in files:
+        target = tmp_path / "images" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+        copies.append(Sample(target, path.parent.name))
+    return copies
+
+
+def _extract(network, samples, cache_root, copies=1, **settings_overrides):
+    settings = TrainingSettings(image_size=SIZE, **settings_overrides)
+    preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
+    cache = FeatureCache(cache_root, FeatureSpace.of(settings, preprocessing))
+    return extract_features(network, samples, {"ants": 0, "bees": 1}, settings=settings, preprocessing=preprocessing,
+                            cache=cache, augmented_copies=copies, device=torch.device("cpu"))
+
+
+def test_second_extraction_reads_everything_from_the_cache(network, samples, tmp_path):
+    first = _extract(network, samples, tmp_path / "cache")
+    assert (first.hits, first.misses) == (0, 12)
+    assert first.features.shape == (12, network.num_features)
+    assert first.original.tolist() == [True, False] * 6
+    assert first.labels.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    second = _extract(network, samples, tmp_path / "cache")
+    assert (second.hits, second.misses) == (12, 0)
+    assert torch.equal(first.features, second.features)
+
+
+def test_cached_features_equal_a_direct_forward_pass(network, samples, tmp_path):
+    from visiontrain.data.images import open_image
+    from visiontrain.data.transforms import model_input
+
+    result = _extract(network, samples, tmp_path / "cache", copies=0)
+    preprocessing = resolve_preprocessing(network.backbone, image_size=SIZE, resize_mode="squash")
+    image = model_input(preprocessing)(open_image(samples[0].path, draft_size=SIZE))
+    with torch.inference_mode():
+        direct = network.backbone.eval()(image[None])[0]
+    assert torch.allclose(result.features[0], direct, atol=1e-4)
+
+
+def test_changed_image_bytes_are_a_miss_renamed_file_is_a_hit(network, samples, tmp_path):
+    _extract(network, samples, tmp_path / "cache", copies=0)
+    renamed = samples[0].path.with_name("renamed.jpg")
+    samples[0].path.rename(renamed)
+    samples[0] = Sample(renamed, samples[0].label)
+    assert _extract(network, samples, tmp_path / "cache", copies=0).misses == 0
+    from PIL import Image
+
+    Image.open(samples[1].path).rotate(90).save(samples[1].path)  # new content under the same name
+    result = _extract(network, samples, tmp_path / "cache", copies=0)
+    assert (result.hits, result.misses) == (5, 1)
+
+
+@pytest.mark.parametrize("change", [{"resize_mode": "letterbox"}, {"image_size": 96}, {"pretrained": False}])
+def test_feature_space_changes_invalidate_everything(network, samples, tmp_path, change):
+    _extract(network, samples, tmp_path / "cache", copies=0)
+    settings = TrainingSettings(image_size=SIZE).model_copy(update=change)
+    preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
+    base = TrainingSettings(image_size=SIZE)
+    base_pre = resolve_preprocessing(network.backbone, image_size=SIZE, resize_mode="squash")
+    assert FeatureSpace.of(settings, preprocessing).key() != FeatureSpace.of(base, base_pre).key()
+
+
+def test_augmentation_change_recomputes_only_augmented_copies(network, samples, tmp_path):
+    _extract(network, samples, tmp_path / "cache", copies=1, color=0.2)
+    result = _extract(network, samples, tmp_path / "cache", copies=1, color=0.4)
+    assert (result.hits, result.misses) == (6, 6)  # originals hit, copies recomputed
+    more = _extract(network, samples, tmp_path / "cache", copies=2, color=0.4)
+    assert (more.hits, more.misses) == (12, 6)  # only the new second copy is computed
+
+
+def test_augmented_copies_are_reproducible_and_differ_from_the_original(network, samples, tmp_path):
+    one = _extract(network, samples[:2], tmp_path / "a", copies=1)
+    two = _extract(network, samples[:2], tmp_path / "b", copies=1)
+    assert torch.allclose(one.features, two.features, atol=1e-5)
+    assert not torch.allclose(one.features[0], one.features[1], atol=1e-3)
+
+
+def test_torn_cache_file_is_recomputed(network, samples, tmp_path):
+    result = _extract(network, samples[:1], tmp_path / "cache", copies=0)
+    files = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(files) == 1
+    files[0].write_bytes(b"\x93NUMPY garbage")
+    again = _extract(network, samples[:1], tmp_path / "cache", copies=0)
+    assert again.misses == 1 and np.allclose(again.features.numpy(), result.features.numpy(), atol=1e-5)
