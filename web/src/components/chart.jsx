@@ -1,0 +1,106 @@
+// An interactive line chart (uPlot): drag to zoom, double-click to reset, hover shows every value.
+import { useEffect, useRef } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
+
+// Draws dashed vertical lines at the given x values (e.g. the best epoch), labelled.
+function markersPlugin(getMarkers) {
+  return {
+    hooks: {
+      draw: (u) => {
+        const { ctx } = u;
+        const { top, height } = u.bbox;
+        for (const m of getMarkers()) {
+          if (m.x == null) continue;
+          const x = Math.round(u.valToPos(m.x, "x", true));
+          if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+          ctx.save();
+          ctx.strokeStyle = m.color || "#16a34a";
+          ctx.setLineDash([5, 4]);
+          ctx.lineWidth = 1.5 * devicePixelRatio;
+          ctx.beginPath();
+          ctx.moveTo(x, top);
+          ctx.lineTo(x, top + height);
+          ctx.stroke();
+          ctx.fillStyle = m.color || "#16a34a";
+          ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+          ctx.fillText(m.label, x + 4 * devicePixelRatio, top + 12 * devicePixelRatio);
+          ctx.restore();
+        }
+      },
+    },
+  };
+}
+
+/**
+ * series: [{ label, x: number[], y: number[], color? }] — each with its own x; joined here.
+ * markers: [{ x, label, color? }] vertical lines. xLabel / yLabel: axis names.
+ */
+export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [], height = 220, yRange, testId }) {
+  const box = useRef(null);
+  const plot = useRef(null);
+  const zoomed = useRef(false);
+  const markerRef = useRef(markers);
+  markerRef.current = markers;
+
+  const nonEmpty = series.filter((s) => s.x.length > 0);
+  const shape = nonEmpty.map((s) => s.label).join("|");
+  const data = nonEmpty.length ? uPlot.join(nonEmpty.map((s) => [Float64Array.from(s.x), Float64Array.from(s.y)])) : null;
+
+  useEffect(() => {
+    if (!data || !box.current) return undefined;
+    const opts = {
+      width: Math.max(200, box.current.clientWidth),
+      height,
+      cursor: { drag: { x: true, y: false }, points: { size: 6 } },
+      scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
+      axes: [
+        { label: xLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" } },
+        { label: yLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" }, size: 56 },
+      ],
+      legend: { live: true },
+      series: [
+        { label: xLabel, value: (u, v) => (v == null ? "—" : +v.toFixed(3)) },
+        ...nonEmpty.map((s, i) => ({
+          label: s.label,
+          stroke: s.color || PALETTE[i % PALETTE.length],
+          width: 2,
+          spanGaps: true,
+          points: { show: s.x.length < 60 },
+          value: (u, v) => (v == null ? "—" : Number(v).toPrecision(4)),
+        })),
+      ],
+      hooks: {
+        setSelect: [(u) => u.select.width > 0 && (zoomed.current = true)],
+      },
+      plugins: [markersPlugin(() => markerRef.current)],
+    };
+    const u = new uPlot(opts, data, box.current);
+    plot.current = u;
+    const onDouble = () => (zoomed.current = false);
+    u.over.addEventListener("dblclick", onDouble);
+    const resize = new ResizeObserver(() => u.setSize({ width: Math.max(200, box.current.clientWidth), height }));
+    resize.observe(box.current);
+    return () => {
+      resize.disconnect();
+      u.destroy();
+      plot.current = null;
+    };
+  }, [shape, height, !!data]);
+
+  useEffect(() => {
+    if (plot.current && data) plot.current.setData(data, !zoomed.current);
+  });
+
+  return (
+    <figure class="chart" data-testid={testId}>
+      <figcaption>
+        <span>{title}</span>
+        {data && <small class="hint">drag to zoom · double-click to reset</small>}
+      </figcaption>
+      {data ? <div ref={box} class="chart-box" /> : <div class="chart-empty">no values yet</div>}
+    </figure>
+  );
+}

@@ -1,0 +1,340 @@
+// Annotate: classification (click or number key, next image follows), tagging (toggle concepts, or
+// "without concept"), detection (draw, move, resize, delete boxes). Keyboard first.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { get, post } from "../api.js";
+import { href, navigate } from "../router.js";
+import { BoxEditor, conceptColor } from "../components/box-editor.jsx";
+import { loadAnnotation, saveAnnotation } from "../components/annotation.js";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+import { imageUrl } from "../api.js";
+
+const QUEUE_SIZE = 500;
+
+function Shortcuts({ kind }) {
+  return (
+    <div class="shortcuts card" data-testid="shortcuts">
+      <h3>Keyboard</h3>
+      {kind === "classification" && (
+        <div>
+          <kbd>1</kbd>–<kbd>9</kbd> pick the concept and go to the next image
+        </div>
+      )}
+      {kind === "tagging" && (
+        <>
+          <div>
+            <kbd>1</kbd>–<kbd>9</kbd> toggle a concept
+          </div>
+          <div>
+            <kbd>0</kbd> without concept
+          </div>
+          <div>
+            <kbd>Enter</kbd> save and next
+          </div>
+        </>
+      )}
+      {kind === "detection" && (
+        <>
+          <div>drag on the image to draw a box; drag a box to move it, its corners to resize</div>
+          <div>
+            <kbd>1</kbd>–<kbd>9</kbd> concept of the selected box (and of new boxes)
+          </div>
+          <div>
+            <kbd>Delete</kbd> remove the selected box · <kbd>Esc</kbd> deselect
+          </div>
+          <div>
+            <kbd>Enter</kbd> save and next
+          </div>
+        </>
+      )}
+      <div>
+        <kbd>←</kbd> <kbd>→</kbd> previous / next image (changes are saved)
+      </div>
+    </div>
+  );
+}
+
+function AddConcept({ project, view, onAdded }) {
+  const [name, setName] = useState("");
+  const [error, setError] = useState(null);
+  async function submit(e) {
+    e.preventDefault();
+    if (!name.trim()) return;
+    try {
+      await post(`/projects/${project.id}/views/${view.id}/concepts`, { name: name.trim() });
+      setName("");
+      setError(null);
+      onAdded();
+    } catch (err) {
+      setError(err);
+    }
+  }
+  return (
+    <form onSubmit={submit} class="form-row" style={{ marginTop: "0.6rem" }}>
+      <div style={{ flex: 1 }}>
+        <input type="text" aria-label="new concept" placeholder="new concept" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+      </div>
+      <button class="btn small" type="submit">
+        Add
+      </button>
+      {error && <p class="field-error">{error.message}</p>}
+    </form>
+  );
+}
+
+function Annotator({ project, view, reloadView, query }) {
+  const base = viewBase(project.id, view.id);
+  const queue = useAsync(
+    () =>
+      get(`/projects/${project.id}/views/${view.id}/images`, {
+        annotated: query.status === "unannotated" ? false : query.status === "annotated" ? true : undefined,
+        concept_id: query.concept,
+        limit: QUEUE_SIZE,
+      }),
+    [project.id, view.id, query.status, query.concept],
+  );
+  const items = queue.data ? queue.data.items || queue.data : null;
+  const [index, setIndex] = useState(0);
+  const [state, setState] = useState(null); // the current image's annotation being edited
+  const [dirty, setDirty] = useState(false);
+  const [selected, setSelected] = useState(null);
+  const [drawConcept, setDrawConcept] = useState(view.concepts[0] ? view.concepts[0].id : null);
+  const [src, setSrc] = useState(null);
+  const [error, setError] = useState(null);
+  const [saving, setSaving] = useState(false);
+  const [done, setDone] = useState(0);
+
+  // Start at ?image= when given.
+  useEffect(() => {
+    if (items && query.image) {
+      const i = items.findIndex((it) => String(it.id) === String(query.image));
+      if (i >= 0) setIndex(i);
+    }
+  }, [items]);
+
+  const image = items && items[index];
+  useEffect(() => {
+    if (!image) return;
+    let live = true;
+    setState(null);
+    setSrc(null);
+    setDirty(false);
+    setSelected(null);
+    setError(null);
+    Promise.all([loadAnnotation(project.id, view.id, image.id), imageUrl(`/projects/${project.id}/images/${image.id}/content`)]).then(
+      ([a, u]) => live && (setState(a), setSrc(u)),
+      (err) => live && setError(err),
+    );
+    // Warm the next image so "next" is instant.
+    const next = items[index + 1];
+    if (next) imageUrl(`/projects/${project.id}/images/${next.id}/content`).catch(() => {});
+    return () => {
+      live = false;
+    };
+  }, [image && image.id]);
+
+  async function save(newState = state) {
+    setSaving(true);
+    try {
+      const saved = await saveAnnotation(project.id, view.id, image.id, view.kind, newState);
+      setState(saved);
+      setDirty(false);
+      setDone((n) => n + 1);
+      return true;
+    } catch (err) {
+      setError(err);
+      return false;
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  async function go(delta, saveFirst = dirty) {
+    if (saveFirst && !(await save())) return;
+    setIndex((i) => Math.max(0, Math.min(items.length, i + delta)));
+  }
+
+  async function pickClass(conceptId) {
+    const next = { ...state, conceptIds: [conceptId] };
+    setState(next);
+    if (await save(next)) setIndex((i) => i + 1);
+  }
+
+  function toggleTag(conceptId) {
+    const has = state.conceptIds.includes(conceptId);
+    setState({ ...state, conceptIds: has ? state.conceptIds.filter((c) => c !== conceptId) : [...state.conceptIds, conceptId] });
+    setDirty(true);
+  }
+
+  function setBoxes(boxes) {
+    setState({ ...state, boxes });
+    setDirty(true);
+  }
+
+  function chooseConcept(conceptId) {
+    setDrawConcept(conceptId);
+    if (view.kind === "detection" && selected != null) setBoxes(state.boxes.map((b, i) => (i === selected ? { ...b, concept_id: conceptId } : b)));
+  }
+
+  // Keyboard shortcuts (ignored while typing in a field).
+  const handler = useRef(null);
+  handler.current = (e) => {
+    if (!state || saving || e.target.closest("input, select, textarea") || e.ctrlKey || e.metaKey || e.altKey) return;
+    const n = Number(e.key);
+    if (e.key >= "1" && e.key <= "9" && view.concepts[n - 1]) {
+      e.preventDefault();
+      const c = view.concepts[n - 1].id;
+      if (view.kind === "classification") pickClass(c);
+      else if (view.kind === "tagging") toggleTag(c);
+      else chooseConcept(c);
+    } else if (e.key === "0" && view.kind === "tagging") {
+      setState({ ...state, conceptIds: [] });
+      setDirty(true);
+    } else if (e.key === "Enter") {
+      e.preventDefault();
+      go(1, true);
+    } else if (e.key === "ArrowRight") go(1);
+    else if (e.key === "ArrowLeft") go(-1);
+    else if ((e.key === "Delete" || e.key === "Backspace") && view.kind === "detection" && selected != null) {
+      e.preventDefault();
+      setBoxes(state.boxes.filter((_, i) => i !== selected));
+      setSelected(null);
+    } else if (e.key === "Escape") setSelected(null);
+  };
+  useEffect(() => {
+    const onKey = (e) => handler.current(e);
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  if (queue.error) return <ErrorNote error={queue.error} onRetry={queue.reload} />;
+  if (!items) return <Spinner label="Loading images…" />;
+  if (view.concepts.length === 0)
+    return (
+      <Empty title="This view has no concepts yet">
+        Add the concepts to annotate with:
+        <AddConcept project={project} view={view} onAdded={reloadView} />
+      </Empty>
+    );
+  if (items.length === 0)
+    return (
+      <Empty title={query.status === "unannotated" ? "Every image is annotated" : "No images to annotate"} action={<a class="btn" href={`#${base}/images`}>Go to images</a>}>
+        {query.status === "unannotated" ? "Nothing left to do here. Train a model next." : "Upload images first."}
+      </Empty>
+    );
+  if (index >= items.length)
+    return (
+      <Empty title="End of the list" action={<button class="btn" onClick={() => setIndex(0)}>Back to the first image</button>}>
+        {done} image(s) annotated in this session. <a href={`#${base}/models`}>Train a model</a> next.
+      </Empty>
+    );
+
+  const inState = (id) => state && state.conceptIds.includes(id);
+  return (
+    <div class="annotator">
+      <div>
+        <div class="stage" data-testid="annotate-stage">
+          {!src || !state ? (
+            <Spinner label="Loading image…" />
+          ) : view.kind === "detection" ? (
+            <BoxEditor
+              src={src}
+              width={image.width}
+              height={image.height}
+              boxes={state.boxes}
+              concepts={view.concepts}
+              drawConcept={drawConcept}
+              selected={selected}
+              onSelect={setSelected}
+              onChange={setBoxes}
+            />
+          ) : (
+            <img src={src} alt={image.original_name} />
+          )}
+        </div>
+        <ErrorNote error={error} />
+        <div class="actions" style={{ marginTop: "0.6rem", justifyContent: "space-between" }}>
+          <button class="btn" onClick={() => go(-1)} disabled={index === 0}>
+            ← Previous
+          </button>
+          <span class="muted" data-testid="annotate-position">
+            image {index + 1} of {items.length} · <span title={image.original_name}>{image.original_name}</span>
+            {state && state.annotated ? " · annotated" : " · not annotated"}
+            {saving ? " · saving…" : dirty ? " · unsaved changes" : ""}
+          </span>
+          <button class="btn" onClick={() => go(1)}>
+            Next →
+          </button>
+        </div>
+      </div>
+      <aside>
+        <div class="card">
+          <h3>{view.kind === "detection" ? "Concept of the box" : view.kind === "tagging" ? "Concepts in this image" : "What does it show?"}</h3>
+          <div class="concept-list" data-testid="concepts">
+            {view.concepts.map((c, i) => {
+              const active = view.kind === "detection" ? drawConcept === c.id : inState(c.id);
+              return (
+                <button
+                  class={`btn concept-btn ${active ? "active" : ""}`}
+                  key={c.id}
+                  disabled={!state || saving}
+                  onClick={() => (view.kind === "classification" ? pickClass(c.id) : view.kind === "tagging" ? toggleTag(c.id) : chooseConcept(c.id))}
+                >
+                  <span>
+                    {view.kind === "detection" && <span class="color-dot" style={{ background: conceptColor(view.concepts, c.id) }} />}
+                    {c.name}
+                  </span>
+                  {i < 9 && <kbd class="key">{i + 1}</kbd>}
+                </button>
+              );
+            })}
+            {view.kind === "tagging" && (
+              <button
+                class={`btn concept-btn ${state && state.conceptIds.length === 0 && state.annotated ? "active" : ""}`}
+                onClick={() => {
+                  setState({ ...state, conceptIds: [] });
+                  setDirty(true);
+                }}
+              >
+                <span>Without concept</span>
+                <kbd class="key">0</kbd>
+              </button>
+            )}
+          </div>
+          {view.kind !== "classification" && (
+            <button class="btn primary" style={{ marginTop: "0.75rem", width: "100%" }} disabled={!state || saving} onClick={() => go(1, true)}>
+              Save and next <kbd>Enter</kbd>
+            </button>
+          )}
+          {view.kind === "detection" && state && (
+            <p class="help">
+              {state.boxes.length} box(es){selected != null ? ` · box ${selected + 1} selected` : ""}
+            </p>
+          )}
+          <AddConcept project={project} view={view} onAdded={reloadView} />
+        </div>
+        <div class="filters" style={{ marginTop: "1rem" }}>
+          <select
+            aria-label="which images"
+            value={query.status || ""}
+            onChange={(e) => navigate(`${base}/annotate`, { ...query, status: e.currentTarget.value, image: undefined })}
+          >
+            <option value="">All images</option>
+            <option value="unannotated">Not annotated</option>
+            <option value="annotated">Annotated</option>
+          </select>
+          <a href={href(`${base}/images/${image.id}`)}>image details</a>
+        </div>
+        <Shortcuts kind={view.kind} />
+      </aside>
+    </div>
+  );
+}
+
+export function AnnotatePage({ projectId, viewId, query }) {
+  return (
+    <ViewFrame projectId={projectId} viewId={viewId} tab="annotate" title="Annotate">
+      {(project, view, reloadView) => <Annotator project={project} view={view} reloadView={reloadView} query={query} />}
+    </ViewFrame>
+  );
+}

@@ -1,0 +1,170 @@
+// Compare versions: settings side by side (differences highlighted), metrics, curves overlaid.
+import { get } from "../api.js";
+import { href, navigate } from "../router.js";
+import { LineChart, PALETTE } from "../components/chart.jsx";
+import { curves, metricLabel } from "../components/curves.js";
+import { fetchAllEvents } from "../components/metrics.js";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { Badge, Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
+import { headline, trainingSeconds } from "./models.jsx";
+
+const show = (v) => (v === null || v === undefined ? "—" : typeof v === "boolean" ? (v ? "on" : "off") : String(v));
+
+function Picker({ base, models, chosen }) {
+  const toggle = (id) => {
+    const next = chosen.includes(id) ? chosen.filter((x) => x !== id) : [...chosen, id];
+    navigate(`${base}/compare`, { versions: next.join(",") });
+  };
+  return (
+    <div class="card" data-testid="version-picker">
+      <h3>Versions to compare</h3>
+      {models.map((m) => (
+        <div key={m.id} style={{ marginBottom: "0.4rem" }}>
+          <span class="muted">{m.name}: </span>
+          {(m.versions || []).map((v) => (
+            <label class="switch" key={v.id} style={{ marginRight: "1rem" }}>
+              <input type="checkbox" checked={chosen.includes(v.id)} onChange={() => toggle(v.id)} data-testid={`pick-version-${v.id}`} />
+              {v.name} <Badge status={v.status} />
+            </label>
+          ))}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function Comparison({ versions, runs }) {
+  const names = [...new Set(versions.flatMap((v) => Object.keys(v.settings || {})))];
+  const label = (v) => `${v.model_name ? `${v.model_name} ` : ""}${v.name}`;
+  const differs = (n) => new Set(versions.map((v) => JSON.stringify(v.settings[n]))).size > 1;
+  const diffCount = names.filter(differs).length;
+  const overlay = (pick) => runs.map((c, i) => ({ label: label(versions[i]), ...pick(c), color: PALETTE[i % PALETTE.length] }));
+  const key = runs[0] ? runs[0].headline : "val_accuracy";
+  return (
+    <>
+      <h2>Metrics</h2>
+      <table class="data" data-testid="compare-metrics">
+        <thead>
+          <tr>
+            <th />
+            {versions.map((v) => (
+              <th key={v.id}>{label(v)}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          <tr>
+            <td>status</td>
+            {versions.map((v) => (
+              <td key={v.id}>
+                <Badge status={v.status} />
+              </td>
+            ))}
+          </tr>
+          <tr>
+            <td>headline metric</td>
+            {versions.map((v) => {
+              const h = headline(v);
+              return <td key={v.id}>{h ? `${fmt.percent(h.value)} ${h.label}` : "—"}</td>;
+            })}
+          </tr>
+          <tr>
+            <td>best validation loss</td>
+            {versions.map((v) => (
+              <td key={v.id}>{fmt.number(v.best_metrics && v.best_metrics.val_loss, 4)}</td>
+            ))}
+          </tr>
+          <tr>
+            <td>best epoch</td>
+            {versions.map((v) => (
+              <td key={v.id}>{v.best_epoch != null ? `${v.best_epoch}${v.best_stage ? ` (${v.best_stage.replace("_", " ")})` : ""}` : "—"}</td>
+            ))}
+          </tr>
+          <tr>
+            <td>training time</td>
+            {versions.map((v) => (
+              <td key={v.id}>{fmt.duration(trainingSeconds(v))}</td>
+            ))}
+          </tr>
+        </tbody>
+      </table>
+      <h2>Curves</h2>
+      <div class="charts" data-testid="compare-charts">
+        <LineChart title={metricLabel(key).replace(/^./, (s) => s.toUpperCase())} series={overlay((c) => c.metric)} yRange={[0, 1]} />
+        <LineChart title="Validation loss" series={overlay((c) => c.valLoss)} />
+        <LineChart title="Batch loss" xLabel="step" series={overlay((c) => c.batchLoss)} />
+        <LineChart title="Learning rate" xLabel={runs[0] ? runs[0].lrAxis : "step"} series={overlay((c) => c.learningRate)} />
+      </div>
+      <h2>
+        Settings <span class="pill">{diffCount} differ</span>
+      </h2>
+      <table class="data" data-testid="compare-settings">
+        <thead>
+          <tr>
+            <th>Setting</th>
+            {versions.map((v) => (
+              <th key={v.id}>{label(v)}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {names.map((n) => (
+            <tr key={n} class={differs(n) ? "diff" : ""} data-testid={differs(n) ? "setting-diff" : undefined}>
+              <td>{n.replace(/_/g, " ")}</td>
+              {versions.map((v) => (
+                <td key={v.id}>{show(v.settings[n])}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function CompareBody({ project, view, query }) {
+  const base = viewBase(project.id, view.id);
+  const chosen = (query.versions || "")
+    .split(",")
+    .filter(Boolean)
+    .map(Number);
+  const models = useAsync(() => get(`/projects/${project.id}/views/${view.id}/models`), [project.id, view.id]);
+  const details = useAsync(async () => {
+    if (chosen.length < 2) return null;
+    const versions = await Promise.all(chosen.map((id) => get(`/versions/${id}`)));
+    const runs = await Promise.all(chosen.map((id) => fetchAllEvents(id).then(curves)));
+    return { versions, runs };
+  }, [query.versions]);
+  const list = models.data ? models.data.items || models.data : null;
+  if (models.error) return <ErrorNote error={models.error} onRetry={models.reload} />;
+  if (!list) return <Spinner />;
+  const versionCount = list.flatMap((m) => m.versions || []).length;
+  if (versionCount < 2)
+    return (
+      <Empty title="Train two versions to compare them" action={<a class="btn primary" href={href(`${base}/train`)}>Train a new model version</a>}>
+        This view has {versionCount} version(s).
+      </Empty>
+    );
+  return (
+    <>
+      <Picker base={base} models={list} chosen={chosen} />
+      {chosen.length < 2 ? (
+        <p class="muted">Pick two or more versions above.</p>
+      ) : details.error ? (
+        <ErrorNote error={details.error} onRetry={details.reload} />
+      ) : !details.data ? (
+        <Spinner label="Loading the versions…" />
+      ) : (
+        <Comparison versions={details.data.versions} runs={details.data.runs} />
+      )}
+    </>
+  );
+}
+
+export function ComparePage({ projectId, viewId, query }) {
+  return (
+    <ViewFrame projectId={projectId} viewId={viewId} tab="compare" title="Compare versions">
+      {(project, view) => <CompareBody project={project} view={view} query={query} />}
+    </ViewFrame>
+  );
+}

@@ -1,0 +1,150 @@
+// Evaluation: confusion matrix heatmap (click a cell to see those images), per-class precision,
+// recall and F1, and a gallery of misclassified images with predicted and true labels and probabilities.
+import { useState } from "preact/hooks";
+import { get } from "../api.js";
+import { ConfusionMatrix, Probabilities } from "../components/confusion.jsx";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { AuthImage, Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
+
+function ImageCard({ project, item }) {
+  return (
+    <div class="thumb" data-testid="gallery-item">
+      <div class="frame">
+        {item.image_id != null ? (
+          <AuthImage path={`/projects/${project.id}/images/${item.image_id}/thumbnail`} alt={item.image_name || item.path} />
+        ) : (
+          <div class="img-missing">{item.image_name || item.path}</div>
+        )}
+      </div>
+      <div class="caption">
+        <div>
+          true <b class="probs true">{item.true}</b> · predicted <b style={{ color: item.true === item.predicted ? "var(--ok)" : "var(--bad)" }}>{item.predicted}</b>
+        </div>
+        <Probabilities probabilities={item.probabilities} truth={item.true} predicted={item.predicted} limit={3} />
+      </div>
+    </div>
+  );
+}
+
+function PerClass({ report }) {
+  return (
+    <table class="data" data-testid="per-class-table">
+      <thead>
+        <tr>
+          <th>Concept</th>
+          <th class="num">Precision</th>
+          <th class="num">Recall</th>
+          <th class="num">F1</th>
+          <th class="num">Images</th>
+        </tr>
+      </thead>
+      <tbody>
+        {report.per_class.map((row) => (
+          <tr key={row.class}>
+            <td>{row.class}</td>
+            <td class="num">{fmt.percent(row.precision)}</td>
+            <td class="num">{fmt.percent(row.recall)}</td>
+            <td class="num">{fmt.percent(row.f1)}</td>
+            <td class="num">{row.support}</td>
+          </tr>
+        ))}
+        {report.macro && (
+          <tr>
+            <td>
+              <b>mean over concepts</b>
+            </td>
+            <td class="num">{fmt.percent(report.macro.precision)}</td>
+            <td class="num">{fmt.percent(report.macro.recall)}</td>
+            <td class="num">{fmt.percent(report.macro.f1)}</td>
+            <td class="num">{report.num_images}</td>
+          </tr>
+        )}
+      </tbody>
+    </table>
+  );
+}
+
+function Report({ project, view, versionId }) {
+  const data = useAsync(async () => {
+    const [version, report] = await Promise.all([get(`/versions/${versionId}`), get(`/versions/${versionId}/evaluation`)]);
+    return { version, report };
+  }, [versionId]);
+  const [cell, setCell] = useState(null);
+  if (data.error) return <ErrorNote error={data.error} onRetry={data.reload} />;
+  if (!data.data) return <Spinner label="Loading the evaluation…" />;
+  const { version, report } = data.data;
+  if (!report || !report.confusion_matrix) return <Empty title="No evaluation yet">It is written when the version finishes training.</Empty>;
+  const all = report.predictions || null; // every validation image, when the server provides it
+  const pool = all || report.misclassified || [];
+  const shown = cell ? pool.filter((m) => m.true === cell.true && m.predicted === cell.predicted) : report.misclassified || [];
+  return (
+    <>
+      <div class="stats">
+        <div class="stat">
+          <b data-testid="accuracy">{fmt.percent(report.accuracy)}</b>
+          <span>accuracy</span>
+        </div>
+        <div class="stat">
+          <b>{report.macro ? fmt.percent(report.macro.f1) : "—"}</b>
+          <span>mean F1</span>
+        </div>
+        <div class="stat">
+          <b>{report.num_images}</b>
+          <span>validation images</span>
+        </div>
+        <div class="stat">
+          <b>{(report.misclassified || []).length}</b>
+          <span>mistakes</span>
+        </div>
+        <div class="stat">
+          <b>{version.name}</b>
+          <span>version</span>
+        </div>
+      </div>
+      <div class="grid-2">
+        <section>
+          <h2>Confusion matrix</h2>
+          <p class="help">Rows: the true concept; columns: the prediction. Click a cell to see its images.</p>
+          <ConfusionMatrix classes={report.classes} matrix={report.confusion_matrix} selected={cell} onSelect={setCell} />
+        </section>
+        <section>
+          <h2>Per concept</h2>
+          <PerClass report={report} />
+        </section>
+      </div>
+      <h2 data-testid="gallery-title">
+        {cell ? `True ${cell.true}, predicted ${cell.predicted}: ${cell.count} image(s)` : "Misclassified images, most confident first"}
+        {cell && (
+          <button class="btn small" style={{ marginLeft: "0.75rem" }} onClick={() => setCell(null)}>
+            Show all mistakes
+          </button>
+        )}
+      </h2>
+      {shown.length === 0 ? (
+        <Empty title={cell ? (cell.count === 0 ? "No image in this cell" : "These images are predicted correctly") : "No mistakes on the validation images"}>
+          {cell && cell.count > 0 && !all ? "The report lists the images of mistakes only; this cell holds right answers." : null}
+        </Empty>
+      ) : (
+        <div class="gallery" data-testid="gallery">
+          {shown.map((m, i) => (
+            <ImageCard project={project} item={m} key={i} />
+          ))}
+        </div>
+      )}
+    </>
+  );
+}
+
+export function EvaluationPage({ projectId, viewId, versionId }) {
+  return (
+    <ViewFrame
+      projectId={projectId}
+      viewId={viewId}
+      tab="models"
+      title="Evaluation"
+      actions={<a class="btn" href={`#${viewBase(projectId, viewId)}/versions/${versionId}`}>Training curves</a>}
+    >
+      {(project, view) => <Report project={project} view={view} versionId={versionId} />}
+    </ViewFrame>
+  );
+}

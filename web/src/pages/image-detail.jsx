@@ -1,0 +1,86 @@
+// One image: large, with its facts and its annotation in this view.
+import { useEffect, useState } from "preact/hooks";
+import { get, imageUrl } from "../api.js";
+import { href } from "../router.js";
+import { BoxEditor } from "../components/box-editor.jsx";
+import { loadAnnotation } from "../components/annotation.js";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
+
+function Detail({ project, view, imageId }) {
+  const base = viewBase(project.id, view.id);
+  const data = useAsync(async () => {
+    const [image, annotation] = await Promise.all([get(`/projects/${project.id}/images/${imageId}`), loadAnnotation(project.id, view.id, imageId)]);
+    return { image, annotation };
+  }, [imageId]);
+  const [src, setSrc] = useState(null);
+  useEffect(() => {
+    imageUrl(`/projects/${project.id}/images/${imageId}/content`).then(setSrc, () => setSrc(null));
+  }, [imageId]);
+  if (data.error) return <ErrorNote error={data.error} onRetry={data.reload} />;
+  if (!data.data) return <Spinner />;
+  const { image, annotation } = data.data;
+  const names = annotation.conceptIds.map((id) => (view.concepts.find((c) => c.id === id) || { name: `#${id}` }).name);
+  return (
+    <div class="split-layout">
+      <div class="stage">
+        {!src ? (
+          <Spinner label="Loading image…" />
+        ) : view.kind === "detection" ? (
+          <BoxEditor src={src} width={image.width} height={image.height} boxes={annotation.boxes} concepts={view.concepts} selected={null} onSelect={() => {}} onChange={() => {}} readOnly />
+        ) : (
+          <img src={src} alt={image.original_name} />
+        )}
+      </div>
+      <aside class="card" data-testid="image-facts">
+        <h3 style={{ wordBreak: "break-all" }}>{image.original_name}</h3>
+        <table class="data">
+          <tbody>
+            <tr>
+              <td>size</td>
+              <td>
+                {image.width} × {image.height} px · {(image.size_bytes / 1024).toFixed(0)} KB
+              </td>
+            </tr>
+            <tr>
+              <td>type</td>
+              <td>{image.content_type}</td>
+            </tr>
+            <tr>
+              <td>added</td>
+              <td>{fmt.date(image.created_at)}</td>
+            </tr>
+            <tr>
+              <td>annotation</td>
+              <td>
+                {!annotation.annotated
+                  ? "not annotated"
+                  : view.kind === "detection"
+                    ? `${annotation.boxes.length} box(es)`
+                    : names.join(", ") || "without concept"}
+              </td>
+            </tr>
+            <tr>
+              <td>split</td>
+              <td>{annotation.split || "decided by the validation split setting"}</td>
+            </tr>
+          </tbody>
+        </table>
+        <p>
+          <a class="btn primary" href={href(`${base}/annotate`, { image: image.id })}>
+            Annotate this image
+          </a>
+        </p>
+        <a href={`#${base}/images`}>← all images</a>
+      </aside>
+    </div>
+  );
+}
+
+export function ImageDetailPage({ projectId, viewId, imageId }) {
+  return (
+    <ViewFrame projectId={projectId} viewId={viewId} tab="images" title="Image">
+      {(project, view) => <Detail project={project} view={view} imageId={imageId} />}
+    </ViewFrame>
+  );
+}

@@ -1,0 +1,147 @@
+// Images of a view: upload, import an annotated archive, filter, page through thumbnails.
+import { useState } from "preact/hooks";
+import { get } from "../api.js";
+import { href, navigate } from "../router.js";
+import { ArchiveImport, ImageUpload } from "../components/upload.jsx";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { AuthImage, Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+
+const PAGE_SIZE = 48;
+
+export function labelsOf(image) {
+  const a = image.annotation || image;
+  if (a.boxes && a.boxes.length) return `${a.boxes.length} box(es)`;
+  const names = a.concepts ? a.concepts.map((c) => c.name || c) : [];
+  if (names.length) return names.join(", ");
+  return a.annotated ? "without concept" : "";
+}
+
+function Grid({ project, view, query, refresh }) {
+  const base = viewBase(project.id, view.id);
+  const page = Number(query.page || 1);
+  const filters = { concept: query.concept, status: query.status, split: query.split };
+  const images = useAsync(
+    () =>
+      get(`/projects/${project.id}/views/${view.id}/images`, {
+        concept_id: filters.concept,
+        annotated: filters.status === "annotated" ? true : filters.status === "unannotated" ? false : undefined,
+        split: filters.split,
+        offset: (page - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+      }),
+    [project.id, view.id, page, filters.concept, filters.status, filters.split, refresh],
+  );
+  const setFilter = (k, v) => navigate(`${base}/images`, { ...query, [k]: v, page: undefined });
+  const items = images.data ? images.data.items || images.data : null;
+  const total = images.data && images.data.total != null ? images.data.total : null;
+  const pages = total != null ? Math.max(1, Math.ceil(total / PAGE_SIZE)) : null;
+
+  return (
+    <section>
+      <div class="filters" data-testid="image-filters">
+        <select aria-label="concept" value={filters.concept || ""} onChange={(e) => setFilter("concept", e.currentTarget.value)}>
+          <option value="">All concepts</option>
+          {view.concepts.map((c) => (
+            <option value={c.id} key={c.id}>
+              {c.name}
+            </option>
+          ))}
+        </select>
+        <select aria-label="annotation status" value={filters.status || ""} onChange={(e) => setFilter("status", e.currentTarget.value)}>
+          <option value="">Annotated or not</option>
+          <option value="annotated">Annotated</option>
+          <option value="unannotated">Not annotated</option>
+        </select>
+        <select aria-label="split" value={filters.split || ""} onChange={(e) => setFilter("split", e.currentTarget.value)}>
+          <option value="">Train and validation</option>
+          <option value="train">Train only</option>
+          <option value="val">Validation only</option>
+        </select>
+        {total != null && <span class="muted">{total} image(s)</span>}
+        <span style={{ flex: 1 }} />
+        <a class="btn" href={href(`${base}/annotate`, { status: "unannotated" })}>
+          Annotate unannotated images
+        </a>
+      </div>
+      <ErrorNote error={images.error} onRetry={images.reload} />
+      {images.loading && !items ? (
+        <Spinner label="Loading images…" />
+      ) : items && items.length === 0 ? (
+        <Empty title={Object.values(filters).some(Boolean) ? "No image matches these filters" : "No images yet"}>
+          {Object.values(filters).some(Boolean) ? "Change the filters above." : "Drop images or a zip above to start."}
+        </Empty>
+      ) : (
+        <div class="thumbs" data-testid="thumbs">
+          {(items || []).map((img) => (
+            <a class="thumb" href={`#${base}/images/${img.id}`} key={img.id} data-testid="thumb">
+              <div class="frame">
+                <AuthImage path={`/projects/${project.id}/images/${img.id}/thumbnail`} alt={img.original_name} loading="lazy" />
+              </div>
+              <div class="caption">
+                <span title={img.original_name}>{img.original_name}</span>
+                <span class="labels">{labelsOf(img)}</span>
+              </div>
+            </a>
+          ))}
+        </div>
+      )}
+      {pages > 1 && (
+        <div class="pager">
+          <a class="btn small" href={href(`${base}/images`, { ...query, page: page - 1 })} aria-disabled={page <= 1} style={page <= 1 ? { visibility: "hidden" } : {}}>
+            ← Previous
+          </a>
+          page {page} of {pages}
+          <a class="btn small" href={href(`${base}/images`, { ...query, page: page + 1 })} style={page >= pages ? { visibility: "hidden" } : {}}>
+            Next →
+          </a>
+        </div>
+      )}
+    </section>
+  );
+}
+
+export function ImagesPage({ projectId, viewId, query }) {
+  const [panel, setPanel] = useState(null);
+  const [refresh, setRefresh] = useState(0); // bumped after an upload or import: the grid reloads
+  const reloadGrid = () => setRefresh((n) => n + 1);
+  return (
+    <ViewFrame
+      projectId={projectId}
+      viewId={viewId}
+      tab="images"
+      title="Images"
+      actions={
+        <>
+          <button class={`btn ${panel === "upload" ? "active" : "primary"}`} onClick={() => setPanel(panel === "upload" ? null : "upload")}>
+            Upload images
+          </button>
+          <button class={`btn ${panel === "import" ? "active" : ""}`} onClick={() => setPanel(panel === "import" ? null : "import")}>
+            Import annotated archive
+          </button>
+        </>
+      }
+    >
+      {(project, view, reloadView) => (
+        <>
+          {panel === "upload" && (
+            <div class="card" style={{ marginBottom: "1rem" }}>
+              <ImageUpload path={`/projects/${project.id}/images`} query={{ view_id: view.id }} onDone={() => reloadGrid()} />
+            </div>
+          )}
+          {panel === "import" && (
+            <div class="card" style={{ marginBottom: "1rem" }}>
+              <ArchiveImport
+                path={`/projects/${project.id}/views/${view.id}/imports`}
+                onDone={() => {
+                  reloadView();
+                  reloadGrid();
+                }}
+              />
+            </div>
+          )}
+          <Grid project={project} view={view} query={query} refresh={refresh} />
+        </>
+      )}
+    </ViewFrame>
+  );
+}

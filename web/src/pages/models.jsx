@@ -1,0 +1,118 @@
+// Models library: every model of the view and its versions, with status, headline metric, training time, links.
+import { get } from "../api.js";
+import { href } from "../router.js";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { Badge, Empty, ErrorNote, Spinner, fmt, usePolling } from "../components/ui.jsx";
+
+export function headline(version) {
+  const m = version.best_metrics || {};
+  if (m.val_map != null) return { label: "mAP", value: m.val_map };
+  if (m.val_accuracy != null) return { label: "accuracy", value: m.val_accuracy };
+  return null;
+}
+
+export function trainingSeconds(v) {
+  if (v.timings && v.timings.total != null) return v.timings.total;
+  if (v.started_at) return ((v.finished_at ? new Date(v.finished_at) : new Date()) - new Date(v.started_at)) / 1000;
+  return null;
+}
+
+const isLive = (v) => v.status === "queued" || v.status === "running";
+
+function Library({ project, view }) {
+  const base = viewBase(project.id, view.id);
+  const models = usePolling(() => get(`/projects/${project.id}/views/${view.id}/models`), [project.id, view.id], { interval: 3000 });
+  const list = models.data ? models.data.items || models.data : null;
+  if (models.error && !list) return <ErrorNote error={models.error} onRetry={models.reload} />;
+  if (!list) return <Spinner label="Loading models…" />;
+  if (list.length === 0)
+    return (
+      <Empty title="No models yet" action={<a class="btn primary" href={`#${base}/train`}>Train a new model version</a>}>
+        A model learns the concepts of this view from its annotated images.
+      </Empty>
+    );
+  const finished = list.flatMap((m) => m.versions || []).filter((v) => v.status === "succeeded");
+  return (
+    <>
+      {list.map((model) => (
+        <section class="card" style={{ marginBottom: "1rem" }} key={model.id} data-testid="model-card">
+          <div class="page-head" style={{ marginBottom: "0.5rem" }}>
+            <div>
+              <h3>{model.name}</h3>
+              <p class="meta muted">concepts: {(model.concepts || []).map((c) => c.name || c).join(", ")}</p>
+            </div>
+            <div class="actions">
+              <a class="btn small" href={href(`${base}/train`, { model: model.id })}>
+                Train a new version
+              </a>
+            </div>
+          </div>
+          {(model.versions || []).length === 0 ? (
+            <p class="muted">No versions yet.</p>
+          ) : (
+            <table class="data">
+              <thead>
+                <tr>
+                  <th>Version</th>
+                  <th>Status</th>
+                  <th class="num">Headline metric</th>
+                  <th class="num">Training time</th>
+                  <th>Created</th>
+                  <th>Open</th>
+                </tr>
+              </thead>
+              <tbody>
+                {model.versions.map((v) => {
+                  const h = headline(v);
+                  return (
+                    <tr key={v.id} data-testid="version-row">
+                      <td>
+                        <a href={`#${base}/versions/${v.id}`}>{v.name}</a>
+                      </td>
+                      <td>
+                        <Badge status={v.status} />
+                      </td>
+                      <td class="num">{h ? `${fmt.percent(h.value)} ${h.label}` : "—"}</td>
+                      <td class="num">{fmt.duration(trainingSeconds(v))}</td>
+                      <td>{fmt.date(v.created_at)}</td>
+                      <td class="actions">
+                        <a href={`#${base}/versions/${v.id}`}>{isLive(v) ? "live training" : "training"}</a>
+                        {v.status === "succeeded" && <a href={`#${base}/versions/${v.id}/evaluation`}>evaluation</a>}
+                        {v.status === "succeeded" && <a href={href(`${base}/predict`, { version: v.id })}>predict</a>}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          )}
+        </section>
+      ))}
+      {finished.length >= 2 && (
+        <p>
+          <a class="btn" href={href(`${base}/compare`, { versions: finished.slice(-2).map((v) => v.id).join(",") })}>
+            Compare the last two finished versions
+          </a>
+        </p>
+      )}
+    </>
+  );
+}
+
+export function ModelsPage({ projectId, viewId }) {
+  return (
+    <ViewFrame
+      projectId={projectId}
+      viewId={viewId}
+      tab="models"
+      title="Models"
+      actions={
+        <a class="btn primary" href={`#${viewBase(projectId, viewId)}/train`} data-testid="train-new-version">
+          Train a new model version
+        </a>
+      }
+    >
+      {(project, view) => <Library project={project} view={view} />}
+    </ViewFrame>
+  );
+}

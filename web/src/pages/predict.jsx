@@ -1,0 +1,144 @@
+// Predict: drop an image on a version, see its labels (or boxes drawn on it) and probabilities.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { get, upload } from "../api.js";
+import { href, navigate } from "../router.js";
+import { BoxEditor } from "../components/box-editor.jsx";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+
+function Result({ view, file, result }) {
+  const [src, setSrc] = useState(null);
+  const [size, setSize] = useState(null);
+  useEffect(() => {
+    const u = URL.createObjectURL(file);
+    setSrc(u);
+    const img = new Image();
+    img.onload = () => setSize({ width: img.naturalWidth, height: img.naturalHeight });
+    img.src = u;
+    return () => URL.revokeObjectURL(u);
+  }, [file]);
+  const labels = result.labels || result.predictions || [];
+  const boxes = result.boxes || null;
+  return (
+    <div class="split-layout" data-testid="prediction">
+      <div class="stage">
+        {src && boxes && size ? (
+          <BoxEditor
+            src={src}
+            width={size.width}
+            height={size.height}
+            boxes={boxes.map((b) => ({ ...b, concept_id: b.concept_id ?? b.label, concept_name: b.label }))}
+            concepts={view.concepts}
+            scores={boxes.map((b) => b.probability ?? b.score)}
+            selected={null}
+            onSelect={() => {}}
+            onChange={() => {}}
+            readOnly
+          />
+        ) : (
+          src && <img src={src} alt={file.name} />
+        )}
+      </div>
+      <aside class="card">
+        <h3>{boxes ? `${boxes.length} object(s) found` : "Labels"}</h3>
+        <p class="help" style={{ marginTop: 0 }}>
+          {file.name}
+        </p>
+        <ul class="probs" data-testid="prediction-labels" style={{ fontSize: "0.95rem" }}>
+          {labels.map((l, i) => (
+            <li key={l.label}>
+              <span class={i === 0 ? "true" : ""}>{l.label}</span>
+              <span class="bar">
+                <div style={{ width: `${(l.probability * 100).toFixed(1)}%` }} />
+              </span>
+              <span class="num">{(l.probability * 100).toFixed(1)}%</span>
+            </li>
+          ))}
+        </ul>
+      </aside>
+    </div>
+  );
+}
+
+function Predictor({ project, view, query }) {
+  const base = viewBase(project.id, view.id);
+  const models = useAsync(() => get(`/projects/${project.id}/views/${view.id}/models`), [project.id, view.id]);
+  const input = useRef(null);
+  const [over, setOver] = useState(false);
+  const [state, setState] = useState(null); // {file, result?, error?, busy}
+  const list = models.data ? models.data.items || models.data : null;
+  if (models.error) return <ErrorNote error={models.error} onRetry={models.reload} />;
+  if (!list) return <Spinner />;
+  const ready = list.flatMap((m) => (m.versions || []).filter((v) => v.status === "succeeded").map((v) => ({ ...v, model_name: m.name })));
+  if (ready.length === 0)
+    return (
+      <Empty title="No trained version yet" action={<a class="btn primary" href={`#${base}/train`}>Train a new model version</a>}>
+        Predictions need a version that finished training.
+      </Empty>
+    );
+  const versionId = query.version ? Number(query.version) : ready[ready.length - 1].id;
+
+  async function send(files) {
+    const file = files[0];
+    if (!file) return;
+    setState({ file, busy: true });
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try {
+      const result = await upload(`/versions/${versionId}/predict`, form);
+      setState({ file, result });
+    } catch (error) {
+      setState({ file, error });
+    }
+  }
+
+  return (
+    <>
+      <div class="form-row" style={{ marginBottom: "1rem" }}>
+        <div>
+          <label for="predict-version">Version</label>
+          <select id="predict-version" value={versionId} onChange={(e) => navigate(`${base}/predict`, { version: e.currentTarget.value })}>
+            {ready.map((v) => (
+              <option value={v.id} key={v.id}>
+                {v.model_name} · {v.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <a href={href(`${base}/versions/${versionId}/evaluation`)}>how good is it?</a>
+      </div>
+      <div
+        class={`dropzone ${over ? "over" : ""}`}
+        data-testid="predict-dropzone"
+        onClick={() => input.current.click()}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setOver(true);
+        }}
+        onDragLeave={() => setOver(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setOver(false);
+          send([...e.dataTransfer.files]);
+        }}
+      >
+        <strong>Drop an image here</strong>
+        <div>or click to choose one</div>
+        <input ref={input} type="file" accept="image/*" hidden onChange={(e) => send([...e.currentTarget.files])} />
+      </div>
+      <div style={{ marginTop: "1rem" }}>
+        {state && state.busy && <Spinner label="Predicting…" />}
+        {state && state.error && <ErrorNote error={state.error} />}
+        {state && state.result && <Result view={view} file={state.file} result={state.result} />}
+      </div>
+    </>
+  );
+}
+
+export function PredictPage({ projectId, viewId, query }) {
+  return (
+    <ViewFrame projectId={projectId} viewId={viewId} tab="predict" title="Predict">
+      {(project, view) => <Predictor project={project} view={view} query={query} />}
+    </ViewFrame>
+  );
+}

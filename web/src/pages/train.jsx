@@ -1,0 +1,197 @@
+// Train a new model version: pick or create the model, fill the settings form (generated from the
+// settings schema), optionally let the server suggest values for this dataset, then start.
+import { useMemo, useState } from "preact/hooks";
+import { get, post } from "../api.js";
+import { navigate } from "../router.js";
+import { SettingsForm, collect, initialTexts, toText, describeField } from "../components/settings-form.jsx";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+
+// 422 details -> {field: message} for the fields of the settings body; the rest stays general.
+function fieldErrors(detail, names) {
+  const byField = {};
+  const general = [];
+  for (const d of Array.isArray(detail) ? detail : []) {
+    const field = (d.loc || []).find((p) => names.includes(p));
+    if (field) byField[field] = d.msg.replace(/^Value error, /, "");
+    else general.push(d.msg.replace(/^Value error, /, ""));
+  }
+  return { byField, general };
+}
+
+function ModelChoice({ view, models, choice, setChoice }) {
+  return (
+    <div class="card" style={{ marginBottom: "1rem" }}>
+      <h3>Model</h3>
+      <div class="form-row">
+        <div style={{ flex: "1 1 240px" }}>
+          <label for="model-choice">Train a version of</label>
+          <select id="model-choice" value={choice.modelId} onChange={(e) => setChoice({ ...choice, modelId: e.currentTarget.value })}>
+            <option value="new">a new model…</option>
+            {models.map((m) => (
+              <option value={m.id} key={m.id}>
+                {m.name} ({(m.versions || []).length} version(s))
+              </option>
+            ))}
+          </select>
+        </div>
+        {choice.modelId === "new" && (
+          <div style={{ flex: "1 1 240px" }}>
+            <label for="model-name">New model name</label>
+            <input id="model-name" type="text" value={choice.name} onInput={(e) => setChoice({ ...choice, name: e.currentTarget.value })} />
+          </div>
+        )}
+      </div>
+      {choice.modelId === "new" && (
+        <div style={{ marginTop: "0.6rem" }}>
+          <label>Concepts it learns</label>
+          <div class="actions" style={{ marginTop: "0.3rem" }}>
+            {view.concepts.map((c) => (
+              <label class="switch" key={c.id}>
+                <input
+                  type="checkbox"
+                  checked={choice.conceptIds.includes(c.id)}
+                  onChange={(e) =>
+                    setChoice({
+                      ...choice,
+                      conceptIds: e.currentTarget.checked ? [...choice.conceptIds, c.id] : choice.conceptIds.filter((x) => x !== c.id),
+                    })
+                  }
+                />
+                {c.name}
+              </label>
+            ))}
+          </div>
+          <p class="help">A model's concepts never change; another set of concepts is another model.</p>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function TrainForm({ project, view, query, schema, groups, models }) {
+  const [texts, setTexts] = useState(() => initialTexts(schema, groups));
+  const [errors, setErrors] = useState({});
+  const [reasons, setReasons] = useState({});
+  const [warnings, setWarnings] = useState([]);
+  const [general, setGeneral] = useState(null);
+  const [busy, setBusy] = useState(null);
+  const [choice, setChoice] = useState({
+    modelId: query.model || (models.length ? String(models[models.length - 1].id) : "new"),
+    name: models.length ? `${view.name} model ${models.length + 1}` : `${view.name} model`,
+    conceptIds: view.concepts.map((c) => c.id),
+  });
+  const names = useMemo(() => Object.values(groups).flat(), [groups]);
+
+  function change(name, text) {
+    const next = { ...texts, [name]: text };
+    setTexts(next);
+    // Re-check as the person types, so a bad value is marked at once.
+    setErrors(collect(schema, next).errors);
+    setReasons((r) => ({ ...r, [name]: undefined }));
+  }
+
+  async function suggest() {
+    setBusy("suggest");
+    setGeneral(null);
+    try {
+      const { values } = collect(schema, texts);
+      const s = await post(`/projects/${project.id}/views/${view.id}/suggested-settings`, {
+        concept_ids: choice.modelId === "new" ? choice.conceptIds : undefined,
+        model_id: choice.modelId === "new" ? undefined : Number(choice.modelId),
+        settings: values,
+      });
+      const next = { ...texts };
+      for (const [k, v] of Object.entries(s.settings)) next[k] = toText(describeField(schema, k), v);
+      setTexts(next);
+      setErrors(collect(schema, next).errors);
+      setReasons(s.reasons || {});
+      setWarnings(s.warnings || []);
+    } catch (err) {
+      setGeneral(err);
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  async function start(e) {
+    e.preventDefault();
+    setGeneral(null);
+    const { values, errors: bad } = collect(schema, texts);
+    setErrors(bad);
+    if (Object.keys(bad).length) {
+      setGeneral(new Error(`Fix the ${Object.keys(bad).length} marked setting(s) first.`));
+      return;
+    }
+    if (choice.modelId === "new" && choice.conceptIds.length === 0) return setGeneral(new Error("Pick at least one concept for the new model."));
+    setBusy("start");
+    try {
+      let modelId = choice.modelId;
+      if (modelId === "new") {
+        const model = await post(`/projects/${project.id}/views/${view.id}/models`, { name: choice.name.trim(), concept_ids: choice.conceptIds });
+        modelId = model.id;
+      }
+      const version = await post(`/models/${modelId}/versions`, { settings: values });
+      navigate(`${viewBase(project.id, view.id)}/versions/${version.id}`);
+    } catch (err) {
+      const { byField, general: rest } = fieldErrors(err.detail, names);
+      if (Object.keys(byField).length) {
+        setErrors(byField);
+        setGeneral(rest.length ? new Error(rest.join("\n")) : new Error("The server refused some settings: see the marked fields."));
+      } else setGeneral(err);
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  const errorCount = Object.keys(errors).length;
+  return (
+    <form onSubmit={start} noValidate data-testid="train-form">
+      <ModelChoice view={view} models={models} choice={choice} setChoice={setChoice} />
+      <div class="actions" style={{ marginBottom: "0.75rem" }}>
+        <button type="button" class="btn" onClick={suggest} disabled={busy} data-testid="suggest-settings">
+          {busy === "suggest" ? "Looking at your data…" : "✨ Suggest settings for my data"}
+        </button>
+        <button type="button" class="btn" onClick={() => (setTexts(initialTexts(schema, groups)), setErrors({}), setReasons({}), setWarnings([]))}>
+          Reset all to defaults
+        </button>
+      </div>
+      {warnings.length > 0 && (
+        <div class="notice warn">
+          {warnings.map((w, i) => (
+            <div key={i}>{w}</div>
+          ))}
+        </div>
+      )}
+      {Object.values(reasons).some(Boolean) && <div class="notice">Suggested values are filled in; each says why under its field.</div>}
+      <SettingsForm schema={schema} groups={groups} texts={texts} errors={errors} reasons={reasons} onChange={change} />
+      <div class="sticky-bar">
+        <button class="btn primary" type="submit" disabled={!!busy} data-testid="start-training">
+          {busy === "start" ? "Starting…" : "Start training"}
+        </button>
+        {errorCount > 0 && <span class="field-error">{errorCount} setting(s) to fix</span>}
+        <ErrorNote error={general} />
+      </div>
+    </form>
+  );
+}
+
+export function TrainPage({ projectId, viewId, query }) {
+  const deps = useAsync(async () => {
+    const [schema, models] = await Promise.all([get("/settings/schema"), get(`/projects/${projectId}/views/${viewId}/models`)]);
+    return { schema, models: models.items || models };
+  }, [projectId, viewId]);
+  return (
+    <ViewFrame projectId={projectId} viewId={viewId} tab="models" title="Train a new model version">
+      {(project, view) =>
+        deps.error ? (
+          <ErrorNote error={deps.error} onRetry={deps.reload} />
+        ) : !deps.data ? (
+          <Spinner label="Loading the settings…" />
+        ) : (
+          <TrainForm project={project} view={view} query={query} schema={deps.data.schema.schema} groups={deps.data.schema.groups} models={deps.data.models} />
+        )
+      }
+    </ViewFrame>
+  );
+}

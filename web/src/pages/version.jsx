@@ -1,0 +1,176 @@
+// The training page: live charts while the version trains, status, elapsed time, cancel, best epoch.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { get, post } from "../api.js";
+import { href } from "../router.js";
+import { TrainingCharts } from "../components/training-charts.jsx";
+import { fetchEvents } from "../components/metrics.js";
+import { curves, metricLabel, progressOf } from "../components/curves.js";
+import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { Badge, ErrorNote, Spinner, fmt } from "../components/ui.jsx";
+import { headline, trainingSeconds } from "./models.jsx";
+
+const POLL_MS = 1000;
+const live = (v) => v && (v.status === "queued" || v.status === "running");
+
+// Polls the version and appends new events until it finishes.
+function useVersionStream(versionId) {
+  const [version, setVersion] = useState(null);
+  const [events, setEvents] = useState([]);
+  const [error, setError] = useState(null);
+  const lastId = useRef(undefined);
+  const eventsRef = useRef([]);
+  useEffect(() => {
+    let stopped = false;
+    let timer = null;
+    async function tick() {
+      try {
+        const v = await get(`/versions/${versionId}`);
+        const fresh = await fetchEvents(versionId, lastId.current);
+        if (stopped) return;
+        const known = new Set(eventsRef.current.map((e) => e._id));
+        const added = fresh.filter((e) => e._id == null || !known.has(e._id));
+        if (added.length) {
+          eventsRef.current = lastId.current === undefined && added.some((e) => e._id == null) ? added : [...eventsRef.current, ...added];
+          const ids = eventsRef.current.map((e) => e._id).filter((x) => x != null);
+          if (ids.length) lastId.current = Math.max(...ids);
+          setEvents(eventsRef.current);
+        }
+        setVersion(v);
+        setError(null);
+        if (live(v)) timer = setTimeout(tick, POLL_MS);
+      } catch (err) {
+        if (stopped) return;
+        setError(err);
+        timer = setTimeout(tick, POLL_MS * 3);
+      }
+    }
+    tick();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [versionId]);
+  return { version, events, error, setVersion };
+}
+
+function Elapsed({ version }) {
+  const [, setNow] = useState(0);
+  useEffect(() => {
+    if (!live(version)) return undefined;
+    const id = setInterval(() => setNow((n) => n + 1), 1000);
+    return () => clearInterval(id);
+  }, [version.status]);
+  return <>{fmt.duration(trainingSeconds(version))}</>;
+}
+
+function Progress({ version, events }) {
+  const { stage, features } = progressOf(events);
+  const c = curves(events);
+  const epochs = version.settings ? version.settings.epochs + (version.settings.fine_tune ? version.settings.fine_tune_epochs : 0) : null;
+  return (
+    <div class="stats" data-testid="training-stats">
+      <div class="stat">
+        <b>
+          <Badge status={version.status} />
+        </b>
+        <span>status</span>
+      </div>
+      <div class="stat">
+        <b data-testid="elapsed">
+          <Elapsed version={version} />
+        </b>
+        <span>elapsed</span>
+      </div>
+      <div class="stat">
+        <b>{stage ? stage.replace(/_/g, " ") : version.status === "queued" ? "waiting for a worker" : "—"}</b>
+        <span>
+          stage
+          {stage === "features" && features ? ` (${features.done}/${features.total} images)` : ""}
+        </span>
+      </div>
+      <div class="stat">
+        <b data-testid="epochs-done">
+          {c.epochsDone}
+          {epochs ? ` / ${epochs}` : ""}
+        </b>
+        <span>epochs (at most)</span>
+      </div>
+      <div class="stat">
+        <b data-testid="best-value">{c.bestValue != null ? fmt.percent(c.bestValue) : "—"}</b>
+        <span>best {metricLabel(c.headline)}{c.bestEpoch != null ? ` (epoch ${c.bestEpoch})` : ""}</span>
+      </div>
+    </div>
+  );
+}
+
+function VersionView({ project, view, versionId }) {
+  const base = viewBase(project.id, view.id);
+  const { version, events, error, setVersion } = useVersionStream(versionId);
+  const [cancelling, setCancelling] = useState(false);
+  const [cancelError, setCancelError] = useState(null);
+  if (!version) return error ? <ErrorNote error={error} /> : <Spinner label="Loading the version…" />;
+  async function cancel() {
+    setCancelling(true);
+    try {
+      setVersion(await post(`/versions/${version.id}/cancel`));
+    } catch (err) {
+      setCancelError(err);
+    } finally {
+      setCancelling(false);
+    }
+  }
+  const h = headline(version);
+  return (
+    <>
+      <div class="page-head">
+        <div>
+          <h2 style={{ margin: 0 }} data-testid="version-title">
+            {version.model_name ? `${version.model_name} · ` : ""}
+            {version.name}
+          </h2>
+          <p class="sub">
+            created {fmt.date(version.created_at)}
+            {h && version.status === "succeeded" ? ` · ${fmt.percent(h.value)} ${h.label}` : ""}
+          </p>
+        </div>
+        <div class="actions">
+          {live(version) && (
+            <button class="btn danger" onClick={cancel} disabled={cancelling || version.cancel_requested} data-testid="cancel-training">
+              {version.cancel_requested || cancelling ? "Cancelling…" : "Cancel training"}
+            </button>
+          )}
+          {version.status === "succeeded" && (
+            <>
+              <a class="btn primary" href={`#${base}/versions/${version.id}/evaluation`}>
+                Evaluation
+              </a>
+              <a class="btn" href={href(`${base}/predict`, { version: version.id })}>
+                Predict
+              </a>
+            </>
+          )}
+          <a class="btn" href={href(`${base}/train`, { model: version.model_id })}>
+            Train another version
+          </a>
+        </div>
+      </div>
+      <ErrorNote error={cancelError || error} />
+      {version.status === "failed" && <ErrorNote error={new Error(`Training failed: ${version.error || "no message"}`)} />}
+      <Progress version={version} events={events} />
+      {events.length === 0 && live(version) ? (
+        <div class="notice">
+          {version.status === "queued" ? "Queued: the run starts when a worker is free." : "Preparing the data: the charts start with the first batch."}
+        </div>
+      ) : null}
+      <TrainingCharts events={events} />
+    </>
+  );
+}
+
+export function VersionPage({ projectId, viewId, versionId }) {
+  return (
+    <ViewFrame projectId={projectId} viewId={viewId} tab="models" title="Training">
+      {(project, view) => <VersionView project={project} view={view} versionId={versionId} />}
+    </ViewFrame>
+  );
+}
