@@ -1,0 +1,253 @@
+"""CSV files of labels or boxes, with the images beside them in the archive.
+
+Two layouts, recognised from the header:
+- labels: ``path,label`` (header optional), with an optional ``split`` column. Classification takes
+  one label per image; tagging takes ``a;b`` or several rows per image, an empty label meaning
+  "without concept".
+- boxes: ``filename,width,height,class,xmin,ymin,xmax,ymax`` (the TensorFlow object-detection CSV;
+  width and height optional), one row per box, for detection or tagging.
+Several CSV files are read together; ``train_labels.csv``/``test_labels.csv`` give the split by name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from visiontrain.data.archives import ArchiveError
+from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, Split, register
+from visiontrain.data.importers.builder import DatasetBuilder, listing
+from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name
+
+PATH_HEADERS = ("path", "filename", "file_name", "file", "image", "image_path", "filepath", "file_path", "image_id")
+LABEL_HEADERS = ("label", "labels", "class", "class_name", "concept", "category", "tags", "tag")
+SPLIT_HEADERS = ("split", "subset", "set")
+CORNER_HEADERS = ("xmin", "ymin", "xmax", "ymax")
+TAG_SEPARATOR = ";"
+_MAX_CSV_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Layout:
+    kind: str  # "labels" or "boxes"
+    path: int
+    label: int
+    split: int | None = None
+    corners: tuple[int, int, int, int] | None = None
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class _Row:
+    source: str  # "labels.csv line 7"
+    cells: list[str]
+    layout: _Layout
+    file_split: Split | None
+
+
+def matches(folder: DatasetFolder) -> bool:
+    return any(not isinstance(table, str) for table in _tables(folder).values())
+
+
+def load(folder: DatasetFolder, task: str) -> ImportedDataset:
+    tables = {name: table for name, table in _tables(folder).items() if not isinstance(table, str)}
+    if not tables:
+        reasons = [f"{name}: {reason}" for name, reason in _tables(folder).items()]
+        raise ArchiveError(
+            "no usable CSV file: expected path,label rows or filename,class,xmin,ymin,xmax,ymax rows"
+            + (f" ({'; '.join(reasons[:3])})" if reasons else " (the archive holds no .csv file)")
+        )
+    kinds = {layout.kind for layout, _ in tables.values()}
+    if task == "detection" and "boxes" not in kinds:
+        raise ArchiveError("these CSV files hold path,label rows; a detection view needs filename,class,xmin,ymin,xmax,ymax rows")
+    if task == "classification" and "labels" not in kinds:
+        raise ArchiveError("these CSV files hold boxes; import them into a detection or tagging view")
+    wanted = {"detection": {"boxes"}, "classification": {"labels"}, "tagging": {"labels", "boxes"}}[task]
+
+    builder = DatasetBuilder(folder, "csv", task)
+    rows_by_image: dict[str, list[_Row]] = defaultdict(list)
+    missing: dict[str, str] = {}
+    for csv_name, (layout, rows) in tables.items():
+        if layout.kind not in wanted:
+            continue
+        builder.mark_read(csv_name)
+        here = PurePosixPath(csv_name).parent.as_posix()
+        bases = [b for b in (here if here != "." else "", f"{here}/images" if here != "." else "images") if b]
+        file_split = _split_from_file_name(csv_name)
+        for line, cells in rows:
+            reference = cells[layout.path].strip()
+            image = folder.find_image(reference, *bases)
+            if image is None:
+                missing.setdefault(reference, f"listed in {csv_name} line {line} but not found in the archive")
+            elif builder.has_image(image):
+                rows_by_image[image].append(_Row(f"{csv_name} line {line}", cells, layout, file_split))
+    for reference, reason in missing.items():
+        builder.reject(reference or "(empty path)", reason)
+
+    read_rows = {"classification": _classify, "tagging": _tag, "detection": _detect}[task]
+    empty_labels: list[str] = []
+    for image, rows in rows_by_image.items():
+        read_rows(builder, image, rows, empty_labels)
+        _apply_split(builder, image, rows)
+    if empty_labels:
+        builder.warn(
+            f"{len(empty_labels)} image(s) have an empty label, which a classification view cannot take; "
+            f"they were imported unannotated: {listing(sorted(empty_labels))}"
+        )
+    return builder.build()
+
+
+def _classify(builder: DatasetBuilder, image: str, rows: list[_Row], empty_labels: list[str]) -> None:
+    labels = {label for row in rows for label in _labels(row)}
+    if not labels:
+        empty_labels.append(image)
+    elif len(labels) > 1:
+        builder.reject(
+            image,
+            f"labelled {', '.join(sorted(labels))} ({', '.join(r.source for r in rows[:3])}): a classification view "
+            "takes exactly one concept per image; import into a tagging view for several",
+        )
+    else:
+        builder.set_label(image, labels.pop())
+
+
+def _tag(builder: DatasetBuilder, image: str, rows: list[_Row], _empty: list[str]) -> None:
+    builder.mark_annotated(image)  # an empty label is the explicit "without concept"
+    for row in rows:
+        for label in _labels(row):
+            builder.add_tag(image, label)
+
+
+def _detect(builder: DatasetBuilder, image: str, rows: list[_Row], _empty: list[str]) -> None:
+    boxes = []
+    for row in rows:
+        layout = row.layout
+        concept = row.cells[layout.label].strip()
+        raw = [row.cells[i].strip() for i in layout.corners]  # type: ignore[union-attr]
+        if not concept and not any(raw):
+            continue  # a row with neither class nor box: the image has no object
+        try:
+            corners = [float(value) for value in raw]
+        except ValueError:
+            corners = []
+        if not concept or len(corners) != 4 or not all(math.isfinite(v) for v in corners):
+            # One bad row leaves the image's boxes incomplete: none are imported rather than some.
+            builder.reject(image, f"{row.source}: expected a class and numeric xmin, ymin, xmax, ymax")
+            return
+        boxes.append((concept, corners, row))
+    builder.mark_annotated(image)
+    for concept, corners, row in boxes:
+        if row.layout.size is not None:
+            width, height = (_int(row.cells[i]) for i in row.layout.size)
+            builder.check_declared_size(image, width, height)
+        builder.add_object(image, concept, *corners)
+
+
+def _labels(row: _Row) -> list[str]:
+    cell = row.cells[row.layout.label]
+    separator = TAG_SEPARATOR if row.layout.kind == "labels" else None
+    parts = cell.split(separator) if separator else [cell]
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _apply_split(builder: DatasetBuilder, image: str, rows: list[_Row]) -> None:
+    for row in rows:
+        split = row.file_split
+        if row.layout.split is not None:
+            value = row.cells[row.layout.split].strip().lower()
+            split = SPLIT_FOLDERS.get(value, split) if value else split
+        if split:
+            builder.set_split(image, split)
+            return
+
+
+def _tables(folder: DatasetFolder) -> dict[str, tuple[_Layout, list[tuple[int, list[str]]]] | str]:
+    """Each CSV file's layout and data rows (line number, cells), or why it is not usable; parsed once."""
+    if "csv" not in folder.parsed:
+        folder.parsed["csv"] = {name: _read_table(folder, name) for name in folder.with_suffix(".csv")}
+    return folder.parsed["csv"]  # type: ignore[return-value]
+
+
+def _read_table(folder: DatasetFolder, name: str) -> tuple[_Layout, list[tuple[int, list[str]]]] | str:
+    path = folder.files[name]
+    if path.stat().st_size > _MAX_CSV_BYTES:
+        return f"larger than {_MAX_CSV_BYTES // 1024**2} MB"
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        rows = [(reader.line_num, cells) for cells in reader if any(cell.strip() for cell in cells)]
+    except csv.Error as exc:
+        return f"not a valid CSV ({exc})"
+    if not rows:
+        return "empty"
+    layout = _layout(rows[0][1])
+    if layout is None:
+        return "no recognised columns (expected path,label or filename,class,xmin,ymin,xmax,ymax)"
+    header_present = not is_image_name(rows[0][1][layout.path].strip())
+    data = rows[1:] if header_present else rows
+    width = max([layout.path, layout.label, layout.split or 0, *(layout.corners or ()), *(layout.size or ())]) + 1
+    # Short rows are padded: a missing trailing label is an empty label, which each task interprets.
+    return layout, [(line, cells + [""] * (width - len(cells))) for line, cells in data]
+
+
+def _layout(first_row: list[str]) -> _Layout | None:
+    headers = [re.sub(r"[\s-]+", "_", cell.strip().lower()) for cell in first_row]
+    path = _index(headers, PATH_HEADERS)
+    if path is None:
+        # No header: path,label or path,label,split when the first cell names an image.
+        if first_row and is_image_name(first_row[0].strip()) and len(first_row) in (2, 3):
+            return _Layout("labels", path=0, label=1, split=2 if len(first_row) == 3 else None)
+        return None
+    label = _index(headers, LABEL_HEADERS)
+    if label is None:
+        return None
+    corners = tuple(_index(headers, (corner,)) for corner in CORNER_HEADERS)
+    if all(index is not None for index in corners):
+        width, height = _index(headers, ("width",)), _index(headers, ("height",))
+        size = (width, height) if width is not None and height is not None else None
+        return _Layout("boxes", path=path, label=label, corners=corners, size=size)  # type: ignore[arg-type]
+    return _Layout("labels", path=path, label=label, split=_index(headers, SPLIT_HEADERS))
+
+
+def _index(headers: list[str], names: tuple[str, ...]) -> int | None:
+    for name in names:
+        if name in headers:
+            return headers.index(name)
+    return None
+
+
+def _split_from_file_name(csv_name: str) -> Split | None:
+    for word in re.split(r"[^a-z0-9]+", PurePosixPath(csv_name).stem.lower()):
+        split = SPLIT_FOLDERS.get(word)
+        if split:
+            return split  # type: ignore[return-value]
+    return None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(float(text.strip()))
+    except ValueError:
+        return 0
+
+
+FORMAT = register(
+    DatasetFormat(
+        name="csv",
+        title="CSV",
+        tasks=("classification", "tagging", "detection"),
+        detect_priority=40,
+        matches=matches,
+        load=load,
+    )
+)

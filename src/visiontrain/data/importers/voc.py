@@ -1,0 +1,146 @@
+"""Pascal VOC: one XML file per image (``<annotation>`` with ``<filename>``, ``<size>`` and ``<object>`` boxes).
+
+The image is found from ``<filename>`` (beside the XML, in an ``images``/``JPEGImages`` folder, or
+anywhere when its name is unique), else from the XML's own name. An XML with no ``<object>`` says the
+image has no object. ``ImageSets/Main/train.txt`` and ``val.txt``, when present, give the split.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from pathlib import PurePosixPath
+
+from visiontrain.data.archives import ArchiveError
+from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, register
+from visiontrain.data.importers.builder import DatasetBuilder
+from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name
+
+_IMAGE_FOLDERS = ("images", "JPEGImages", "Images", "imgs")
+_MAX_XML_BYTES = 10 * 1024 * 1024
+_HEAD_BYTES = 2048
+
+
+def matches(folder: DatasetFolder) -> bool:
+    return any(_looks_like_voc(folder, name) for name in folder.with_suffix(".xml"))
+
+
+def load(folder: DatasetFolder, task: str) -> ImportedDataset:
+    xml_names = [name for name in folder.with_suffix(".xml") if _looks_like_voc(folder, name)]
+    if not xml_names:
+        raise ArchiveError("no Pascal VOC annotation found: expected .xml files with an <annotation> root")
+    builder = DatasetBuilder(folder, "voc", task)
+    stems = {PurePosixPath(name).stem: name for name in folder.image_names}
+    for xml_name in xml_names:
+        builder.mark_read(xml_name)
+        _read_xml(folder, builder, xml_name, stems)
+    for list_name, image_stems, split in _image_sets(folder):
+        builder.mark_read(list_name)
+        for stem in image_stems:
+            if stem in stems and builder.has_image(stems[stem]):
+                builder.set_split(stems[stem], split)
+    return builder.build()
+
+
+def _read_xml(folder: DatasetFolder, builder: DatasetBuilder, xml_name: str, stems: dict[str, str]) -> None:
+    root = _parse(folder, xml_name)
+    if isinstance(root, str):
+        builder.reject(xml_name, root)
+        return
+    image = _find_image(folder, xml_name, root, stems)
+    if image is None:
+        builder.reject(xml_name, f"annotation without image ({root.findtext('filename', '').strip() or 'no <filename>'} not found)")
+        return
+    if not builder.has_image(image):
+        return  # rejected with its own reason
+    objects = []
+    for number, element in enumerate(root.iter("object"), start=1):
+        concept = (element.findtext("name") or "").strip()
+        box = element.find("bndbox")
+        if not concept:
+            builder.reject(xml_name, f"object {number} has no <name>; the file was not imported")
+            return
+        try:
+            corners = tuple(float((box.findtext(tag) or "").strip()) for tag in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            builder.reject(xml_name, f"object {number} ({concept}) has no numeric <bndbox> xmin, ymin, xmax, ymax; the file was not imported")
+            return
+        objects.append((concept, corners))
+    builder.mark_annotated(image)
+    size = root.find("size")
+    if size is not None:
+        builder.check_declared_size(image, _int(size.findtext("width")), _int(size.findtext("height")))
+    for concept, corners in objects:
+        builder.add_object(image, concept, *corners)
+
+
+def _find_image(folder: DatasetFolder, xml_name: str, root: ElementTree.Element, stems: dict[str, str]) -> str | None:
+    xml_path = PurePosixPath(xml_name)
+    here = xml_path.parent.as_posix()
+    here = "" if here == "." else here
+    up = PurePosixPath(here).parent.as_posix() if here else ""
+    up = "" if up == "." else up
+    bases = [here, *(f"{up}/{f}".lstrip("/") for f in _IMAGE_FOLDERS)]
+    file_name = (root.findtext("filename") or "").strip()
+    if file_name:
+        found = folder.find_image(file_name, *[b for b in bases if b])
+        if found:
+            return found
+        if not is_image_name(file_name):  # some tools write the name without its extension
+            found = stems.get(PurePosixPath(file_name).name)
+            if found:
+                return found
+    return stems.get(xml_path.stem)
+
+
+def _parse(folder: DatasetFolder, xml_name: str) -> ElementTree.Element | str:
+    path = folder.files[xml_name]
+    if path.stat().st_size > _MAX_XML_BYTES:
+        return f"XML file larger than {_MAX_XML_BYTES // 1024**2} MB"
+    data = path.read_bytes()
+    # VOC files never need a DTD; refusing one rules out entity-expansion attacks outright.
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        return "XML with a DTD or entities is not accepted"
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as exc:
+        return f"not valid XML ({exc})"
+    if root.tag != "annotation":
+        return f"not a Pascal VOC file (root element <{root.tag}>, expected <annotation>)"
+    return root
+
+
+def _looks_like_voc(folder: DatasetFolder, xml_name: str) -> bool:
+    with open(folder.files[xml_name], "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    return b"<annotation" in head
+
+
+def _image_sets(folder: DatasetFolder) -> list[tuple[str, list[str], str]]:
+    """(list file, image stems, split) from VOC's ImageSets/Main/{train,val,trainval}.txt."""
+    sets = []
+    for name in folder.with_suffix(".txt"):
+        path = PurePosixPath(name)
+        split = SPLIT_FOLDERS.get(path.stem.lower())
+        if path.parent.name == "Main" and path.parent.parent.name == "ImageSets" and split:
+            lines = folder.files[name].read_text(encoding="utf-8-sig", errors="replace").splitlines()
+            sets.append((name, [line.split()[0] for line in lines if line.strip()], split))
+    return sets
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(float((text or "").strip()))
+    except ValueError:
+        return 0
+
+
+FORMAT = register(
+    DatasetFormat(
+        name="voc",
+        title="Pascal VOC",
+        tasks=("detection", "tagging"),
+        detect_priority=20,
+        matches=matches,
+        load=load,
+    )
+)
