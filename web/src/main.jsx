@@ -77,10 +77,7 @@ function NotFound({ path }) {
 
 function App() {
   const { path, query } = useRoute();
-  if (!auth.token && path !== "/login") {
-    navigate("/login", { next: path === "/" ? undefined : path });
-    return null;
-  }
+  if (!auth.token && path !== "/login") return <LoginPage query={{ next: path === "/" ? undefined : path }} />;
   for (const [pattern, Page] of ROUTES) {
     const params = match(pattern, path);
     if (params) {
@@ -102,4 +99,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById("app"));
+const root = document.getElementById("app");
+root.textContent = ""; // drop the "Loading the studio…" placeholder
+render(<App />, root);

@@ -33,6 +33,7 @@ export function useRoute() {
   useEffect(() => {
     const onChange = () => setRoute(parseHash());
     window.addEventListener("hashchange", onChange);
+    onChange(); // the hash may have changed before this listener existed
     return () => window.removeEventListener("hashchange", onChange);
   }, []);
   return route;

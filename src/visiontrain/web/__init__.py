@@ -41,7 +41,10 @@ def mount(app: FastAPI) -> None:
     def shell() -> HTMLResponse:
         if not studio_built():
             return HTMLResponse(_NOT_BUILT.format(bundle=BUNDLE), status_code=503)
-        return HTMLResponse((STATIC_DIR / "index.html").read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
+        # The bundle's build time in its URL: a rebuilt studio is fetched afresh, an unchanged one comes from cache.
+        stamp = str(int(BUNDLE.stat().st_mtime))
+        html = (STATIC_DIR / "index.html").read_text(encoding="utf-8").replace("{{build}}", stamp)
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     app.add_api_route("/", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.add_api_route("/studio", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
