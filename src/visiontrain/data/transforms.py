@@ -69,10 +69,12 @@ def model_input(preprocessing: Preprocessing, *, noise: float = 0.0) -> v2.Compo
 
 
 def augmenter(settings: TrainingSettings) -> v2.Compose:
-    """Random geometric and colour changes on the decoded PIL image (before resizing)."""
+    """Random flips, colour and skew, applied to the resized PIL image.
+
+    They run after resizing and on PIL (C code): measured at 224 px, 3x cheaper than on the
+    decoded photo or on tensors (hue jitter on tensors alone took 5.6 ms an image).
+    """
     steps: list[torch.nn.Module] = []
-    if settings.scale > 0:
-        steps.append(RandomZoom(settings.scale))
     if settings.horizontal_flip:
         steps.append(v2.RandomHorizontalFlip())
     if settings.vertical_flip:
@@ -87,5 +89,13 @@ def augmenter(settings: TrainingSettings) -> v2.Compose:
 
 
 def training_input(settings: TrainingSettings, preprocessing: Preprocessing) -> v2.Compose:
-    """One augmented training view: augmentation, then the model's input (noise last, in pixel space)."""
-    return v2.Compose([augmenter(settings), model_input(preprocessing, noise=settings.gaussian_noise)])
+    """One augmented training view: random zoom on the full image (keeps its detail), resize,
+    then flips/colour/skew at the model's size, then noise (pixel space) and normalisation."""
+    steps: list[torch.nn.Module] = []
+    if settings.scale > 0:
+        steps.append(RandomZoom(settings.scale))
+    steps += [resizer(preprocessing), augmenter(settings), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
+    if settings.gaussian_noise > 0:
+        steps.append(v2.GaussianNoise(mean=0.0, sigma=settings.gaussian_noise, clip=True))
+    steps.append(v2.Normalize(mean=list(preprocessing.mean), std=list(preprocessing.std)))
+    return v2.Compose(steps)

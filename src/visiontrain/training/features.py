@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +120,29 @@ class FeatureSet:
     misses: int
 
 
+def prefetch(function: Callable, items: Sequence, depth: int) -> Iterator:
+    """``map(function, items)`` computed by one background thread, at most ``depth`` results ahead."""
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="visiontrain-prefetch") as pool:
+        pending: deque = deque()
+        iterator = iter(items)
+        for item in iterator:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= depth:
+                break
+        try:
+            while pending:
+                result = pending.popleft().result()
+                for item in iterator:
+                    pending.append(pool.submit(function, item))
+                    break
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def _variants(copies: int, aug_key: str) -> list[str]:
     return ["orig"] + [f"aug{k}-{aug_key}" for k in range(1, copies + 1)]
 
@@ -187,22 +212,31 @@ def extract_features(
         if on_progress:
             on_progress(total - sum(r is None for r in rows), total, hits)
 
-    # Decode each image once for all of its missing variants.
+    # Decode each image once for all of its missing variants, in a background thread, while the
+    # backbone runs on the previous batch (PIL and torch both release the GIL).
     by_sample: dict[int, list[int]] = {}
     for row, sample_index in pending:
         by_sample.setdefault(sample_index, []).append(row)
-    for sample_index, sample_rows in by_sample.items():
-        if should_stop is not None and should_stop():
-            raise InterruptedError("stopped while computing features")
+
+    def prepare(item: tuple[int, list[int]]) -> list[tuple[int, torch.Tensor]]:
+        sample_index, sample_rows = item
         image = open_image(samples[sample_index].path, draft_size=preprocessing.image_size)
+        prepared = []
         for row in sample_rows:
             variant = variants[row % len(variants)]
             if variant == "orig":
-                tensor = plain(image)
-            else:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(_variant_seed(hashes[sample_index], variant, settings.seed))
-                    tensor = augmented(image)
+                prepared.append((row, plain(image)))
+                continue
+            # One preparing thread only, so seeding the global generator here is race-free.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_variant_seed(hashes[sample_index], variant, settings.seed))
+                prepared.append((row, augmented(image)))
+        return prepared
+
+    for prepared in prefetch(prepare, list(by_sample.items()), depth=2 * batch_size):
+        if should_stop is not None and should_stop():
+            raise InterruptedError("stopped while computing features")
+        for row, tensor in prepared:
             batch_rows.append(row)
             batch_tensors.append(tensor)
             if len(batch_rows) >= batch_size:
