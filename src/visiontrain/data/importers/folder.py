@@ -114,11 +114,14 @@ def split_from_path(name: str) -> str | None:
 def dataset_root(folder: Path) -> Path:
     """Descend through wrapper folders (an archive holding a single folder holding the dataset).
 
-    A lone folder of images only is not a wrapper: it is the one class of an ImageFolder.
+    A lone folder of images only is not a wrapper: it is the one class of an ImageFolder; nor is a
+    lone ``train`` folder: it says the split.
     """
     while True:
         children = _visible_children(folder)
         if len(children) != 1 or not children[0].is_dir() or children[0].is_symlink():
+            return folder
+        if children[0].name.lower() in SPLIT_FOLDERS:
             return folder
         inner = _visible_children(children[0])
         if inner and all(child.is_file() and is_image_name(child.name) for child in inner):

@@ -1,0 +1,318 @@
+"""Importers on real archives built from subsets of the shared datasets, with their real mess and some added."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+import xml.etree.ElementTree as ElementTree
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from visiontrain.data.importers import ArchiveError, import_archive
+
+YOLO_LABELLED = ["000000000009", "000000000025", "000000000030", "000000000034"]
+YOLO_UNLABELLED = ["000000000250", "000000000508"]  # images without a label file in the shared data
+YOLO_ORPHAN_LABELS = ["000000000656", "000000000659"]  # label files without an image in the shared data
+
+
+def make_zip(path: Path, entries: dict[str, Path | bytes | str]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            if isinstance(content, Path):
+                archive.write(content, name)
+            else:
+                archive.writestr(name, content)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _extract_into_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archives are extracted into a temporary folder the caller owns: here, the test's."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def truncated_jpeg(source: Path) -> bytes:
+    return source.read_bytes()[:3000]
+
+
+# --- YOLO
+
+
+@pytest.fixture(scope="module")
+def coco128_yolo_zip(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A subset of coco128_yolo under a wrapper folder, with its real orphans on both sides and macOS clutter."""
+    source = datasets_dir / "coco128_yolo"
+    entries: dict[str, Path | bytes | str] = {"coco128/dataset.yaml": source / "dataset.yaml"}
+    for stem in YOLO_LABELLED + YOLO_UNLABELLED:
+        entries[f"coco128/images/train/{stem}.jpg"] = source / "images" / "train" / f"{stem}.jpg"
+    for stem in YOLO_LABELLED + YOLO_ORPHAN_LABELS:
+        entries[f"coco128/labels/train/{stem}.txt"] = source / "labels" / "train" / f"{stem}.txt"
+    entries["__MACOSX/coco128/._dataset.yaml"] = b"\x00\x05\x16\x07"
+    return make_zip(tmp_path_factory.mktemp("yolo") / "coco128.zip", entries)
+
+
+def test_yolo_subset_keeps_the_real_mess_visible(coco128_yolo_zip: Path, datasets_dir: Path) -> None:
+    dataset = import_archive(coco128_yolo_zip, task="detection")
+    assert dataset.format == "yolo" and dataset.detected
+    assert [image.name for image in dataset.images] == [f"images/train/{s}.jpg" for s in sorted(YOLO_LABELLED + YOLO_UNLABELLED)]
+    assert dataset.rejected == [
+        (f"labels/train/{stem}.txt", "label file without image (no image with the same name in the matching images folder)")
+        for stem in YOLO_ORPHAN_LABELS
+    ]
+    no_label_warning = [w for w in dataset.warnings if "no label file" in w]
+    assert len(no_label_warning) == 1 and all(stem in no_label_warning[0] for stem in YOLO_UNLABELLED)
+    for stem in YOLO_UNLABELLED:  # YOLO convention: annotated, no objects
+        assert dataset.boxes[f"images/train/{stem}.jpg"] == []
+    label_dir = datasets_dir / "coco128_yolo" / "labels" / "train"
+    for stem in YOLO_LABELLED:
+        lines = [line for line in (label_dir / f"{stem}.txt").read_text().splitlines() if line.strip()]
+        assert len(dataset.boxes[f"images/train/{stem}.jpg"]) == len(lines)
+    assert dataset.split == {image.name: "train" for image in dataset.images}
+    assert len(dataset.concepts) == 80 and dataset.concepts == sorted(dataset.concepts)
+    assert dataset.skipped["system_files"] == 1
+    assert dataset.extraction_dir is not None and dataset.images[0].path.is_relative_to(dataset.extraction_dir)
+
+
+def test_yolo_boxes_are_converted_to_pixels_of_the_image(coco128_yolo_zip: Path, datasets_dir: Path) -> None:
+    dataset = import_archive(coco128_yolo_zip, format="yolo", task="detection")
+    image = next(i for i in dataset.images if i.name == "images/train/000000000009.jpg")
+    with Image.open(datasets_dir / "coco128_yolo" / "images" / "train" / "000000000009.jpg") as pil:
+        assert (image.width, image.height) == pil.size == (640, 480)
+    first_line = (datasets_dir / "coco128_yolo" / "labels" / "train" / "000000000009.txt").read_text().splitlines()[0]
+    class_id, cx, cy, w, h = (float(v) for v in first_line.split())
+    box = dataset.boxes[image.name][0]
+    assert class_id == 45 and box.concept == "bowl"
+    assert box.x_min == pytest.approx(max(0.0, (cx - w / 2) * 640))
+    assert box.x_max == pytest.approx(min(640.0, (cx + w / 2) * 640))
+    assert box.y_min == pytest.approx((cy - h / 2) * 480)
+    assert box.y_max == pytest.approx(min(480.0, (cy + h / 2) * 480))
+
+
+def test_yolo_for_tagging_gives_the_set_of_classes(coco128_yolo_zip: Path) -> None:
+    dataset = import_archive(coco128_yolo_zip, task="tagging")
+    assert dataset.tags["images/train/000000000009.jpg"] == ["bowl", "broccoli", "orange"]
+    assert dataset.tags["images/train/000000000250.jpg"] == []
+    assert dataset.boxes == {} and dataset.labels == {}
+
+
+def test_yolo_bad_label_files_are_rejected_whole(datasets_dir: Path, tmp_path: Path) -> None:
+    images = datasets_dir / "coco128_yolo" / "images" / "train"
+    archive = make_zip(
+        tmp_path / "bad.zip",
+        {
+            "classes.txt": "cat\ndog\n",
+            "train/images/a.jpg": images / "000000000009.jpg",
+            "train/images/b.jpg": images / "000000000025.jpg",
+            "train/images/c.jpg": images / "000000000030.jpg",
+            "valid/images/d.jpg": images / "000000000034.jpg",
+            "valid/images/broken.jpg": truncated_jpeg(images / "000000000042.jpg"),
+            "train/labels/a.txt": "0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.1 0.1\n",
+            "train/labels/b.txt": "1 0.5 0.5 0.2 0.2\n0 0.5 0.5\n",
+            "train/labels/c.txt": "1 120 80 30 40\n",
+            "valid/labels/d.txt": "1 0.25 0.25 0.5 0.5\n0 0.9 0.9 0.0 0.2\n",
+        },
+    )
+    dataset = import_archive(archive, task="detection")
+    assert dataset.format == "yolo" and dataset.concepts == ["cat", "dog"]
+    reasons = dict(dataset.rejected)
+    assert reasons["train/labels/a.txt"].startswith("bad line 2: unknown class id 5")
+    assert reasons["train/labels/b.txt"].startswith("bad line 2: expected 5 values")
+    assert reasons["train/labels/c.txt"].startswith("bad line 1: coordinates must be normalised")
+    assert reasons["valid/images/broken.jpg"].startswith("corrupt or truncated image")
+    # Images whose label file was refused stay in, unannotated (not "no objects").
+    assert {i.name for i in dataset.images} == {"train/images/a.jpg", "train/images/b.jpg", "train/images/c.jpg", "valid/images/d.jpg"}
+    assert list(dataset.boxes) == ["valid/images/d.jpg"]
+    assert [b.concept for b in dataset.boxes["valid/images/d.jpg"]] == ["dog"]  # the zero-width box is dropped
+    assert dataset.skipped["degenerate_boxes"] == 1
+    assert dataset.split == {"train/images/a.jpg": "train", "train/images/b.jpg": "train", "train/images/c.jpg": "train", "valid/images/d.jpg": "val"}
+
+
+# --- COCO
+
+
+@pytest.fixture(scope="module")
+def coco_subset(datasets_dir: Path) -> tuple[list[str], dict]:
+    """The coco128 images with crowd annotations, the two without annotations, and one plain image."""
+    content = json.loads((datasets_dir / "coco128_coco" / "annotations" / "instances.json").read_text())
+    file_names = {image["id"]: image["file_name"] for image in content["images"]}
+    crowd = {file_names[a["image_id"]] for a in content["annotations"] if a["iscrowd"]}
+    chosen = sorted(crowd | {"000000000250.jpg", "000000000508.jpg", "000000000009.jpg"})
+    return chosen, content
+
+
+def test_coco_crowds_empty_images_and_missing_files(coco_subset: tuple[list[str], dict], datasets_dir: Path, tmp_path: Path) -> None:
+    chosen, content = coco_subset
+    source = datasets_dir / "coco128_coco"
+    entries: dict[str, Path | bytes | str] = {"annotations/instances.json": source / "annotations" / "instances.json"}
+    entries.update({f"images/{name}": source / "images" / name for name in chosen})
+    dataset = import_archive(make_zip(tmp_path / "coco.zip", entries), task="detection")
+
+    assert dataset.format == "coco"
+    assert [image.name for image in dataset.images] == [f"images/{name}" for name in chosen]
+    assert dataset.skipped["crowd_boxes"] == 10
+    chosen_ids = {image["id"] for image in content["images"] if image["file_name"] in chosen}
+    plain = [a for a in content["annotations"] if a["image_id"] in chosen_ids and not a["iscrowd"]]
+    assert sum(len(boxes) for boxes in dataset.boxes.values()) == len(plain)
+    assert dataset.boxes["images/000000000250.jpg"] == [] and dataset.boxes["images/000000000508.jpg"] == []
+    # The full instances.json lists all 128 images: the ones not in this archive are reported, not lost.
+    assert len(dataset.rejected) == 128 - len(chosen)
+    assert all(reason == "listed in annotations/instances.json but not found in the archive" for _, reason in dataset.rejected)
+    first = next(a for a in plain if a["image_id"] == 9)
+    box = next(b for b in dataset.boxes["images/000000000009.jpg"] if b.x_min == pytest.approx(first["bbox"][0]))
+    assert box.x_max == pytest.approx(first["bbox"][0] + first["bbox"][2])
+
+
+def test_coco_tagging_matches_the_published_tags(coco_subset: tuple[list[str], dict], datasets_dir: Path, tmp_path: Path) -> None:
+    chosen, content = coco_subset
+    source = datasets_dir / "coco128_coco"
+    ids = {image["id"] for image in content["images"] if image["file_name"] in chosen}
+    subset = {**content, "images": [i for i in content["images"] if i["id"] in ids], "annotations": [a for a in content["annotations"] if a["image_id"] in ids]}
+    entries: dict[str, Path | bytes | str] = {"train/_annotations.coco.json": json.dumps(subset)}
+    entries.update({f"train/{name}": source / "images" / name for name in chosen})
+    dataset = import_archive(make_zip(tmp_path / "coco.zip", entries), task="tagging")
+
+    with open(source / "tags.csv", newline="") as handle:
+        expected = {Path(row["image"]).name: sorted(filter(None, row["tags"].split(";"))) for row in csv.DictReader(handle)}
+    assert dataset.rejected == []
+    assert dataset.tags == {f"train/{name}": expected[name] for name in chosen}
+    assert dataset.tags["train/000000000250.jpg"] == []  # explicit "without concept"
+    assert set(dataset.split.values()) == {"train"}
+
+
+# --- Pascal VOC and CSV boxes (raccoon)
+
+RACCOONS = ["raccoon-1", "raccoon-2", "raccoon-10", "raccoon-119", "raccoon-72"]  # 119 has 3 boxes, 72 has 2
+
+
+@pytest.fixture(scope="module")
+def raccoon_zip(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = datasets_dir / "raccoon"
+    entries: dict[str, Path | bytes | str] = {}
+    for stem in RACCOONS:
+        entries[f"images/{stem}.jpg"] = source / "images" / f"{stem}.jpg"
+        entries[f"annotations/{stem}.xml"] = source / "annotations" / f"{stem}.xml"
+    entries["annotations/raccoon-99.xml"] = source / "annotations" / "raccoon-99.xml"  # its image is left out
+    entries["images/raccoon-98.jpg"] = source / "images" / "raccoon-98.jpg"  # its XML is left out
+    entries["annotations/evil.xml"] = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><annotation>&x;</annotation>'
+    for split in ("train", "test"):
+        with open(source / f"{split}_labels.csv", newline="") as handle:
+            rows = list(csv.reader(handle))
+        kept = [rows[0]] + [row for row in rows[1:] if row[0].removesuffix(".jpg") in RACCOONS + ["raccoon-99"]]
+        entries[f"{split}_labels.csv"] = "\n".join(",".join(row) for row in kept) + "\n"
+    return make_zip(tmp_path_factory.mktemp("voc") / "raccoon.zip", entries)
+
+
+def test_voc_boxes_match_the_xml_files(raccoon_zip: Path, datasets_dir: Path) -> None:
+    dataset = import_archive(raccoon_zip, task="detection")
+    assert dataset.format == "voc" and dataset.concepts == ["raccoon"]
+    assert dict(dataset.rejected) == {
+        "annotations/evil.xml": "XML with a DTD or entities is not accepted",
+        "annotations/raccoon-99.xml": "annotation without image (raccoon-99.jpg not found)",
+    }
+    assert "images/raccoon-98.jpg" not in dataset.boxes
+    assert any("1 image(s) have no annotation" in w and "raccoon-98" in w for w in dataset.warnings)
+    for stem in RACCOONS:
+        root = ElementTree.parse(datasets_dir / "raccoon" / "annotations" / f"{stem}.xml").getroot()
+        expected = [tuple(float(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")) for o in root.iter("object")]
+        got = [(b.x_min, b.y_min, b.x_max, b.y_max) for b in dataset.boxes[f"images/{stem}.jpg"]]
+        assert got == expected
+
+
+def test_csv_box_layout_gives_the_same_boxes_and_the_split(raccoon_zip: Path) -> None:
+    from_voc = import_archive(raccoon_zip, format="voc", task="detection")
+    from_csv = import_archive(raccoon_zip, format="csv", task="detection")
+    assert from_csv.boxes == from_voc.boxes and sum(map(len, from_csv.boxes.values())) == 8
+    expected_split, missing_at = {}, []
+    with zipfile.ZipFile(raccoon_zip) as archive:
+        for split, file_name in (("train", "train_labels.csv"), ("val", "test_labels.csv")):
+            for line, row in enumerate(csv.reader(archive.read(file_name).decode().splitlines()), start=1):
+                if row[0] == "raccoon-99.jpg":
+                    missing_at.append(f"listed in {file_name} line {line} but not found in the archive")
+                elif line > 1:
+                    expected_split[f"images/{row[0]}"] = split
+    assert from_csv.rejected == [("raccoon-99.jpg", missing_at[0])]
+    assert from_csv.split == expected_split and set(expected_split) == {f"images/{s}.jpg" for s in RACCOONS}
+
+
+def test_a_format_that_cannot_feed_the_task_is_refused(raccoon_zip: Path) -> None:
+    with pytest.raises(ArchiveError, match="Pascal VOC dataset, which cannot feed a classification view"):
+        import_archive(raccoon_zip, task="classification")
+    with pytest.raises(ArchiveError, match="cannot feed a detection view"):
+        import_archive(raccoon_zip, format="imagefolder", task="detection")
+    with pytest.raises(ArchiveError, match="unknown dataset format 'tfrecord'"):
+        import_archive(raccoon_zip, format="tfrecord", task="detection")
+    with pytest.raises(ArchiveError, match="unknown task"):
+        import_archive(raccoon_zip, task="segmentation")
+
+
+# --- ImageFolder and CSV labels (ants and bees)
+
+
+def test_image_folder_with_splits_and_junk(ants_bees_small: Path, tmp_path: Path) -> None:
+    entries: dict[str, Path | bytes | str] = {
+        f"ants_bees/{path.relative_to(ants_bees_small).as_posix()}": path for path in sorted(ants_bees_small.rglob("*.jpg"))
+    }
+    some_bee = sorted((ants_bees_small / "train" / "bees").glob("*.jpg"))[0]
+    entries["ants_bees/train/bees/broken.jpg"] = truncated_jpeg(some_bee)
+    entries["ants_bees/train/ants/notes.txt"] = "collected in June"
+    entries["ants_bees/train/ants/.DS_Store"] = b"\x00"
+    dataset = import_archive(make_zip(tmp_path / "ab.zip", entries))
+
+    assert dataset.format == "imagefolder" and dataset.task == "classification" and dataset.concepts == ["ants", "bees"]
+    assert len(dataset.images) == 36 and len(dataset.labels) == 36
+    assert dataset.labels["train/ants/" + sorted((ants_bees_small / "train" / "ants").glob("*.jpg"))[0].name] == "ants"
+    assert sum(1 for split in dataset.split.values() if split == "val") == 12
+    assert dict(dataset.rejected).keys() == {"train/bees/broken.jpg", "train/ants/notes.txt"}
+    assert dict(dataset.rejected)["train/ants/notes.txt"] == "not an image (.txt) in class folder 'ants'"
+    assert dataset.skipped == {"system_files": 1}
+
+    tagged = import_archive(make_zip(tmp_path / "ab2.zip", entries), task="tagging")
+    assert set(map(tuple, tagged.tags.values())) == {("ants",), ("bees",)}
+
+
+def test_csv_labels_for_classification_and_tagging(ants_bees_small: Path, tmp_path: Path) -> None:
+    ants = sorted((ants_bees_small / "train" / "ants").glob("*.jpg"))[:3]
+    bees = sorted((ants_bees_small / "train" / "bees").glob("*.jpg"))[:3]
+    entries: dict[str, Path | bytes | str] = {f"photos/{p.name}": p for p in ants + bees}
+    rows = ["path,label,split"]
+    rows += [f"photos/{p.name},ants,train" for p in ants[:2]] + [f"photos/{p.name},bees,val" for p in bees[:2]]
+    rows += [f"photos/{ants[2].name},ants;bees,", f"photos/{bees[2].name},,", "photos/missing.jpg,ants,train"]
+    entries["labels.csv"] = "\n".join(rows) + "\n"
+    archive = make_zip(tmp_path / "csv.zip", entries)
+
+    dataset = import_archive(archive)
+    assert dataset.format == "csv"
+    assert dataset.labels == {f"photos/{p.name}": "ants" for p in ants[:2]} | {f"photos/{p.name}": "bees" for p in bees[:2]}
+    assert dataset.split == {f"photos/{p.name}": "train" for p in ants[:2]} | {f"photos/{p.name}": "val" for p in bees[:2]}
+    reasons = dict(dataset.rejected)
+    assert reasons["photos/missing.jpg"] == "listed in labels.csv line 8 but not found in the archive"
+    assert reasons[f"photos/{ants[2].name}"].startswith("labelled ants, bees")
+    assert any("empty label" in w and bees[2].name in w for w in dataset.warnings)
+
+    tagged = import_archive(archive, task="tagging")
+    assert tagged.tags[f"photos/{ants[2].name}"] == ["ants", "bees"]
+    assert tagged.tags[f"photos/{bees[2].name}"] == []  # explicit "without concept"
+    assert len(tagged.tags) == 6
+
+    with pytest.raises(ArchiveError, match="a detection view needs filename,class,xmin"):
+        import_archive(archive, task="detection")
+
+
+def test_unsafe_archive_is_refused_and_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    archive = make_zip(tmp_path / "evil.zip", {"a/b.jpg": b"x", "../../evil.jpg": b"x"})
+    with pytest.raises(ArchiveError, match="outside the archive"):
+        import_archive(archive, task="classification")
+    assert list(scratch.iterdir()) == []
+
+
+def test_unrecognised_layout_says_what_was_expected(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "notes.zip", {"readme.md": "# nothing here", "data.json": "{}"})
+    with pytest.raises(ArchiveError, match="cannot recognise the dataset layout"):
+        import_archive(archive)
