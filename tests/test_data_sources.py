@@ -88,6 +88,7 @@ def test_train_folder_alone_and_test_folder_is_not_used(datasets_dir: Path, tmp_
     make_folder(root / "test", {"ants": photos(datasets_dir, "val", "ants", 2)})
     spec = load_image_folder(root)
     assert spec.val is None and len(spec.train) == 4
+    assert "test/ not used" in spec.source
     make_folder(root / "valid", {"bees": photos(datasets_dir, "val", "bees", 2)})
     spec = load_image_folder(root)
     assert spec.val is not None and spec.class_counts(spec.val) == {"ants": 0, "bees": 2}

@@ -128,7 +128,7 @@ def duplicate_warnings(train: list[Sample], val: list[Sample]) -> list[str]:
         parts = {part for _, part in members}
         described = " = ".join(
             f"{p} ({', '.join(sorted({s.label for s, _ in by_path[p]}))}: "
-            f"{' and '.join(sorted({part for _, part in by_path[p]}, reverse=True))})"
+            f"{' and '.join(sorted({part for _, part in by_path[p]}))})"
             for p in paths
         )
         if len(labels) > 1:
@@ -149,7 +149,9 @@ def duplicate_warnings(train: list[Sample], val: list[Sample]) -> list[str]:
             f"which inflates validation accuracy: {_listing(leaked)}"
         )
     if copies:
-        warnings.append(f"{copies} file(s) are exact copies of another image in the same class; they count twice in training")
+        warnings.append(
+            f"{copies} file(s) are exact copies of another image in the same class; they count twice in training"
+        )
     return warnings
 
 

@@ -94,7 +94,8 @@ def load_image_folder(root: Path) -> DatasetSpec:
         return _folder_spec(root, train, None, rejected, "ImageFolder")
 
     val_dir = _first_present(folders, VAL_FOLDER_NAMES)
-    expected = {train_dir.name, *(d.name for d in [val_dir] if d), *(n for n in folders if n.lower() in TEST_FOLDER_NAMES)}
+    test_dirs = [name for name in folders if name.lower() in TEST_FOLDER_NAMES]
+    expected = {train_dir.name, *([val_dir.name] if val_dir else []), *test_dirs}
     unexpected = sorted(set(folders) - expected)
     if unexpected:
         raise DataError(
@@ -112,7 +113,9 @@ def load_image_folder(root: Path) -> DatasetSpec:
                 f"{val_dir} has class folders with no counterpart in {train_dir}: {_quoted(unknown)}; "
                 "every validation class needs training images"
             )
-    layout = f"ImageFolder ({train_dir.name}/{'+' + val_dir.name + '/' if val_dir else ''})"
+    folders_used = f"{train_dir.name}/ + {val_dir.name}/" if val_dir else f"{train_dir.name}/"
+    unused = f"; {', '.join(t + '/' for t in test_dirs)} not used" if test_dirs else ""
+    layout = f"ImageFolder ({folders_used}{unused})"
     return _folder_spec(root, train, val, rejected, layout)
 
 
@@ -279,11 +282,11 @@ def _columns(csv_path: Path, rows: list[tuple[int, list[str]]]) -> tuple[tuple[i
         return (path_col, label_col, split_col), 1
     if path_col is not None or label_col is not None or not _looks_like_path(header[0]):
         raise DataError(
-            f"{csv_path} line {line} looks like a header ({', '.join(header)}) but its columns are not recognised: "
-            f"name the image column one of {', '.join(PATH_HEADERS)} and the class column one of {', '.join(LABEL_HEADERS)}"
+            f"{csv_path} line {line} looks like a header ({', '.join(header)}) but its columns are not "
+            f"recognised: name the image column one of {', '.join(PATH_HEADERS)} and the class column "
+            f"one of {', '.join(LABEL_HEADERS)}"
         )
-    width = len(header)
-    return (0, 1, 2 if width >= 3 else None), 0
+    return (0, 1, 2 if len(header) >= 3 else None), 0
 
 
 def _looks_like_path(cell: str) -> bool:
