@@ -142,7 +142,8 @@ def _checked_entries(
 def _safe_relative_path(name: str, archive_name: str) -> PurePosixPath | None:
     """The entry's path relative to the target folder, or ArchiveError if it could escape it."""
     if "\\" in name:
-        raise ArchiveError(f"{archive_name}: entry {name!r} uses backslashes in its path; refusing it")
+        raise ArchiveError(f"{archive_name}: entry {name!r} uses backslashes in its path; refusing it "
+            "(re-create the archive with a standard zip tool)")
     if "\x00" in name:
         raise ArchiveError(f"{archive_name}: entry {name!r} has a NUL character in its name")
     if name.startswith("/") or _DRIVE_LETTER.match(name):

@@ -7,7 +7,10 @@ Annotation semantics, the same for every format:
 - every image that decodes is in ``images``; files that do not are in ``rejected`` with a reason;
 - an image present in the task's dict (``labels``, ``tags`` or ``boxes``) is annotated: ``tags[n] == []``
   means "annotated, without concept" and ``boxes[n] == []`` means "annotated, no object";
-- an image absent from it is imported unannotated (and a warning says how many).
+- an image absent from it is imported unannotated (and a warning says how many);
+- ``rejected`` names each file or annotation left out, with the reason. An image whose annotation is
+  refused (a bad label line, conflicting labels) is still imported, unannotated, so that nothing
+  half-annotated is ever taken for complete.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ class Box:
 
 @dataclass(frozen=True)
 class ImportedImage:
-    """One image that decodes. ``name``: its posix path relative to the dataset's root folder."""
+    """One image that decodes, and its size after EXIF orientation.
+
+    ``name``: its posix path inside the archive, relative to the dataset's root folder (a wrapper
+    folder holding the whole dataset, as in ``coco128/images/...``, is left out).
+    """
 
     name: str
     path: Path

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from visiontrain.data.archives import ArchiveError
 from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, register
 from visiontrain.data.importers.builder import DatasetBuilder
-from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder
+from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, join, parent_of
 
 _MAX_JSON_BYTES = 2 * 1024**3
 
@@ -38,23 +38,24 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
 
 
 def _read_coco(folder: DatasetFolder, builder: DatasetBuilder, json_name: str, content: dict) -> None:
-    json_folder = PurePosixPath(json_name).parent.as_posix()
-    json_folder = "" if json_folder == "." else json_folder
-    parent_folder = PurePosixPath(json_folder).parent.as_posix() if json_folder else ""
-    parent_folder = "" if parent_folder == "." else parent_folder
-    # images/ beside the annotations/ folder, the JSON's own folder (Roboflow), or the dataset root.
-    bases = [b for b in (json_folder, f"{parent_folder}/images".lstrip("/"), "images") if b]
+    json_folder = parent_of(json_name)
+    # The JSON's own folder (Roboflow), images/ beside the annotations/ folder, or images/ at the root.
+    bases = [base for base in (json_folder, join(parent_of(json_folder), "images"), "images") if base]
     split = _split_from_file_name(json_name)
 
     categories: dict[object, str] = {}
     for category in _records(content, "categories", json_name):
-        if "id" not in category or not str(category.get("name", "")).strip():
+        if not isinstance(category.get("id"), int | str) or not str(category.get("name", "")).strip():
             raise ArchiveError(f"{json_name}: every category needs an 'id' and a 'name' (found {category!r:.100})")
         categories[category["id"]] = str(category["name"]).strip()
     builder.declare_concepts(set(categories.values()))
 
     images: dict[object, str] = {}
+    listed_ids: set[object] = set()
     for record in _records(content, "images", json_name):
+        if not isinstance(record.get("id"), int | str):
+            raise ArchiveError(f"{json_name}: every image needs an integer or text 'id' (found {record!r:.100})")
+        listed_ids.add(record["id"])
         file_name = str(record.get("file_name", ""))
         name = folder.find_image(file_name, *bases)
         if name is None:
@@ -71,13 +72,14 @@ def _read_coco(folder: DatasetFolder, builder: DatasetBuilder, json_name: str, c
     for annotation in _records(content, "annotations", json_name):
         where = f"{json_name} annotation {annotation.get('id')}"
         image_id = annotation.get("image_id")
-        if image_id not in images:
-            if not any(record.get("id") == image_id for record in content["images"]):
+        if not isinstance(image_id, int | str) or image_id not in images:
+            if not isinstance(image_id, int | str) or image_id not in listed_ids:
                 builder.reject(where, f"refers to image id {image_id!r}, which is not listed in 'images'")
             continue  # otherwise its image is missing or rejected, and reported as such
-        concept = categories.get(annotation.get("category_id"))
+        category_id = annotation.get("category_id")
+        concept = categories.get(category_id) if isinstance(category_id, int | str) else None
         if concept is None:
-            builder.reject(where, f"unknown category id {annotation.get('category_id')!r}")
+            builder.reject(where, f"unknown category id {category_id!r}")
             continue
         corners = _corners(annotation)
         if corners is None:

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 from visiontrain.data.archives import ArchiveError
 from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, Split, register
 from visiontrain.data.importers.builder import DatasetBuilder, listing
-from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name
+from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name, join, parent_of
 
 PATH_HEADERS = ("path", "filename", "file_name", "file", "image", "image_path", "filepath", "file_path", "image_id")
 LABEL_HEADERS = ("label", "labels", "class", "class_name", "concept", "category", "tags", "tag")
@@ -76,8 +76,8 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
         if layout.kind not in wanted:
             continue
         builder.mark_read(csv_name)
-        here = PurePosixPath(csv_name).parent.as_posix()
-        bases = [b for b in (here if here != "." else "", f"{here}/images" if here != "." else "images") if b]
+        here = parent_of(csv_name)
+        bases = [base for base in (here, join(here, "images")) if base]
         file_split = _split_from_file_name(csv_name)
         for line, cells in rows:
             reference = cells[layout.path].strip()
@@ -91,9 +91,15 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
 
     read_rows = {"classification": _classify, "tagging": _tag, "detection": _detect}[task]
     empty_labels: list[str] = []
+    unknown_splits: set[str] = set()
     for image, rows in rows_by_image.items():
         read_rows(builder, image, rows, empty_labels)
-        _apply_split(builder, image, rows)
+        _apply_split(builder, image, rows, unknown_splits)
+    if unknown_splits:
+        builder.warn(
+            f"split values {', '.join(sorted(unknown_splits))} are not train or val (nor valid, validation, test) "
+            "and were ignored"
+        )
     if empty_labels:
         builder.warn(
             f"{len(empty_labels)} image(s) have an empty label, which a classification view cannot take; "
@@ -139,12 +145,12 @@ def _detect(builder: DatasetBuilder, image: str, rows: list[_Row], _empty: list[
             # One bad row leaves the image's boxes incomplete: none are imported rather than some.
             builder.reject(image, f"{row.source}: expected a class and numeric xmin, ymin, xmax, ymax")
             return
-        boxes.append((concept, corners, row))
+        boxes.append((concept, corners))
     builder.mark_annotated(image)
-    for concept, corners, row in boxes:
-        if row.layout.size is not None:
-            width, height = (_int(row.cells[i]) for i in row.layout.size)
-            builder.check_declared_size(image, width, height)
+    sized = next((row for row in rows if row.layout.size is not None), None)
+    if sized is not None:
+        builder.check_declared_size(image, *(_int(sized.cells[i]) for i in sized.layout.size))  # type: ignore[union-attr]
+    for concept, corners in boxes:
         builder.add_object(image, concept, *corners)
 
 
@@ -155,12 +161,14 @@ def _labels(row: _Row) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def _apply_split(builder: DatasetBuilder, image: str, rows: list[_Row]) -> None:
+def _apply_split(builder: DatasetBuilder, image: str, rows: list[_Row], unknown: set[str]) -> None:
     for row in rows:
         split = row.file_split
         if row.layout.split is not None:
-            value = row.cells[row.layout.split].strip().lower()
-            split = SPLIT_FOLDERS.get(value, split) if value else split
+            value = row.cells[row.layout.split].strip()
+            if value and value.lower() not in SPLIT_FOLDERS:
+                unknown.add(repr(value))
+            split = SPLIT_FOLDERS.get(value.lower(), split) if value else split
         if split:
             builder.set_split(image, split)
             return

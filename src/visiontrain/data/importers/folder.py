@@ -111,6 +111,17 @@ def split_from_path(name: str) -> str | None:
     return None
 
 
+def parent_of(name: str) -> str:
+    """The folder holding ``name``, as a posix name; '' for the dataset's root."""
+    parent = PurePosixPath(name).parent.as_posix()
+    return "" if parent == "." else parent
+
+
+def join(*parts: str) -> str:
+    """Posix join that ignores empty parts: join('', 'images') == 'images'."""
+    return "/".join(part for part in parts if part)
+
+
 def dataset_root(folder: Path) -> Path:
     """Descend through wrapper folders (an archive holding a single folder holding the dataset).
 

@@ -43,7 +43,13 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
             builder.add_tag(name, concept)
         if split_layout and split:
             builder.set_split(name, split)  # type: ignore[arg-type]
-    return builder.build()
+    dataset = builder.build()
+    if len(dataset.concepts) == 1:
+        dataset.warnings.append(
+            f"only one class folder was found ({dataset.concepts[0]!r}): if it just holds the images, this archive "
+            "has no labels; a classification view needs a folder per class"
+        )
+    return dataset
 
 
 def _class_of(folder: DatasetFolder, name: str) -> tuple[str, str | None] | None:

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from visiontrain.data.archives import ArchiveError
 from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, register
 from visiontrain.data.importers.builder import DatasetBuilder
-from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name
+from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name, join, parent_of
 
 _IMAGE_FOLDERS = ("images", "JPEGImages", "Images", "imgs")
 _MAX_XML_BYTES = 10 * 1024 * 1024
@@ -75,14 +75,11 @@ def _read_xml(folder: DatasetFolder, builder: DatasetBuilder, xml_name: str, ste
 
 def _find_image(folder: DatasetFolder, xml_name: str, root: ElementTree.Element, stems: dict[str, str]) -> str | None:
     xml_path = PurePosixPath(xml_name)
-    here = xml_path.parent.as_posix()
-    here = "" if here == "." else here
-    up = PurePosixPath(here).parent.as_posix() if here else ""
-    up = "" if up == "." else up
-    bases = [here, *(f"{up}/{f}".lstrip("/") for f in _IMAGE_FOLDERS)]
+    here = parent_of(xml_name)
+    bases = [base for base in (here, *(join(parent_of(here), f) for f in _IMAGE_FOLDERS)) if base]
     file_name = (root.findtext("filename") or "").strip()
     if file_name:
-        found = folder.find_image(file_name, *[b for b in bases if b])
+        found = folder.find_image(file_name, *bases)
         if found:
             return found
         if not is_image_name(file_name):  # some tools write the name without its extension

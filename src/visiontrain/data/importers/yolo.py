@@ -146,15 +146,18 @@ def _names_from_yaml(folder: DatasetFolder, yaml_name: str) -> dict[int, str]:
 
 def _yaml_with_names(folder: DatasetFolder) -> str | None:
     """The shallowest YAML file with a 'names' key (data.yaml, dataset.yaml, coco128.yaml ...)."""
-    candidates = sorted(folder.with_suffix(".yaml", ".yml"), key=lambda n: (n.count("/"), n))
-    for name in candidates:
-        try:
-            content = _load_yaml(folder, name)
-        except ArchiveError:
-            continue
-        if "names" in content:
-            return name
-    return None
+    if "yolo_yaml" not in folder.parsed:
+        found = None
+        for name in sorted(folder.with_suffix(".yaml", ".yml"), key=lambda n: (n.count("/"), n)):
+            try:
+                content = _load_yaml(folder, name)
+            except ArchiveError:
+                continue  # not YAML: reported as an ignored file
+            if "names" in content:
+                found = name
+                break
+        folder.parsed["yolo_yaml"] = found
+    return folder.parsed["yolo_yaml"]  # type: ignore[return-value]
 
 
 def _load_yaml(folder: DatasetFolder, name: str) -> dict:
