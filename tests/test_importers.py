@@ -77,6 +77,21 @@ def test_yolo_subset_keeps_the_real_mess_visible(coco128_yolo_zip: Path, dataset
     assert dataset.extraction_dir is not None and dataset.images[0].path.is_relative_to(dataset.extraction_dir)
 
 
+def test_yolo_whole_shared_folder_in_place(datasets_dir: Path) -> None:
+    source = datasets_dir / "coco128_yolo"
+    dataset = import_archive(source, task="detection")
+    assert dataset.extraction_dir is None and dataset.images[0].path.is_relative_to(source)
+    assert len(dataset.images) == 128 and len(dataset.boxes) == 128
+    assert [name for name, _ in dataset.rejected] == [f"labels/train/{s}.txt" for s in YOLO_ORPHAN_LABELS]
+    lines = {
+        path.stem: sum(1 for line in path.read_text().splitlines() if line.strip())
+        for path in (source / "labels" / "train").glob("*.txt")
+    }
+    assert sum(lines.values()) == 941  # the README's count
+    expected = sum(count for stem, count in lines.items() if stem not in YOLO_ORPHAN_LABELS)
+    assert sum(len(boxes) for boxes in dataset.boxes.values()) + dataset.skipped.get("degenerate_boxes", 0) == expected
+
+
 def test_yolo_boxes_are_converted_to_pixels_of_the_image(coco128_yolo_zip: Path, datasets_dir: Path) -> None:
     dataset = import_archive(coco128_yolo_zip, format="yolo", task="detection")
     image = next(i for i in dataset.images if i.name == "images/train/000000000009.jpg")
@@ -113,7 +128,7 @@ def test_yolo_bad_label_files_are_rejected_whole(datasets_dir: Path, tmp_path: P
             "train/labels/a.txt": "0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.1 0.1\n",
             "train/labels/b.txt": "1 0.5 0.5 0.2 0.2\n0 0.5 0.5\n",
             "train/labels/c.txt": "1 120 80 30 40\n",
-            "valid/labels/d.txt": "1 0.25 0.25 0.5 0.5\n0 0.9 0.9 0.0 0.2\n",
+            "valid/labels/d.txt": "1 0.25 0.25 0.5 0.5\n0 0.9 0.9 0.0 0.2\n0 1.0 0.5 0.2 0.2\n",
         },
     )
     dataset = import_archive(archive, task="detection")
@@ -126,7 +141,11 @@ def test_yolo_bad_label_files_are_rejected_whole(datasets_dir: Path, tmp_path: P
     # Images whose label file was refused stay in, unannotated (not "no objects").
     assert {i.name for i in dataset.images} == {"train/images/a.jpg", "train/images/b.jpg", "train/images/c.jpg", "valid/images/d.jpg"}
     assert list(dataset.boxes) == ["valid/images/d.jpg"]
-    assert [b.concept for b in dataset.boxes["valid/images/d.jpg"]] == ["dog"]  # the zero-width box is dropped
+    # The zero-width box is dropped; the one crossing the right edge is clipped to the image.
+    dog, cat = dataset.boxes["valid/images/d.jpg"]
+    width = next(image.width for image in dataset.images if image.name == "valid/images/d.jpg")
+    assert (dog.concept, cat.concept) == ("dog", "cat")
+    assert cat.x_max == width and cat.x_min == pytest.approx(0.9 * width)
     assert dataset.skipped["degenerate_boxes"] == 1
     assert dataset.split == {"train/images/a.jpg": "train", "train/images/b.jpg": "train", "train/images/c.jpg": "train", "valid/images/d.jpg": "val"}
 

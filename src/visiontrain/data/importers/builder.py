@@ -84,8 +84,9 @@ class DatasetBuilder:
         if not all(math.isfinite(value) for value in corners):
             self._degenerate[name] += 1
             return
-        x_min, x_max = sorted((min(max(x_min, 0.0), width), min(max(x_max, 0.0), width)))
-        y_min, y_max = sorted((min(max(y_min, 0.0), height), min(max(y_max, 0.0), height)))
+        x_min, x_max = min(max(x_min, 0.0), width), min(max(x_max, 0.0), width)
+        y_min, y_max = min(max(y_min, 0.0), height), min(max(y_max, 0.0), height)
+        # Inverted corners are an annotation error, not a box to guess at: counted with the empty ones.
         if x_max - x_min <= 0 or y_max - y_min <= 0:
             self._degenerate[name] += 1
             return

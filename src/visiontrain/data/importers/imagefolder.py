@@ -25,7 +25,6 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
             "no class folders found: expected <class>/<images>, or train/<class>/<images> with val/<class>/<images>"
         )
     builder = DatasetBuilder(folder, "imagefolder", task, split_from_folders=False)
-    split_layout = _has_split_folders(folder)
     for name in folder.files:
         located = _class_of(folder, name)
         if located is None:
@@ -41,7 +40,7 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
         else:
             builder.mark_annotated(name)
             builder.add_tag(name, concept)
-        if split_layout and split:
+        if split:
             builder.set_split(name, split)  # type: ignore[arg-type]
     dataset = builder.build()
     if len(dataset.concepts) == 1:

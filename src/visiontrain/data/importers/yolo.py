@@ -30,6 +30,9 @@ def matches(folder: DatasetFolder) -> bool:
 
 def load(folder: DatasetFolder, task: str) -> ImportedDataset:
     names = _class_names(folder)
+    label_files = _label_files(folder)
+    if not label_files:
+        raise ArchiveError("no YOLO label files found: expected labels/<split>/<image name>.txt beside images/<split>/")
     builder = DatasetBuilder(folder, "yolo", task)
     builder.declare_concepts(set(names.values()))
     for name in (_yaml_with_names(folder), _name_list_file(folder)):
@@ -38,7 +41,7 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
     images_by_label_key = {_key_of_image(name): name for name in folder.image_names}
     images_beside = {_stem_path(name): name for name in folder.image_names}
     labelled: set[str] = set()
-    for label_name in _label_files(folder):
+    for label_name in label_files:
         builder.mark_read(label_name)
         image = images_by_label_key.get(_stem_path(label_name)) or images_beside.get(_stem_path(label_name))
         if image is None:
