@@ -1,0 +1,81 @@
+"""The FastAPI application: REST API under /api/v1, OpenAPI at /docs and /openapi.json, /health open.
+
+``create_app(config)`` opens the platform (database migrated, data directory created on first
+start) and mounts the web UI when ``visiontrain.web`` is installed. Training never runs here: the
+API queues versions and a worker process (``visiontrain worker``) trains them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from visiontrain import __version__
+from visiontrain.api.errors import install_error_handlers
+from visiontrain.api.routers import annotations, health, images, imports, models, projects, settings, versions, views
+from visiontrain.config import ServerConfig
+from visiontrain.services.platform import Platform
+from visiontrain.services.predictions import PredictorCache
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("visiontrain.api")
+
+DESCRIPTION = """
+Projects hold images (stored once by content). A **view** is one task on them (classification, tagging or
+detection) with its **concepts** and **annotations**. A **model** is a fixed set of a view's concepts; each
+**version** is one training run of it, queued here and trained by a worker, with live metrics (server-sent
+events), evaluation, predictions and exports.
+
+Every endpoint but `/health` needs an API token: `Authorization: Bearer <token>`; create one with
+`visiontrain token create`. A token sees only its organisation's projects.
+"""
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    for module in (projects, images, views, annotations, imports, models, versions, settings):
+        router.include_router(module.router)
+    return router
+
+
+def include_web(app: FastAPI) -> bool:
+    """Serve the web UI when it is installed (``visiontrain.web.mount``); the API works without it."""
+    try:
+        from visiontrain.web import mount
+    except ImportError:
+        log.info("visiontrain.web is not available: serving the API only")
+        return False
+    mount(app)
+    return True
+
+
+def create_app(config: ServerConfig | None = None, *, platform: Platform | None = None, web: bool = True) -> FastAPI:
+    """The application for ``config`` (default: from VISIONTRAIN_* environment variables)."""
+    owns_platform = platform is None
+    platform = platform or Platform.open(config or ServerConfig.from_env())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_platform:
+            platform.close()
+
+    app = FastAPI(
+        title="visiontrain",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.platform = platform
+    app.state.predictors = PredictorCache(platform.config.predictor_cache_size)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router())
+    if web:
+        include_web(app)
+    return app

@@ -1,0 +1,106 @@
+"""Dependencies every router shares: the platform, a database session, the caller's token, the resources in the path.
+
+Auth: ``Authorization: Bearer <token>`` (tokens come from ``visiontrain token create``); a browser
+may send the same token in the ``visiontrain_token`` cookie instead (for <img> and EventSource).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from visiontrain.blobs import BlobStore
+from visiontrain.services import auth, models, projects, versions, views
+from visiontrain.services.platform import Platform
+from visiontrain.services.predictions import PredictorCache
+from visiontrain.store.models import ApiToken, Model, ModelVersion, Project, View
+
+TOKEN_COOKIE = "visiontrain_token"
+_bearer = HTTPBearer(auto_error=False, description="An API token from `visiontrain token create`.")
+_cookie = APIKeyCookie(name=TOKEN_COOKIE, auto_error=False, description="The same token, set by the web UI.")
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+def get_predictors(request: Request) -> PredictorCache:
+    return request.app.state.predictors
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+PredictorsDep = Annotated[PredictorCache, Depends(get_predictors)]
+
+
+def get_session(platform: PlatformDep) -> Iterator[Session]:
+    """A session per request; routes that change data commit it themselves."""
+    with platform.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_blobs(platform: PlatformDep) -> BlobStore:
+    return platform.blobs
+
+
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+
+
+def get_token(
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> ApiToken:
+    secret = bearer.credentials if bearer is not None else cookie
+    if not secret:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API token: send 'Authorization: Bearer <token>' (create one with `visiontrain token create`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    token = auth.authenticate(session, secret=secret)
+    if token is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    # Commit now: the "last used" write must not hold the database for the rest of the request.
+    session.commit()
+    return token
+
+
+TokenDep = Annotated[ApiToken, Depends(get_token)]
+
+
+def get_organization_id(token: TokenDep) -> int:
+    return token.organization_id
+
+
+OrgDep = Annotated[int, Depends(get_organization_id)]
+
+
+def get_project(project_id: int, session: SessionDep, organization_id: OrgDep) -> Project:
+    return projects.get_project(session, organization_id=organization_id, project_id=project_id)
+
+
+def get_view(view_id: int, session: SessionDep, organization_id: OrgDep) -> View:
+    return views.get_view(session, organization_id=organization_id, view_id=view_id)
+
+
+def get_model(model_id: int, session: SessionDep, organization_id: OrgDep) -> Model:
+    return models.get_model(session, organization_id=organization_id, model_id=model_id)
+
+
+def get_version(version_id: int, session: SessionDep, organization_id: OrgDep) -> ModelVersion:
+    return versions.get_version(session, organization_id=organization_id, version_id=version_id)
+
+
+ProjectDep = Annotated[Project, Depends(get_project)]
+ViewDep = Annotated[View, Depends(get_view)]
+ModelDep = Annotated[Model, Depends(get_model)]
+VersionDep = Annotated[ModelVersion, Depends(get_version)]

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
+
+from visiontrain.api import uploads
+from visiontrain.api.deps import BlobsDep, OrgDep, PlatformDep, ProjectDep, SessionDep
+from visiontrain.api.schemas.annotations import AnnotationPublic
+from visiontrain.api.schemas.common import Page, Rejected
+from visiontrain.api.schemas.images import ImagePublic, UploadResult
+from visiontrain.services import annotations as annotation_service
+from visiontrain.services import images as service
+from visiontrain.services import imports
+from visiontrain.services.images import AddedImages
+from visiontrain.services.views import get_view
+from visiontrain.store.base import Split
+
+router = APIRouter(prefix="/projects/{project_id}/images", tags=["images"])
+
+
+def _result(added: AddedImages) -> UploadResult:
+    return UploadResult(
+        created=added.created,
+        duplicates=added.duplicates,
+        images=[ImagePublic.model_validate(i) for i in added.images],
+        rejected=[Rejected(name=n, reason=r) for n, r in added.rejected],
+    )
+
+
+@router.post(
+    "",
+    response_model=UploadResult,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload one or more images (all or nothing)",
+    description="Multipart field `files`, repeated. Any file that is not a usable image (not an image, corrupt, "
+    "truncated, too large) fails the request with 400 naming it, and nothing is stored. The same bytes uploaded "
+    "again return the existing image.",
+)
+def upload_images(
+    files: Annotated[list[UploadFile], File(description="Image files (JPEG, PNG, WebP, BMP, GIF, TIFF)")],
+    project: ProjectDep,
+    session: SessionDep,
+    blobs: BlobsDep,
+    platform: PlatformDep,
+) -> UploadResult:
+    limit = platform.config.max_upload_mb
+    added = service.add_images(session, blobs=blobs, project=project, files=[uploads.read_upload(f, limit_mb=limit) for f in files])
+    session.commit()
+    return _result(added)
+
+
+@router.post(
+    "/archive",
+    response_model=UploadResult,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a zip of images (unannotated)",
+    description="Unsafe archives (path traversal, links, zip bombs) are refused with 400. Entries that are not "
+    "usable images are listed in `rejected`; the others are added. To import annotations too, use "
+    "POST /views/{view_id}/import.",
+)
+def upload_archive(
+    file: Annotated[UploadFile, File(description="A .zip archive")],
+    project: ProjectDep,
+    session: SessionDep,
+    blobs: BlobsDep,
+    platform: PlatformDep,
+) -> UploadResult:
+    workdir = uploads.temporary_directory()
+    try:
+        path = uploads.save_upload(file, workdir, limit_mb=platform.config.max_upload_mb)
+        added = imports.add_image_archive(session, blobs=blobs, project=project, archive=path, filename=file.filename or "archive.zip")
+        session.commit()
+        return _result(added)
+    finally:
+        uploads.remove(workdir)
+
+
+@router.get("", response_model=Page[ImagePublic], summary="List images, filtered and paged")
+def list_images(
+    project: ProjectDep,
+    session: SessionDep,
+    organization_id: OrgDep,
+    view_id: Annotated[int | None, Query(description="Needed by the filters below; adds each image's annotation")] = None,
+    concept_id: Annotated[int | None, Query(description="Only images annotated with this concept")] = None,
+    unannotated: Annotated[bool | None, Query(description="true: not yet annotated in the view; false: annotated")] = None,
+    split: Annotated[Literal["train", "val"] | None, Query(description="Only images fixed to this side")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Page[ImagePublic]:
+    view = get_view(session, organization_id=organization_id, view_id=view_id) if view_id is not None else None
+    if view is not None and view.project_id != project.id:
+        from visiontrain.services.errors import InvalidInput
+
+        raise InvalidInput(f"view {view_id} belongs to another project", loc=("query", "view_id"))
+    items, total = service.list_images(
+        session,
+        project=project,
+        view=view,
+        concept_id=concept_id,
+        unannotated=unannotated,
+        split=Split(split) if split else None,
+        offset=offset,
+        limit=limit,
+    )
+    public = [ImagePublic.model_validate(i) for i in items]
+    if view is not None:
+        states = annotation_service.annotation_states(session, view=view, image_ids=[i.id for i in items])
+        public = [p.model_copy(update={"annotation": AnnotationPublic.model_validate(states[p.id])}) for p in public]
+    return Page[ImagePublic](items=public, total=total, offset=offset, limit=limit)
+
+
+@router.get("/{image_id}", response_model=ImagePublic)
+def get_image(image_id: int, project: ProjectDep, session: SessionDep) -> ImagePublic:
+    return ImagePublic.model_validate(service.get_image(session, project=project, image_id=image_id))
+
+
+@router.get(
+    "/{image_id}/content",
+    response_class=Response,
+    responses={200: {"content": {"image/*": {}}, "description": "The image's original bytes"}},
+    summary="The image file as uploaded",
+)
+def get_image_content(image_id: int, project: ProjectDep, session: SessionDep, blobs: BlobsDep) -> Response:
+    image = service.get_image(session, project=project, image_id=image_id)
+    return Response(
+        service.image_bytes(blobs=blobs, image=image),
+        media_type=image.content_type,
+        headers={"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{image.sha256}"'},
+    )
+
+
+@router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an image and its annotations")
+def delete_image(image_id: int, project: ProjectDep, session: SessionDep, blobs: BlobsDep) -> None:
+    image = service.get_image(session, project=project, image_id=image_id)
+    unused = service.delete_image(session, image=image)
+    session.commit()
+    service.remove_blobs(blobs=blobs, keys=unused)

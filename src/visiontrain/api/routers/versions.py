@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Header, Query, Request, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from visiontrain.api import uploads
+from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, SessionDep, VersionDep
+from visiontrain.api.schemas.training import (
+    ArtifactPublic,
+    Headline,
+    MetricPublic,
+    SamplePublic,
+    VersionCreate,
+    VersionPublic,
+    VersionSummary,
+)
+from visiontrain.services import predictions
+from visiontrain.services import versions as service
+from visiontrain.services.images import remove_blobs
+from visiontrain.store.base import VersionStatus
+from visiontrain.store.models import ModelVersion
+
+router = APIRouter(tags=["versions"])
+
+ArtifactKind = Literal["checkpoint", "onnx", "confusion_matrix"]
+_DOWNLOAD_NAMES = {"checkpoint": "best.pt", "onnx": "model.onnx", "confusion_matrix": "confusion_matrix.png"}
+STREAM_POLL_SECONDS = 0.5
+
+
+def summarize(version: ModelVersion) -> VersionSummary:
+    headline = service.headline_metric(version)
+    return VersionSummary.model_validate(version).model_copy(update={"headline": Headline(**headline) if headline else None})
+
+
+def present(version: ModelVersion) -> VersionPublic:
+    base = summarize(version)
+    return VersionPublic(
+        **base.model_dump(),
+        settings=version.settings,
+        timings=version.timings,
+        best_epoch=version.best_epoch,
+        best_stage=version.best_stage,
+        best_metrics=version.best_metrics,
+        summary=version.summary,
+        evaluation=version.evaluation,
+        artifacts=[
+            ArtifactPublic(kind=a.kind, size_bytes=a.size_bytes, url=f"/api/v1/versions/{version.id}/artifacts/{a.kind}")
+            for a in version.artifacts
+        ],
+    )
+
+
+@router.post(
+    "/models/{model_id}/versions",
+    response_model=VersionPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Queue a training run of the model",
+    description="The body's `settings` is partial: defaults fill the rest (GET /api/v1/settings/schema). Bad "
+    "settings are a 422 naming each field (`loc`: body.settings.<field>). The version trains on a snapshot of "
+    "the view's annotations taken now; a worker picks it up within a second or two.",
+)
+def create_version(body: VersionCreate, model: ModelDep, session: SessionDep) -> VersionPublic:
+    version = service.create_version(session, model=model, settings=body.settings, name=body.name)
+    session.commit()
+    return present(version)
+
+
+@router.get("/models/{model_id}/versions", response_model=list[VersionSummary], summary="Versions with status and headline metric")
+def list_versions(model: ModelDep, session: SessionDep) -> list[VersionSummary]:
+    return [summarize(v) for v in service.list_versions(session, model=model)]
+
+
+@router.get("/versions/{version_id}", response_model=VersionPublic, summary="Everything about a version")
+def get_version(version: VersionDep) -> VersionPublic:
+    return present(version)
+
+
+@router.post("/versions/{version_id}/cancel", response_model=VersionPublic,
+             summary="Cancel: a queued version at once, a running one within seconds (its best checkpoint so far is kept)")
+def cancel_version(version: VersionDep, session: SessionDep) -> VersionPublic:
+    service.cancel_version(session, version=version)
+    session.commit()
+    return present(version)
+
+
+@router.delete("/versions/{version_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished version")
+def delete_version(version: VersionDep, session: SessionDep, blobs: BlobsDep) -> None:
+    keys = service.delete_version(session, version=version)
+    session.commit()
+    remove_blobs(blobs=blobs, keys=keys)
+
+
+@router.get("/versions/{version_id}/samples", response_model=list[SamplePublic], summary="The exact images and labels it trained on")
+def list_samples(version: VersionDep, session: SessionDep) -> list[SamplePublic]:
+    return [SamplePublic.model_validate(s) for s in service.version_samples(session, version=version)]
+
+
+@router.get("/versions/{version_id}/metrics", response_model=list[MetricPublic], summary="Metrics history (JSON)")
+def list_metrics(
+    version: VersionDep,
+    session: SessionDep,
+    after_id: Annotated[int, Query(ge=0, description="Only rows with a larger id")] = 0,
+    kind: Annotated[list[str] | None, Query(description="batch, epoch, stage, features, status (repeatable)")] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> list[MetricPublic]:
+    rows = service.version_metrics(session, version=version, after_id=after_id, kinds=kind, limit=limit)
+    return [MetricPublic.model_validate(r) for r in rows]
+
+
+@router.get(
+    "/versions/{version_id}/events",
+    response_class=EventSourceResponse,
+    summary="Live metrics as server-sent events",
+    description="Each stored metric row is one event (`event:` its kind, `id:` its row id, `data:` the row as in "
+    "/metrics). Reconnecting with `Last-Event-ID` (or `after_id`) resumes without repeats. When the version "
+    "has finished, a last `end` event carries its status and the stream closes.",
+)
+async def stream_events(
+    version: VersionDep,
+    session: SessionDep,
+    platform: PlatformDep,
+    request: Request,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    version_id = version.id
+    session.close()  # the stream polls with short sessions of its own
+    cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_id
+
+    def poll(after: int) -> tuple[list[MetricPublic], str]:
+        with platform.sessions() as own:
+            current = own.get(ModelVersion, version_id)
+            rows = service.version_metrics(own, version=current, after_id=after, limit=1000)  # type: ignore[arg-type]
+            return [MetricPublic.model_validate(r) for r in rows], current.status  # type: ignore[union-attr]
+
+    while not await request.is_disconnected():
+        rows, state = await run_in_threadpool(poll, cursor)
+        for row in rows:
+            cursor = row.id
+            yield ServerSentEvent(data=row, event=row.kind, id=str(row.id))
+        if not rows and VersionStatus(state).finished:
+            yield ServerSentEvent(data={"version_id": version_id, "status": state}, event="end")
+            return
+        if not rows:
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+
+@router.get(
+    "/versions/{version_id}/artifacts/{kind}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    summary="Download a file the version produced: checkpoint (best.pt), onnx (model.onnx), confusion_matrix",
+)
+def download_artifact(kind: ArtifactKind, version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
+    artifact = service.get_artifact(session, version=version, kind=kind)
+    filename = f"{version.model.name}-{version.name}-{_DOWNLOAD_NAMES[kind]}".replace("/", "_")
+    media = "image/png" if kind == "confusion_matrix" else "application/octet-stream"
+    return FileResponse(blobs.local_path(artifact.blob_key), media_type=media, filename=filename)
+
+
+@router.get("/versions/{version_id}/export/{kind}", response_class=FileResponse, include_in_schema=True,
+            summary="Export the trained model: checkpoint (PyTorch) or onnx")
+def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
+    return download_artifact(kind, version, session, blobs)
+
+
+@router.post(
+    "/versions/{version_id}/predict",
+    summary="Labels and probabilities for one or more images",
+    description="Multipart field `files`, repeated (at most 64). Results come in upload order, each with the "
+    "file name and the top-k labels with probabilities. A file that is not a usable image is a 400 naming it.",
+)
+def predict(
+    files: Annotated[list[UploadFile], File(description="Images to classify")],
+    version: VersionDep,
+    session: SessionDep,
+    blobs: BlobsDep,
+    platform: PlatformDep,
+    predictors: PredictorsDep,
+    top_k: Annotated[int, Query(ge=1, le=100)] = 5,
+) -> list[dict]:
+    checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
+    payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb) for f in files]
+    session.close()  # inference must not hold a database connection
+    return predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload, top_k=top_k)

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from visiontrain.api.deps import ProjectDep, SessionDep, ViewDep
+from visiontrain.api.schemas.views import ConceptCreate, ConceptPublic, ViewCreate, ViewPublic, ViewUpdate
+from visiontrain.services import views as service
+from visiontrain.store.models import View
+
+router = APIRouter(tags=["views"])
+
+
+def present(session, view: View) -> ViewPublic:  # type: ignore[no-untyped-def]
+    counts = service.view_counts(session, view=view)
+    session.refresh(view, ["concepts"])
+    return ViewPublic.model_validate(view).model_copy(update={"concepts": [c.name for c in view.concepts], **counts})
+
+
+@router.post("/projects/{project_id}/views", response_model=ViewPublic, status_code=status.HTTP_201_CREATED,
+             summary="Create a view: one task (classification, tagging or detection) on the project's images")
+def create_view(body: ViewCreate, project: ProjectDep, session: SessionDep) -> ViewPublic:
+    view = service.create_view(session, project=project, name=body.name, kind=body.kind, concepts=body.concepts)
+    session.commit()
+    return present(session, view)
+
+
+@router.get("/projects/{project_id}/views", response_model=list[ViewPublic])
+def list_views(project: ProjectDep, session: SessionDep) -> list[ViewPublic]:
+    return [present(session, v) for v in service.list_views(session, project=project)]
+
+
+@router.get("/views/{view_id}", response_model=ViewPublic)
+def get_view(view: ViewDep, session: SessionDep) -> ViewPublic:
+    return present(session, view)
+
+
+@router.patch("/views/{view_id}", response_model=ViewPublic, summary="Rename a view (its kind never changes)")
+def rename_view(body: ViewUpdate, view: ViewDep, session: SessionDep) -> ViewPublic:
+    service.rename_view(session, view=view, name=body.name)
+    session.commit()
+    return present(session, view)
+
+
+@router.delete("/views/{view_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a view with its concepts, annotations, models and versions (images stay)")
+def delete_view(view: ViewDep, session: SessionDep) -> None:
+    service.delete_view(session, view=view)
+    session.commit()
+
+
+# --- concepts
+
+
+def present_concept(concept, count: int) -> ConceptPublic:  # type: ignore[no-untyped-def]
+    return ConceptPublic.model_validate(concept).model_copy(update={"image_count": count})
+
+
+@router.post("/views/{view_id}/concepts", response_model=ConceptPublic, status_code=status.HTTP_201_CREATED, tags=["concepts"])
+def create_concept(body: ConceptCreate, view: ViewDep, session: SessionDep) -> ConceptPublic:
+    concept = service.create_concept(session, view=view, name=body.name)
+    session.commit()
+    return present_concept(concept, 0)
+
+
+@router.get("/views/{view_id}/concepts", response_model=list[ConceptPublic], tags=["concepts"])
+def list_concepts(view: ViewDep, session: SessionDep) -> list[ConceptPublic]:
+    return [present_concept(c, n) for c, n in service.list_concepts(session, view=view)]
+
+
+@router.patch("/views/{view_id}/concepts/{concept_id}", response_model=ConceptPublic, tags=["concepts"])
+def rename_concept(concept_id: int, body: ConceptCreate, view: ViewDep, session: SessionDep) -> ConceptPublic:
+    concept = service.rename_concept(session, concept=service.get_concept(session, view=view, concept_id=concept_id), name=body.name)
+    session.commit()
+    counts = dict((c.id, n) for c, n in service.list_concepts(session, view=view))
+    return present_concept(concept, counts.get(concept.id, 0))
+
+
+@router.delete("/views/{view_id}/concepts/{concept_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["concepts"],
+               summary="Delete a concept and its annotations (409 while a model uses it)")
+def delete_concept(concept_id: int, view: ViewDep, session: SessionDep) -> None:
+    service.delete_concept(session, concept=service.get_concept(session, view=view, concept_id=concept_id))
+    session.commit()

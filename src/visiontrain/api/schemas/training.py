@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visiontrain.api.schemas.common import Public
+from visiontrain.settings import TrainingSettings
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class ModelCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    concepts: list[str] | None = Field(None, description="Concept names of the view (default: all of them).")
+
+
+class ModelUpdate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ModelPublic(Public):
+    id: int
+    view_id: int
+    name: str
+    concepts: list[str]
+    created_at: datetime
+    version_count: int = 0
+
+
+class VersionCreate(BaseModel):
+    """`settings` is partial: every field left out takes its default (GET /api/v1/settings/schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200, description="Default: v1, v2, ...")
+    settings: TrainingSettings = Field(default_factory=TrainingSettings)
+
+
+class Headline(BaseModel):
+    name: str
+    value: float
+
+
+class VersionSummary(Public):
+    """What a list shows about a version."""
+
+    id: int
+    model_id: int
+    name: str
+    status: Status
+    error: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    sample_count: int
+    headline: Headline | None = None
+
+
+class ArtifactPublic(Public):
+    kind: str
+    size_bytes: int
+    url: str
+
+
+class VersionPublic(VersionSummary):
+    settings: dict[str, Any]
+    timings: dict[str, Any] | None
+    best_epoch: int | None
+    best_stage: str | None
+    best_metrics: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    evaluation: dict[str, Any] | None
+    artifacts: list[ArtifactPublic] = Field(default_factory=list)
+
+
+class SamplePublic(Public):
+    image_id: int | None = Field(description="null when the image was deleted since (the version keeps its copy).")
+    sha256: str
+    image_name: str
+    annotation: Any
+    split: Literal["train", "val"] | None
+
+
+class MetricPublic(Public):
+    id: int = Field(description="Increasing; pass the last one as `after_id` to get only newer rows.")
+    kind: str = Field(description="batch, epoch, stage, features or status (see visiontrain.training.events).")
+    stage: str | None
+    epoch: int | None
+    step: int | None
+    time: float = Field(description="Seconds since the run started.")
+    data: dict[str, Any] = Field(description="The event exactly as the engine emitted it.")
+
+
+class Prediction(BaseModel):
+    file: str
+    model_config = ConfigDict(extra="allow")
+
+
+class SettingsSchema(BaseModel):
+    json_schema: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
+    groups: dict[str, list[str]]
+    defaults: dict[str, Any]
+
+    model_config = ConfigDict(populate_by_name=True)

@@ -1,0 +1,240 @@
+"""The worker process: claims queued versions one at a time and trains them with the engine.
+
+It never runs inside the web server. It beats a heartbeat (a thread) so that a worker killed
+mid-training is noticed: at every start, and every few seconds while running, each worker marks
+failed the running versions whose worker is gone (:func:`visiontrain.jobs.queue.recover_stale`).
+SIGTERM/SIGINT stop it gracefully: a run in progress stops after its current batch and its version
+goes back to the queue for the next worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from visiontrain.data.dataset import DatasetSpec, Sample
+from visiontrain.data.errors import DataError
+from visiontrain.jobs import queue
+from visiontrain.jobs.metrics import MetricsWriter
+from visiontrain.services.platform import Platform
+from visiontrain.settings import SettingsError, TrainingSettings
+from visiontrain.store.base import Split, VersionStatus, utcnow
+from visiontrain.store.models import Artifact, ModelVersion, VersionSample
+
+log = logging.getLogger("visiontrain.worker")
+CANCEL_POLL_SECONDS = 1.0
+
+
+class TrainingWorker:
+    def __init__(self, platform: Platform):
+        self.platform = platform
+        self.config = platform.config
+        self.stopping = threading.Event()
+        self.worker_id: str | None = None
+        self._current: int | None = None
+
+    # --- lifecycle
+
+    def run(self, *, max_jobs: int | None = None) -> None:
+        """Serve the queue until stopped (or until ``max_jobs`` versions ran)."""
+        with self.platform.sessions() as session:
+            self.worker_id = queue.register_worker(session).id
+            session.commit()
+        log.info("worker %s started (pid %d)", self.worker_id, os.getpid())
+        self._recover()
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        heartbeat.start()
+        jobs = 0
+        try:
+            while not self.stopping.is_set() and (max_jobs is None or jobs < max_jobs):
+                with self.platform.sessions() as session:
+                    version_id = queue.claim_next(session, worker_id=self.worker_id)
+                if version_id is None:
+                    self.stopping.wait(self.config.poll_seconds)
+                    continue
+                jobs += 1
+                self.run_version(version_id)
+        finally:
+            self.stopping.set()
+            with self.platform.sessions() as session:
+                queue.mark_stopped(session, worker_id=self.worker_id)
+                session.commit()
+            log.info("worker %s stopped", self.worker_id)
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("signal %d: stopping after the current batch", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _heartbeat_loop(self) -> None:
+        last_recovery = time.monotonic()
+        while not self.stopping.wait(self.config.heartbeat_seconds):
+            try:
+                with self.platform.sessions() as session:
+                    queue.beat(session, worker_id=self.worker_id)  # type: ignore[arg-type]
+                    session.commit()
+                if time.monotonic() - last_recovery >= self.config.heartbeat_seconds * 2:
+                    self._recover()
+                    last_recovery = time.monotonic()
+            except Exception:  # a database hiccup must not kill the heartbeat
+                log.exception("heartbeat failed")
+
+    def _recover(self) -> None:
+        with self.platform.sessions() as session:
+            failed = queue.recover_stale(
+                session, stale_after_seconds=self.config.stale_after_seconds, current_worker_id=self.worker_id
+            )
+        for version_id in failed:
+            log.warning("version %d was running on a worker that stopped unexpectedly: marked failed", version_id)
+
+    # --- one version
+
+    def run_version(self, version_id: int) -> None:
+        from visiontrain import engine
+
+        self._current = version_id
+        run_dir = self.config.runs_dir / f"version-{version_id}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        writer = MetricsWriter(self.platform.sessions, version_id)
+        should_stop = _CancelPoll(self, version_id)
+        log.info("version %d: training", version_id)
+        try:
+            settings, spec = self._load_job(version_id)
+            summary = engine.train(
+                settings, spec, run_dir, callback=writer, should_stop=should_stop, cache_dir=self._cache_dir()
+            )
+            writer.flush()
+            if self.stopping.is_set() and not should_stop.cancel_requested:
+                self._requeue(version_id)
+                return
+            self._store_results(version_id, run_dir, summary)
+        except (DataError, SettingsError) as exc:
+            writer.flush()
+            self._finish(version_id, VersionStatus.failed, error=str(exc))
+        except Exception as exc:
+            log.error("version %d failed:\n%s", version_id, traceback.format_exc())
+            try:
+                writer.flush()
+            except Exception:
+                log.exception("could not store the last metrics of version %d", version_id)
+            self._finish(version_id, VersionStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self._current = None
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _cache_dir(self) -> Path:
+        return Path(os.environ.get("VISIONTRAIN_CACHE_DIR") or self.config.data_dir / "feature-cache")
+
+    def _load_job(self, version_id: int) -> tuple[TrainingSettings, DatasetSpec]:
+        """The version's settings and its snapshot as the engine's dataset description."""
+        with self.platform.sessions() as session:
+            version = session.get(ModelVersion, version_id)
+            assert version is not None
+            classes = [c.name for c in version.model.concepts]
+            samples = session.scalars(select(VersionSample).where(VersionSample.version_id == version_id).order_by(VersionSample.id)).all()
+            settings = TrainingSettings(**version.settings)
+            blobs = self.platform.blobs
+            train = [Sample(blobs.local_path(s.blob_key), s.annotation) for s in samples if s.split == Split.train]
+            val = [Sample(blobs.local_path(s.blob_key), s.annotation) for s in samples if s.split == Split.val]
+        return settings, DatasetSpec(classes=classes, train=train, val=val, source=f"version {version_id}")
+
+    def _store_results(self, version_id: int, run_dir: Path, summary: dict[str, Any]) -> None:
+        import json
+
+        from visiontrain.models.checkpoint import CHECKPOINT_NAME
+
+        status = VersionStatus(summary.get("status", "failed"))
+        checkpoint = run_dir / CHECKPOINT_NAME
+        artifacts: list[tuple[str, Path]] = []
+        warnings = list(summary.get("warnings", []))
+        if checkpoint.is_file():
+            artifacts.append(("checkpoint", checkpoint))
+            if status == VersionStatus.succeeded:
+                try:
+                    from visiontrain import engine
+
+                    artifacts.append(("onnx", engine.export_onnx(run_dir)))
+                except Exception as exc:  # the checkpoint still predicts; say why there is no ONNX file
+                    log.exception("version %d: ONNX export failed", version_id)
+                    warnings.append(f"ONNX export failed: {type(exc).__name__}: {exc}")
+        confusion = run_dir / "confusion_matrix.png"
+        if confusion.is_file():
+            artifacts.append(("confusion_matrix", confusion))
+        evaluation_file = run_dir / "evaluation.json"
+        evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.is_file() else None
+        summary = {**summary, "warnings": warnings}
+        for kind, path in artifacts:
+            self.platform.blobs.put_file(f"versions/{version_id}/{path.name}", path)
+        with self.platform.sessions() as session:
+            for kind, path in artifacts:
+                session.add(
+                    Artifact(version_id=version_id, kind=kind, blob_key=f"versions/{version_id}/{path.name}", size_bytes=path.stat().st_size)
+                )
+            session.flush()
+            self._finish(
+                version_id,
+                status,
+                error=summary.get("message") if status == VersionStatus.failed else None,
+                session=session,
+                summary=summary,
+                evaluation=evaluation,
+                timings=summary.get("timings"),
+                best_epoch=summary.get("best_epoch"),
+                best_stage=summary.get("best_stage"),
+                best_metrics=summary.get("best_metrics"),
+            )
+        log.info("version %d: %s", version_id, status.value)
+
+    def _finish(self, version_id: int, status: VersionStatus, *, error: str | None, session=None, **values: Any) -> None:  # type: ignore[no-untyped-def]
+        """Record the outcome, unless recovery already gave the version up (it then stays failed)."""
+        own = session is None
+        session = session or self.platform.sessions()
+        try:
+            session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id == version_id, ModelVersion.status == VersionStatus.running, ModelVersion.worker_id == self.worker_id)
+                .values(status=status.value, error=error, finished_at=utcnow(), **values)
+            )
+            session.commit()
+        finally:
+            if own:
+                session.close()
+
+    def _requeue(self, version_id: int) -> None:
+        with self.platform.sessions() as session:
+            if queue.requeue(session, version_id=version_id, worker_id=self.worker_id):  # type: ignore[arg-type]
+                log.info("version %d: back in the queue (worker shutting down)", version_id)
+            session.commit()
+
+
+class _CancelPoll:
+    """The engine's ``should_stop``: the worker is stopping, or the user cancelled (read at most once a second)."""
+
+    def __init__(self, worker: TrainingWorker, version_id: int):
+        self.worker, self.version_id = worker, version_id
+        self.cancel_requested = False
+        self._checked = 0.0
+
+    def __call__(self) -> bool:
+        if self.worker.stopping.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._checked >= CANCEL_POLL_SECONDS:
+            self._checked = now
+            with self.worker.platform.sessions() as session:
+                self.cancel_requested = bool(
+                    session.scalar(select(ModelVersion.cancel_requested).where(ModelVersion.id == self.version_id))
+                )
+        return self.cancel_requested

@@ -1,0 +1,219 @@
+"""Images of a project: validated, stored once by content hash, listed with filters."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image as PILImage
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from visiontrain.blobs import BlobStore
+from visiontrain.data.errors import ImageError
+from visiontrain.data.images import open_image
+from visiontrain.services.db_helpers import insert_ignoring_duplicates
+from visiontrain.services.errors import BadFile, InvalidInput, NotFound
+from visiontrain.store.base import Split, utcnow
+from visiontrain.store.models import Annotation, Image, Project, VersionSample, View, ViewImage
+
+MAX_NAME_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An upload that decoded: its bytes and what is recorded about it."""
+
+    name: str
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+    extension: str
+    content_type: str
+
+    @property
+    def blob_key(self) -> str:
+        return f"images/{self.sha256[:2]}/{self.sha256}{self.extension}"
+
+
+@dataclass
+class AddedImages:
+    images: list[Image] = field(default_factory=list)
+    created: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_image(*, data: bytes, filename: str) -> CheckedImage:
+    """Decode the bytes fully (corrupt, truncated, bombs and non-images are refused, naming the file)."""
+    name = (Path(filename.replace("\\", "/")).name or "image")[:MAX_NAME_LENGTH]
+    if not data:
+        raise BadFile(name, "file is empty")
+    try:
+        decoded = open_image(data)
+        with PILImage.open(io.BytesIO(data)) as header:
+            image_format = header.format or "PNG"
+    except ImageError as exc:
+        raise BadFile(name, str(exc)) from None
+    extension = {"JPEG": ".jpg", "TIFF": ".tif"}.get(image_format, "." + image_format.lower())
+    return CheckedImage(
+        name=name,
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=decoded.width,
+        height=decoded.height,
+        extension=extension,
+        content_type=PILImage.MIME.get(image_format, "application/octet-stream"),
+    )
+
+
+def store_image(session: Session, *, blobs: BlobStore, project: Project, image: CheckedImage) -> tuple[Image, bool]:
+    """Record a checked image in the project; the same bytes again return the existing image (False)."""
+    if not blobs.exists(image.blob_key):
+        blobs.put_bytes(image.blob_key, image.data)
+    created = insert_ignoring_duplicates(
+        session,
+        Image.__table__,
+        {
+            "project_id": project.id,
+            "sha256": image.sha256,
+            "blob_key": image.blob_key,
+            "original_name": image.name,
+            "content_type": image.content_type,
+            "size_bytes": len(image.data),
+            "width": image.width,
+            "height": image.height,
+            "created_at": utcnow(),
+        },
+        ["project_id", "sha256"],
+    )
+    row = session.scalar(select(Image).where(Image.project_id == project.id, Image.sha256 == image.sha256))
+    assert row is not None
+    return row, created
+
+
+def add_images(
+    session: Session, *, blobs: BlobStore, project: Project, files: list[tuple[str, bytes]]
+) -> AddedImages:
+    """Add uploaded files all or nothing: any file that is not a usable image fails the whole request."""
+    if not files:
+        raise InvalidInput("no files were uploaded", loc=("body", "files"))
+    checked: list[CheckedImage] = []
+    problems: list[BadFile] = []
+    for filename, data in files:
+        try:
+            checked.append(check_image(data=data, filename=filename))
+        except BadFile as exc:
+            problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise BadFile(f"{len(problems)} of the files", "; ".join(p.message for p in problems) + "; nothing was added")
+    return _store_all(session, blobs=blobs, project=project, checked=checked)
+
+
+def _store_all(session: Session, *, blobs: BlobStore, project: Project, checked: list[CheckedImage]) -> AddedImages:
+    result = AddedImages()
+    for image in checked:
+        row, created = store_image(session, blobs=blobs, project=project, image=image)
+        result.images.append(row)
+        result.created += created
+        result.duplicates += not created
+    return result
+
+
+def add_image_files(session: Session, *, blobs: BlobStore, project: Project, paths: list[tuple[str, Path]]) -> AddedImages:
+    """Add files from an extracted archive: files that are not usable images are reported, the rest added."""
+    checked, rejected = [], []
+    for name, path in paths:
+        try:
+            checked.append(check_image(data=path.read_bytes(), filename=name))
+        except BadFile as exc:
+            rejected.append((name, exc.reason))
+    result = _store_all(session, blobs=blobs, project=project, checked=checked)
+    result.rejected = rejected
+    return result
+
+
+def get_image(session: Session, *, project: Project, image_id: int) -> Image:
+    image = session.get(Image, image_id)
+    if image is None or image.project_id != project.id:
+        raise NotFound(f"image {image_id} not found in project {project.id}")
+    return image
+
+
+def image_bytes(*, blobs: BlobStore, image: Image) -> bytes:
+    return blobs.get_bytes(image.blob_key)
+
+
+def list_images(
+    session: Session,
+    *,
+    project: Project,
+    view: View | None = None,
+    concept_id: int | None = None,
+    unannotated: bool | None = None,
+    split: Split | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Image], int]:
+    """A page of the project's images and the total matching; the filters need a view."""
+    if view is None and (concept_id is not None or unannotated is not None or split is not None):
+        raise InvalidInput("filters by concept, annotation or split need a view_id", loc=("query", "view_id"))
+    query = select(Image).where(Image.project_id == project.id)
+    if view is not None:
+        annotated = exists().where(
+            ViewImage.view_id == view.id, ViewImage.image_id == Image.id, ViewImage.annotated.is_(True)
+        )
+        if unannotated is True:
+            query = query.where(~annotated)
+        elif unannotated is False:
+            query = query.where(annotated)
+        if concept_id is not None:
+            query = query.where(
+                exists().where(
+                    Annotation.view_id == view.id, Annotation.image_id == Image.id, Annotation.concept_id == concept_id
+                )
+            )
+        if split is not None:
+            query = query.where(
+                exists().where(ViewImage.view_id == view.id, ViewImage.image_id == Image.id, ViewImage.split == split)
+            )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = list(session.scalars(query.order_by(Image.id).offset(offset).limit(limit)))
+    return items, total
+
+
+def delete_image(session: Session, *, image: Image) -> list[str]:
+    """Remove the image from its project; returns the blob keys nothing else uses any more (another
+    project's image, a version's snapshot), for the caller to delete once the transaction is committed."""
+    key = image.blob_key
+    session.delete(image)
+    session.flush()
+    still_used = session.scalar(
+        select(or_(exists().where(Image.blob_key == key), exists().where(VersionSample.blob_key == key)))
+    )
+    return [] if still_used else [key]
+
+
+def remove_blobs(*, blobs: BlobStore, keys: list[str]) -> None:
+    for key in keys:
+        blobs.delete(key)
+
+
+__all__ = [
+    "AddedImages",
+    "CheckedImage",
+    "add_image_files",
+    "add_images",
+    "check_image",
+    "delete_image",
+    "remove_blobs",
+    "get_image",
+    "image_bytes",
+    "list_images",
+    "store_image",
+]

@@ -1,0 +1,35 @@
+"""Everything a process of the platform shares: configuration, database, byte storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from visiontrain.blobs import BlobStore, open_blob_store
+from visiontrain.config import ServerConfig
+from visiontrain.store.db import make_engine, make_session_factory, migrate
+
+
+@dataclass
+class Platform:
+    config: ServerConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def open(cls, config: ServerConfig, *, run_migrations: bool = True) -> "Platform":
+        """Create the data directory and the schema on first start; migrate an older schema."""
+        config.prepare()
+        engine = make_engine(config.database_url)
+        if run_migrations:
+            migrate(engine)
+        return cls(config=config, engine=engine, sessions=make_session_factory(engine), blobs=open_blob_store(config.blob_url))
+
+    def close(self) -> None:
+        if not self._closed:
+            self.engine.dispose()
+            self._closed = True
