@@ -99,17 +99,38 @@ def weights_identity(name: str, *, pretrained: bool, weights_path: str | None) -
     return f"hub:{spec.timm_name}"
 
 
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """A quick DNS + TCP probe, so an offline machine gets the error at once instead of after a
+    minute of download retries."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_error(spec: BackboneSpec, reason: str) -> BackboneError:
+    return BackboneError(
+        f"cannot download pretrained weights for {spec.name} ({reason}). "
+        f"This machine looks offline: use a backbone that works offline ({', '.join(OFFLINE_BACKBONES)}), "
+        f"give a local weights file with weights_path, or set pretrained=false."
+    )
+
+
 def _from_hub(spec: BackboneSpec) -> nn.Module:
     import timm
 
+    if not hub_reachable():
+        raise _offline_error(spec, "the model hub cannot be reached")
     try:
         return timm.create_model(spec.timm_name, pretrained=True, num_classes=0)
     except Exception as exc:  # timm raises many kinds (HTTP, OSError, HF hub errors)
-        raise BackboneError(
-            f"cannot download pretrained weights for {spec.name} ({type(exc).__name__}: {str(exc)[:200]}). "
-            f"This machine looks offline: use a backbone that works offline ({', '.join(OFFLINE_BACKBONES)}), "
-            f"give a local weights file with weights_path, or set pretrained=false."
-        ) from None
+        raise _offline_error(spec, f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
