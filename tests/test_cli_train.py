@@ -1,0 +1,56 @@
+"""`visiontrain train` and `visiontrain settings` as a user runs them: flags, config files, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from visiontrain.cli.main import app
+
+runner = CliRunner()
+
+
+def test_train_with_flags_config_and_set(ants_bees_small, tmp_path):
+    config = tmp_path / "settings.yaml"
+    config.write_text("epochs: 5\nlearning_rate: 0.002\nimage_size: 96\n")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(ants_bees_small), "--out", str(out), "--config", str(config),
+                                 "--epochs", "2", "--set", "dropout=0.3", "--no-horizontal-flip", "--optimizer", "sgd",
+                                 "--augmented-copies", "0", "--quiet"])
+    assert result.exit_code == 0, result.output
+    settings = yaml.safe_load((out / "settings.yaml").read_text())
+    # Flags beat the file, the file beats the defaults.
+    assert (settings["epochs"], settings["learning_rate"], settings["dropout"]) == (2, 0.002, 0.3)
+    assert settings["horizontal_flip"] is False and settings["optimizer"] == "sgd"
+    assert json.loads((out / "summary.json").read_text())["status"] == "succeeded"
+    assert "val accuracy" in result.output
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, ants_bees_small):
+    missing = runner.invoke(app, ["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+    assert missing.exit_code == 2 and "data not found" in missing.output and "Traceback" not in missing.output
+    bad = runner.invoke(app, ["train", str(ants_bees_small), "--out", str(tmp_path / "run"), "--dropout", "2", "--set", "lr=1"])
+    assert bad.exit_code == 2
+    assert "dropout: Input should be less than or equal to 0.9" in bad.output
+    assert "lr: unknown setting" in bad.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_classes = runner.invoke(app, ["train", str(empty), "--out", str(tmp_path / "run")])
+    assert no_classes.exit_code == 2 and "Traceback" not in no_classes.output
+
+
+def test_settings_lists_every_setting_with_group_and_yaml_round_trips():
+    from visiontrain.settings import TrainingSettings
+
+    listing = runner.invoke(app, ["settings"], terminal_width=200)
+    assert listing.exit_code == 0
+    for name in TrainingSettings.model_fields:
+        assert name in listing.output, name
+    for group in ("Backbone", "Augmentation", "Fine-tuning"):
+        assert group in listing.output
+    dumped = runner.invoke(app, ["settings", "--yaml"])
+    assert TrainingSettings(**yaml.safe_load(dumped.output)) == TrainingSettings()
+    schema = json.loads(runner.invoke(app, ["settings", "--json"]).output)
+    assert schema["properties"]["learning_rate"]["default"] == 0.001
