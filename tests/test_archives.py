@@ -133,6 +133,22 @@ def test_header_declaring_more_than_the_payload_is_refused(tmp_path: Path) -> No
         safe_extract(archive, tmp_path / "out")
 
 
+def test_file_and_folder_of_the_same_name_collide(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "clash.zip", {"data": b"a file", "data/inner.txt": b"a file in a folder"})
+    with pytest.raises(ArchiveError, match="collides with another entry"):
+        safe_extract(archive, tmp_path / "out")
+
+
+def test_unsupported_compression_method_is_refused(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "d64.zip", {"a.txt": b"x" * 100})
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        struct.pack_into("<H", data, data.index(signature) + offset, 9)  # Deflate64, which zipfile cannot read
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="compression method 9"):
+        safe_extract(archive, tmp_path / "out")
+
+
 def test_iter_images_finds_images_by_extension_and_skips_hidden(tmp_path: Path) -> None:
     for name in ["b/2.JPG", "b/1.png", "a.jpeg", "notes.txt", ".hidden/x.jpg", "__MACOSX/y.jpg", "b/.z.jpg"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

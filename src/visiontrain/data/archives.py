@@ -32,6 +32,12 @@ _CHUNK = 1024 * 1024
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 # Operating-system clutter that is never part of a dataset.
 _JUNK_NAMES = frozenset({"Thumbs.db", "desktop.ini"})
+_SUPPORTED_COMPRESSION = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
 
 
 class ArchiveError(DataError):
@@ -107,9 +113,17 @@ def _checked_entries(
         if _is_symlink(info):
             raise ArchiveError(f"{archive_name}: entry {info.filename!r} is a symbolic link; links are not accepted")
         if info.flag_bits & 0x1:
-            raise ArchiveError(f"{archive_name}: entry {info.filename!r} is encrypted; upload an archive without a password")
+            raise ArchiveError(
+                f"{archive_name}: entry {info.filename!r} is encrypted; upload an archive without a password"
+            )
         if info.is_dir() or relative is None:
             continue
+        if info.compress_type not in _SUPPORTED_COMPRESSION:
+            raise ArchiveError(
+                f"{archive_name}: entry {info.filename!r} uses compression method {info.compress_type}, which is "
+                f"not supported ({', '.join(_SUPPORTED_COMPRESSION.values())} are); re-create the archive with a "
+                "standard zip tool"
+            )
         if _is_clutter(relative):
             skipped.append(relative.as_posix())
             continue
@@ -182,9 +196,9 @@ def _write_entries(
         # Belt and braces: the name checks above already exclude escapes.
         if not target.resolve().is_relative_to(dest):
             raise ArchiveError(f"{archive_name}: entry {info.filename!r} points outside the archive; refusing it")
-        target.parent.mkdir(parents=True, exist_ok=True)
         written = 0
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(info) as source, open(target, "xb") as sink:
                 while chunk := source.read(_CHUNK):
                     written += len(chunk)
@@ -195,12 +209,18 @@ def _write_entries(
                             f"({info.file_size} bytes); refusing a forged archive"
                         )
                     sink.write(chunk)
-        except FileExistsError:
-            raise ArchiveError(f"{archive_name}: entry {info.filename!r} collides with another entry") from None
+        except (FileExistsError, IsADirectoryError, NotADirectoryError):
+            raise ArchiveError(
+                f"{archive_name}: entry {info.filename!r} collides with another entry "
+                "(a file and a folder of the same name)"
+            ) from None
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise ArchiveError(
                 f"{archive_name}: entry {info.filename!r} is damaged or does not match its header ({exc})"
             ) from None
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise ArchiveError(f"{archive_name}: cannot write entry {info.filename!r} ({reason})") from None
         if written != info.file_size:
             raise ArchiveError(
                 f"{archive_name}: entry {info.filename!r} holds {written} bytes but its header declares "

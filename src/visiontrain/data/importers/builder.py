@@ -146,7 +146,8 @@ class DatasetBuilder:
             )
         if self.skipped.get("crowd_boxes"):
             warnings.append(
-                f"{self.skipped['crowd_boxes']} crowd region(s) (iscrowd=1) were skipped: they mark a group, not one object"
+                f"{self.skipped['crowd_boxes']} crowd region(s) (iscrowd=1) were skipped as boxes: "
+                "they mark a group, not one object"
             )
         if self._size_mismatches:
             warnings.append(

@@ -29,7 +29,9 @@ def matches(folder: DatasetFolder) -> bool:
 def load(folder: DatasetFolder, task: str) -> ImportedDataset:
     files = _coco_files(folder)
     if not files:
-        raise ArchiveError("no COCO annotation file found: expected a .json file with 'images', 'annotations' and 'categories'")
+        raise ArchiveError(
+            "no COCO annotation file found: expected a .json file with 'images', 'annotations' and 'categories'"
+        )
     builder = DatasetBuilder(folder, "coco", task)
     for json_name, content in files.items():
         builder.mark_read(json_name)
@@ -59,7 +61,8 @@ def _read_coco(folder: DatasetFolder, builder: DatasetBuilder, json_name: str, c
         file_name = str(record.get("file_name", ""))
         name = folder.find_image(file_name, *bases)
         if name is None:
-            builder.reject(file_name or f"{json_name} image {record.get('id')}", f"listed in {json_name} but not found in the archive")
+            where = file_name or f"{json_name} image {record.get('id')}"
+            builder.reject(where, f"listed in {json_name} but not found in the archive")
             continue
         if not builder.has_image(name):
             continue  # rejected with its own reason

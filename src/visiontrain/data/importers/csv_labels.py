@@ -64,7 +64,9 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
         )
     kinds = {layout.kind for layout, _ in tables.values()}
     if task == "detection" and "boxes" not in kinds:
-        raise ArchiveError("these CSV files hold path,label rows; a detection view needs filename,class,xmin,ymin,xmax,ymax rows")
+        raise ArchiveError(
+            "these CSV files hold path,label rows; a detection view needs filename,class,xmin,ymin,xmax,ymax rows"
+        )
     if task == "classification" and "labels" not in kinds:
         raise ArchiveError("these CSV files hold boxes; import them into a detection or tagging view")
     wanted = {"detection": {"boxes"}, "classification": {"labels"}, "tagging": {"labels", "boxes"}}[task]
@@ -148,8 +150,9 @@ def _detect(builder: DatasetBuilder, image: str, rows: list[_Row], _empty: list[
         boxes.append((concept, corners))
     builder.mark_annotated(image)
     sized = next((row for row in rows if row.layout.size is not None), None)
-    if sized is not None:
-        builder.check_declared_size(image, *(_int(sized.cells[i]) for i in sized.layout.size))  # type: ignore[union-attr]
+    if sized is not None and sized.layout.size is not None:
+        width_column, height_column = sized.layout.size
+        builder.check_declared_size(image, _int(sized.cells[width_column]), _int(sized.cells[height_column]))
     for concept, corners in boxes:
         builder.add_object(image, concept, *corners)
 

@@ -89,7 +89,7 @@ class DatasetFolder:
         return matches[0] if len(matches) == 1 else None
 
     def probe_images(self, names: list[str]) -> tuple[dict[str, ImageProbe], list[tuple[str, str]]]:
-        """Decode each image cheaply (thread pool); return the sizes of the good ones and (name, reason) for the rest."""
+        """Decode each image cheaply (thread pool): sizes of the good ones, and (name, reason) for the rest."""
         with ThreadPoolExecutor(max_workers=_PROBE_WORKERS) as pool:
             outcomes = list(pool.map(_probe, (self.files[name] for name in names)))
         probes: dict[str, ImageProbe] = {}

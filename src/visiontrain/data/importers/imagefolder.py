@@ -31,7 +31,8 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
             continue
         concept, split = located
         if not is_image_name(name):
-            builder.reject(name, f"not an image ({PurePosixPath(name).suffix or 'no extension'}) in class folder {concept!r}")
+            suffix = PurePosixPath(name).suffix or "no extension"
+            builder.reject(name, f"not an image ({suffix}) in class folder {concept!r}")
             continue
         if not builder.has_image(name):
             continue  # rejected with its own reason

@@ -18,6 +18,7 @@ from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_i
 _IMAGE_FOLDERS = ("images", "JPEGImages", "Images", "imgs")
 _MAX_XML_BYTES = 10 * 1024 * 1024
 _HEAD_BYTES = 2048
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
 
 
 def matches(folder: DatasetFolder) -> bool:
@@ -48,7 +49,8 @@ def _read_xml(folder: DatasetFolder, builder: DatasetBuilder, xml_name: str, ste
         return
     image = _find_image(folder, xml_name, root, stems)
     if image is None:
-        builder.reject(xml_name, f"annotation without image ({root.findtext('filename', '').strip() or 'no <filename>'} not found)")
+        wanted = (root.findtext("filename") or "").strip() or "no <filename>"
+        builder.reject(xml_name, f"annotation without image ({wanted} not found)")
         return
     if not builder.has_image(image):
         return  # rejected with its own reason
@@ -60,9 +62,10 @@ def _read_xml(folder: DatasetFolder, builder: DatasetBuilder, xml_name: str, ste
             builder.reject(xml_name, f"object {number} has no <name>; the file was not imported")
             return
         try:
-            corners = tuple(float((box.findtext(tag) or "").strip()) for tag in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[union-attr]
+            corners = tuple(float((box.findtext(tag) or "").strip()) for tag in _CORNERS)  # type: ignore[union-attr]
         except (AttributeError, ValueError):
-            builder.reject(xml_name, f"object {number} ({concept}) has no numeric <bndbox> xmin, ymin, xmax, ymax; the file was not imported")
+            reason = f"object {number} ({concept}) has no numeric <bndbox> xmin, ymin, xmax, ymax"
+            builder.reject(xml_name, f"{reason}; the file was not imported")
             return
         objects.append((concept, corners))
     builder.mark_annotated(image)

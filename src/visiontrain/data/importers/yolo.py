@@ -22,6 +22,7 @@ from visiontrain.data.importers.folder import DatasetFolder
 NAME_LIST_FILES = ("classes.txt", "obj.names", "classes.names")
 # Normalised coordinates a little outside 0..1 are rounding from annotation tools; beyond this they are pixels.
 _TOLERANCE = 0.01
+_NO_IMAGE = "label file without image (no image with the same name in the matching images folder)"
 
 
 def matches(folder: DatasetFolder) -> bool:
@@ -45,7 +46,7 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
         builder.mark_read(label_name)
         image = images_by_label_key.get(_stem_path(label_name)) or images_beside.get(_stem_path(label_name))
         if image is None:
-            builder.reject(label_name, "label file without image (no image with the same name in the matching images folder)")
+            builder.reject(label_name, _NO_IMAGE)
             continue
         labelled.add(image)
         if not builder.has_image(image):
