@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from visiontrain.data.importers import ArchiveError, import_archive
+from visiontrain.data.importers import ArchiveError, Box, import_archive
 
 YOLO_LABELLED = ["000000000009", "000000000025", "000000000030", "000000000034"]
 YOLO_UNLABELLED = ["000000000250", "000000000508"]  # images without a label file in the shared data
@@ -335,3 +335,31 @@ def test_unrecognised_layout_says_what_was_expected(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "notes.zip", {"readme.md": "# nothing here", "data.json": "{}"})
     with pytest.raises(ArchiveError, match="cannot recognise the dataset layout"):
         import_archive(archive)
+
+
+def test_boxes_use_the_exif_oriented_image(datasets_dir: Path, tmp_path: Path) -> None:
+    """A phone photo stored landscape with 'rotate 90°' in EXIF is shown, and trained on, in portrait."""
+    with Image.open(datasets_dir / "coco128_yolo" / "images" / "train" / "000000000009.jpg") as photo:
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        photo.save(tmp_path / "rotated.jpg", exif=exif)  # stored 640x480, displayed 480x640
+    content = {
+        "images": [{"id": 1, "file_name": "rotated.jpg", "width": 640, "height": 480}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [400, 300, 200, 400], "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "bowl"}],
+    }
+    yolo = import_archive(
+        make_zip(tmp_path / "y.zip", {"classes.txt": "bowl\n", "images/r.jpg": tmp_path / "rotated.jpg", "labels/r.txt": "0 0.5 0.5 0.5 0.25\n"}),
+        task="detection",
+    )
+    image = yolo.images[0]
+    assert (image.width, image.height) == (480, 640)
+    assert yolo.boxes["images/r.jpg"] == [Box("bowl", 120.0, 240.0, 360.0, 400.0)]
+
+    coco = import_archive(
+        make_zip(tmp_path / "c.zip", {"instances.json": json.dumps(content), "images/rotated.jpg": tmp_path / "rotated.jpg"}),
+        task="detection",
+    )
+    # The annotation's 640x480 frame does not match what is displayed: clipped to 480x640, and said so.
+    assert coco.boxes["images/rotated.jpg"] == [Box("bowl", 400.0, 300.0, 480.0, 640.0)]
+    assert any("differ in size" in w and "640x480 declared, 480x640 on file" in w for w in coco.warnings)
