@@ -1,0 +1,98 @@
+"""Evaluating a saved model on a dataset: one pass over the images, then the report and its picture.
+
+Without data it evaluates on the run's own validation set (``val_samples.json``, written by the
+training runner). Images that cannot be read are listed in the report's ``rejected`` with the reason,
+never silently left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from visiontrain.data.dataset import DatasetSpec, Sample
+from visiontrain.data.errors import DataError
+from visiontrain.evaluation.report import build_report, write_report
+from visiontrain.models.checkpoint import load_checkpoint, resolve_checkpoint_path
+
+VAL_SAMPLES_FILE = "val_samples.json"
+
+
+def evaluate_model(
+    model: str | Path,
+    data: DatasetSpec | str | Path | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run directory or checkpoint on ``data`` and write ``evaluation.json`` and
+    ``confusion_matrix.png`` into ``out_dir`` (default: the run directory); returns the report.
+
+    ``data``: None (the run's validation set), a DatasetSpec, or a dataset path for
+    ``load_dataset`` (an ImageFolder with train/val is evaluated on val, any other on all its images).
+    """
+    from visiontrain.predict import Predictor
+
+    checkpoint = resolve_checkpoint_path(model)
+    run_dir = checkpoint.parent
+    samples, rejected, description = _samples_to_evaluate(run_dir, data)
+    loaded = load_checkpoint(checkpoint)
+    class_index = {name: i for i, name in enumerate(loaded.classes)}
+    unknown = sorted({s.label for s in samples} - class_index.keys())
+    if unknown:
+        raise DataError(
+            f"{description} has labels the model was not trained on: {', '.join(unknown)} "
+            f"(the model knows: {', '.join(loaded.classes)})"
+        )
+
+    predictor = Predictor.load(loaded, device=device)
+    scores = predictor.score([s.path for s in samples], batch_size=batch_size)
+    rejected += [{"path": str(samples[i].path), "reason": reason} for i, reason in sorted(scores.errors.items())]
+    if not scores.indices:
+        raise DataError(f"none of the {len(samples)} images in {description} could be read: {rejected[0]['reason']} ({rejected[0]['path']})")
+    evaluated = [samples[i] for i in scores.indices]
+    report = build_report(
+        loaded.classes,
+        [class_index[s.label] for s in evaluated],
+        scores.probabilities,
+        [str(s.path) for s in evaluated],
+    )
+    report["data"] = description
+    report["rejected"] = rejected
+    write_report(report, run_dir if out_dir is None else out_dir)
+    return report
+
+
+def _samples_to_evaluate(run_dir: Path, data: DatasetSpec | str | Path | None) -> tuple[list[Sample], list[dict[str, str]], str]:
+    """The labelled images to evaluate on, the files the importer already rejected, and a description."""
+    if data is None:
+        return read_validation_samples(run_dir), [], f"the validation set of {run_dir}"
+    if isinstance(data, DatasetSpec):
+        spec, description = data, data.source or "the given dataset"
+    else:
+        from visiontrain.data.sources import load_dataset
+
+        spec, description = load_dataset(data), str(data)
+    samples = spec.val if spec.val is not None else spec.train
+    if not samples:
+        raise DataError(f"{description} has no images to evaluate on")
+    return list(samples), [{"path": str(r.path), "reason": r.reason} for r in spec.rejected], description
+
+
+def read_validation_samples(run_dir: str | Path) -> list[Sample]:
+    """The run's validation images (``val_samples.json``: a list of {"path", "label"}); relative
+    paths are taken relative to the run directory."""
+    run_dir = Path(run_dir)
+    path = run_dir / VAL_SAMPLES_FILE
+    if not path.is_file():
+        raise DataError(f"{run_dir} has no {VAL_SAMPLES_FILE} (no record of its validation set): give a dataset to evaluate on")
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        samples = [Sample(path=run_dir / str(row["path"]), label=str(row["label"])) for row in rows]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DataError(f"{path} is not a list of {{\"path\", \"label\"}} records ({type(exc).__name__}: {exc})") from None
+    if not samples:
+        raise DataError(f"{path} lists no images")
+    return samples

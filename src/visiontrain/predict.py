@@ -1,0 +1,217 @@
+"""Prediction from a saved model, with PyTorch or ONNX Runtime, in batches, one result per image.
+
+A :class:`Predictor` is loaded once and then called many times (the platform's REST endpoint keeps
+one in memory and passes it the uploaded bytes); it holds no per-call state, so concurrent calls are
+safe. Every image is decoded exactly as training decoded it (``open_image`` with the model's size as
+JPEG draft size, then ``model_input``), so train and serve see the same pixels. An image that cannot
+be read gets an ``error`` in its own result; the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from visiontrain.data.errors import ImageError
+from visiontrain.data.images import _to_rgb, open_image
+from visiontrain.data.transforms import model_input
+from visiontrain.models.checkpoint import LoadedModel, load_checkpoint
+from visiontrain.models.preprocessing import Preprocessing
+
+ImageInput = Union[str, Path, bytes, Image.Image]
+BACKENDS = ("torch", "onnx")
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class Scores:
+    """Class probabilities for the images that could be read, and the reason for each that could not."""
+
+    probabilities: np.ndarray  # (readable images, classes), in input order
+    indices: list[int]  # input position of each probability row
+    errors: dict[int, str] = field(default_factory=dict)  # input position -> why it was not read
+
+
+class TorchBackend:
+    """The PyTorch network in eval mode; probabilities out."""
+
+    name = "torch"
+
+    def __init__(self, network: torch.nn.Module, device: str | torch.device):
+        self.device = torch.device(device)
+        # channels_last on the CPU: 32 images at 224 px took 0.82 s instead of 1.25-1.57 s on 2 cores
+        # (EfficientNet's depthwise convolutions run faster in that layout with oneDNN).
+        self.channels_last = self.device.type == "cpu"
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.network = network.eval().to(self.device, memory_format=memory_format)
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return torch.softmax(self.network(batch).float(), dim=1).cpu().numpy()
+
+
+class OnnxBackend:
+    """An ONNX Runtime session on the exported model (which outputs probabilities)."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, device: str | None):
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        providers = ["CPUExecutionProvider"]
+        if device != "cpu" and "CUDAExecutionProvider" in available:
+            providers.insert(0, "CUDAExecutionProvider")
+        self.path = path
+        self.session = ort.InferenceSession(str(path), providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch.numpy()})[0]
+
+
+class Predictor:
+    """Top-k class probabilities for images given as paths, bytes or PIL images."""
+
+    def __init__(self, classes: list[str], preprocessing: Preprocessing, backend: Callable[[torch.Tensor], np.ndarray]):
+        self.classes = list(classes)
+        self.preprocessing = preprocessing
+        self.backend = backend
+        self._transform = model_input(preprocessing)
+
+    @classmethod
+    def load(cls, model: str | Path | LoadedModel, backend: str = "torch", device: str | None = None) -> "Predictor":
+        """``model``: a run directory, a checkpoint file, an already loaded checkpoint, or (onnx
+        backend) a ``.onnx`` file exported by visiontrain. The onnx backend uses ``model.onnx`` in the
+        run directory, exporting it first when it is missing or was made from another checkpoint.
+        ``device``: "cpu", "cuda", ...; default the GPU when there is one."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        if backend == "onnx":
+            from visiontrain.export import ensure_onnx, read_onnx_metadata
+
+            if isinstance(model, LoadedModel):
+                raise ValueError("the onnx backend needs a run directory, checkpoint file or .onnx file, not a loaded model")
+            path = Path(model)
+            onnx_path = path if path.suffix == ".onnx" and path.is_file() else ensure_onnx(path)
+            classes, preprocessing = read_onnx_metadata(onnx_path)
+            return cls(classes, preprocessing, OnnxBackend(onnx_path, device))
+        loaded = model if isinstance(model, LoadedModel) else load_checkpoint(model)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(loaded.classes, loaded.preprocessing, TorchBackend(loaded.network, device))
+
+    @property
+    def backend_name(self) -> str:
+        return getattr(self.backend, "name", type(self.backend).__name__)
+
+    def decode(self, source: ImageInput) -> torch.Tensor:
+        """One image → the model's input tensor (C, H, W); raises ImageError for unusable input."""
+        if isinstance(source, Image.Image):
+            image = _to_rgb(ImageOps.exif_transpose(source))
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            image = open_image(bytes(source), draft_size=self.preprocessing.image_size)
+        else:
+            if Path(source).is_dir():
+                raise ImageError("is a folder, not an image file")
+            image = open_image(source, draft_size=self.preprocessing.image_size)
+        return self._transform(image)
+
+    def score(self, images: Sequence[ImageInput], batch_size: int = DEFAULT_BATCH_SIZE) -> Scores:
+        """Probabilities for every readable image; decoded and run ``batch_size`` at a time, so
+        memory stays bounded however many images are given."""
+        _check_inputs(images, batch_size)
+        rows: list[np.ndarray] = []
+        indices: list[int] = []
+        errors: dict[int, str] = {}
+        for start in range(0, len(images), batch_size):
+            tensors: list[torch.Tensor] = []
+            for index in range(start, min(start + batch_size, len(images))):
+                try:
+                    tensors.append(self.decode(images[index]))
+                    indices.append(index)
+                except ImageError as exc:
+                    errors[index] = str(exc)
+            if tensors:
+                rows.append(self.backend(torch.stack(tensors)))
+        probabilities = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
+        return Scores(probabilities=probabilities, indices=indices, errors=errors)
+
+    def predict(
+        self, images: Sequence[ImageInput], top_k: int = 5, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> list[dict[str, Any]]:
+        """One result per input, in input order: ``{"path", "predictions": [{"label", "probability"}],
+        "error"}``; ``path`` is None for bytes and PIL images, ``predictions`` is most probable first
+        (at most ``top_k``, at most the number of classes), ``error`` is None or why the image failed."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a whole number of at least 1; got {top_k!r}")
+        scores = self.score(images, batch_size)
+        k = min(top_k, len(self.classes))
+        results = [
+            {"path": _display_path(source), "predictions": [], "error": scores.errors.get(i)}
+            for i, source in enumerate(images)
+        ]
+        for row, index in zip(scores.probabilities, scores.indices):
+            best = np.argsort(-row, kind="stable")[:k]
+            results[index]["predictions"] = [
+                {"label": self.classes[c], "probability": float(row[c])} for c in best
+            ]
+        return results
+
+
+def _check_inputs(images: Sequence[ImageInput], batch_size: int) -> None:
+    if isinstance(images, (str, Path, bytes, Image.Image)):
+        raise TypeError("images must be a list of images, not a single image")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1; got {batch_size!r}")
+    for source in images:
+        if not isinstance(source, (str, Path, bytes, bytearray, memoryview, Image.Image)):
+            raise TypeError(f"cannot predict on a {type(source).__name__}: give a file path, the file's bytes or a PIL image")
+
+
+def _display_path(source: ImageInput) -> str | None:
+    return str(source) if isinstance(source, (str, Path)) else None
+
+
+def measure_throughput(
+    predictor: Predictor,
+    images: Sequence[ImageInput],
+    batch_size: int,
+    *,
+    rounds: int = 3,
+    include_decoding: bool = True,
+) -> float:
+    """Images per second of ``predictor`` over ``images`` in batches of ``batch_size``: the best of
+    ``rounds`` timed passes after one warm-up pass (the best is the least disturbed by other load).
+    ``include_decoding=False`` decodes once beforehand and times the network alone."""
+    if not images:
+        raise ValueError("measure_throughput needs at least one image")
+    if include_decoding:
+        def one_pass() -> None:
+            scores = predictor.score(images, batch_size)
+            if scores.errors:
+                raise ImageError(f"{len(scores.errors)} benchmark image(s) could not be read: {scores.errors}")
+    else:
+        tensors = [predictor.decode(source) for source in images]
+        batches = [torch.stack(tensors[i : i + batch_size]) for i in range(0, len(tensors), batch_size)]
+
+        def one_pass() -> None:
+            for batch in batches:
+                predictor.backend(batch)
+
+    one_pass()
+    best = float("inf")
+    for _ in range(max(1, rounds)):
+        start = time.perf_counter()
+        one_pass()
+        best = min(best, time.perf_counter() - start)
+    return len(images) / best
