@@ -24,7 +24,7 @@ from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, Spli
 from visiontrain.data.importers.builder import DatasetBuilder, listing
 from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name, join, parent_of
 
-PATH_HEADERS = ("path", "filename", "file_name", "file", "image", "image_path", "filepath", "file_path", "image_id")
+PATH_HEADERS = ("path", "filename", "file_name", "file", "image", "image_path", "filepath", "file_path")
 LABEL_HEADERS = ("label", "labels", "class", "class_name", "concept", "category", "tags", "tag")
 SPLIT_HEADERS = ("split", "subset", "set")
 CORNER_HEADERS = ("xmin", "ymin", "xmax", "ymax")
@@ -248,7 +248,7 @@ def _split_from_file_name(csv_name: str) -> Split | None:
 def _int(text: str) -> int:
     try:
         return int(float(text.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or nan/inf
         return 0
 
 

@@ -130,7 +130,7 @@ def _image_sets(folder: DatasetFolder) -> list[tuple[str, list[str], str]]:
 def _int(text: str | None) -> int:
     try:
         return int(float((text or "").strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or nan/inf
         return 0
 
 
