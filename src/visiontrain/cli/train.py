@@ -33,43 +33,60 @@ def train(
         overrides = dict(parse_assignment(a) for a in assignments)
         overrides.update(collect_overrides(flags))
         settings = load_settings(config, overrides)
-        reporter = None if quiet else _FeatureProgress()
-        summary = run_training(settings, data, out, validation_data=validation, cache_dir=cache_dir,
-                               progress=not quiet, callback=reporter)
-        if reporter:
-            reporter.close()
+        display = None if quiet else _Display(settings)
+        try:
+            summary = run_training(settings, data, out, validation_data=validation, cache_dir=cache_dir, callback=display)
+        finally:
+            if display:
+                display.close()
     _print_summary(summary, out)
     if summary["status"] == "cancelled":
         raise typer.Exit(130)
 
 
-class _FeatureProgress:
-    """A Rich progress bar for feature extraction (Lightning draws the epoch bars)."""
+class _Display:
+    """One Rich display driven by the engine's events: a bar for feature extraction, one per
+    training stage (epochs done, live loss and accuracy), and a line per epoch above them."""
 
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def __init__(self, settings: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                 console=console, transient=True)
-        self.task: Any = None
+        self.epochs = {"head": settings.epochs, "fine_tune": settings.fine_tune_epochs}
+        self.progress = Progress(TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
+        self.tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def _task(self, name: str, description: str, total: int) -> Any:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(description, total=total, info="")
+        return self.tasks[name]
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if event["type"] == "features":
-            if self.task is None:
-                self.progress.start()
-                self.task = self.progress.add_task("Backbone features", total=event["total"])
-            self.progress.update(self.task, completed=event["done"], total=event["total"])
-        elif event["type"] == "stage" and event["stage"] == "features" and event["status"] == "finished":
-            self.close()
-        elif event["type"] == "epoch":
-            best = " [green]best[/]" if event["best"] else ""
-            console.print(f"{event['stage']} epoch {event['epoch']:>3}: val_accuracy {event['val_accuracy']:.4f} "
-                          f"val_loss {event['val_loss']:.4f} lr {event['learning_rate']:.2e}{best}", highlight=False)
+        kind = event["type"]
+        if kind == "features":
+            task = self._task("features", "backbone features", event["total"])
+            self.progress.update(task, completed=event["done"], info=f"{event['cache_hits']} from cache")
+        elif kind == "batch":
+            task = self._task(event["stage"], _STAGE_NAMES[event["stage"]], self.epochs[event["stage"]])
+            self.progress.update(task, info=f"epoch {event['epoch']} · loss {event['loss']:.4f}")
+        elif kind == "epoch":
+            task = self._task(event["stage"], _STAGE_NAMES[event["stage"]], self.epochs[event["stage"]])
+            self.progress.update(task, completed=event["epoch"], info=f"val acc {event['val_accuracy']:.4f}")
+            best = "  [green]best[/]" if event["best"] else ""
+            self.progress.console.print(
+                f"{_STAGE_NAMES[event['stage']]} epoch {event['epoch']:>3}: val_accuracy {event['val_accuracy']:.4f}  "
+                f"val_loss {event['val_loss']:.4f}  train_loss {event['train_loss'] or 0:.4f}  lr {event['learning_rate']:.2e}{best}",
+                highlight=False)
+        elif kind == "stage" and event["status"] == "finished" and event["stage"] in self.tasks:
+            task = self.tasks[event["stage"]]
+            self.progress.update(task, total=self.progress.tasks[task].completed or 1)  # early stop: show it as done
 
     def close(self) -> None:
-        if self.task is not None:
-            self.progress.stop()
-            self.task = None
+        self.progress.stop()
+
+
+_STAGE_NAMES = {"head": "head", "fine_tune": "fine-tuning"}
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
