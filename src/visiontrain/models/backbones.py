@@ -9,7 +9,6 @@ hub when the machine is online.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,10 +197,3 @@ def backbone_blocks(model: nn.Module) -> list[nn.Module]:
         blocks = [m for m in model.children()]
     return blocks
 
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
