@@ -1,0 +1,86 @@
+"""`visiontrain evaluate RUN_DIR [DATA_DIR] [--out DIR] [--json]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from visiontrain.cli.common import console, fail, user_errors
+
+SHOWN_MISCLASSIFIED = 10
+SHOWN_REJECTED = 20
+# A confusion matrix wider than this does not fit a terminal; the PNG shows it instead.
+MAX_PRINTED_MATRIX = 12
+
+
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Run directory (or its best.pt checkpoint)."),
+    data: Optional[Path] = typer.Argument(
+        None, help="Dataset to evaluate on: ImageFolder (its val/ part if it has train/ and val/) or CSV. Default: the run's validation set."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write evaluation.json and confusion_matrix.png (default: the run directory)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
+) -> None:
+    """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified images."""
+    from visiontrain.evaluation.evaluate import evaluate_model
+    from visiontrain.evaluation.report import CONFUSION_MATRIX_FILE, REPORT_FILE
+
+    with user_errors():
+        if data is not None and not data.exists():
+            fail(f"data not found: {data}")
+        report = evaluate_model(run_dir, data, out, batch_size=batch_size)
+    if json_output:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    target = out if out is not None else (run_dir if run_dir.is_dir() else run_dir.parent)
+    _print_report(report)
+    console.print(f"Wrote {target / REPORT_FILE} and {target / CONFUSION_MATRIX_FILE}", highlight=False)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    rejected = report.get("rejected", [])
+    if rejected:
+        console.print(f"[yellow]{len(rejected)} file(s) could not be evaluated:[/]")
+        for item in rejected[:SHOWN_REJECTED]:
+            console.print(f"  {escape(item['path'])}: {escape(item['reason'])}", highlight=False)
+        if len(rejected) > SHOWN_REJECTED:
+            console.print(f"  ... and {len(rejected) - SHOWN_REJECTED} more (in the JSON report)")
+    console.print(
+        f"[bold]{escape(report.get('data', 'evaluation'))}[/]: accuracy [bold]{report['accuracy']:.4f}[/], "
+        f"loss {report['loss']:.4f}, {report['num_images']} images, "
+        f"macro F1 {report['macro']['f1']:.4f}",
+        highlight=False,
+    )
+    per_class = Table(title="Per class")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for row in report["per_class"]:
+        per_class.add_row(escape(row["class"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    console.print(per_class)
+    classes = report["classes"]
+    if len(classes) <= MAX_PRINTED_MATRIX:
+        matrix = Table(title="Confusion matrix (rows: true, columns: predicted)")
+        matrix.add_column("")
+        for name in classes:
+            matrix.add_column(escape(name), justify="right")
+        for name, counts in zip(classes, report["confusion_matrix"]):
+            matrix.add_row(escape(name), *(str(c) for c in counts))
+        console.print(matrix)
+    mistakes = report["misclassified"]
+    if mistakes:
+        table = Table(title=f"Most confident mistakes ({min(len(mistakes), SHOWN_MISCLASSIFIED)} of {len(mistakes)})")
+        for column in ("image", "true", "predicted", "probability"):
+            table.add_column(column, justify="right" if column == "probability" else "left", overflow="fold")
+        for item in mistakes[:SHOWN_MISCLASSIFIED]:
+            table.add_row(escape(item["path"]), escape(item["true"]), escape(item["predicted"]), f"{item['probability']:.3f}")
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings={"help_option_names": ["-h", "--help"]})(evaluate)

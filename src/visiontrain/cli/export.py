@@ -1,0 +1,37 @@
+"""`visiontrain export RUN_DIR [--out FILE]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from visiontrain.cli.common import console, fail, user_errors
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="Run directory (or its best.pt checkpoint)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="ONNX file to write (default: model.onnx in the run directory)."),
+) -> None:
+    """Export the best checkpoint to ONNX (dynamic batch size, probabilities out).
+
+    The export is kept only if ONNX Runtime gives the same probabilities as PyTorch within 1e-4
+    on the run's validation images. Exit code: 0 on success, 1 when the check fails, 2 for bad input.
+    """
+    from visiontrain.export import ExportError, export_model
+
+    with user_errors():
+        try:
+            result = export_model(run_dir, out)
+        except ExportError as exc:
+            fail(str(exc), code=1)
+    size_mb = result.path.stat().st_size / 1e6
+    console.print(f"Exported [bold]{result.path}[/] ({size_mb:.1f} MB)", highlight=False)
+    console.print(
+        f"ONNX Runtime matches PyTorch within {result.max_difference:.1e} (limit 1e-4) on {result.checked_on}", highlight=False
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings={"help_option_names": ["-h", "--help"]})(export)
