@@ -20,5 +20,6 @@ def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, A
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two supported backends
         raise RuntimeError(f"unsupported database {dialect!r}")
-    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return session.execute(statement).rowcount == 1
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=keys).returning(*table.primary_key.columns)
+    # RETURNING, not rowcount: drivers disagree on the row count of a skipped conflict.
+    return session.execute(statement).first() is not None

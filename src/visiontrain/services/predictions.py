@@ -7,8 +7,6 @@ from collections import OrderedDict
 from typing import Any
 
 from visiontrain.blobs import BlobStore
-from visiontrain.data.errors import ImageError
-from visiontrain.data.images import open_image
 from visiontrain.services.errors import BadFile, Conflict, InvalidInput
 from visiontrain.store.base import VersionStatus
 from visiontrain.store.models import Artifact, ModelVersion
@@ -59,7 +57,7 @@ def predict(
     files: list[tuple[str, bytes]],
     top_k: int = 5,
 ) -> list[dict[str, Any]]:
-    """Labels with probabilities for each uploaded image, in upload order; every file is checked first."""
+    """Top-k labels with probabilities for each uploaded image, in upload order."""
     if version.status != VersionStatus.succeeded or checkpoint is None:
         raise Conflict(f"version {version.id} is {version.status}; only a version that trained successfully can predict")
     if not files:
@@ -69,10 +67,12 @@ def predict(
     for name, data in files:
         if not data:
             raise BadFile(name, "file is empty")
-        try:
-            open_image(data)
-        except ImageError as exc:
-            raise BadFile(name, str(exc)) from None
     predictor = cache.get(blobs=blobs, checkpoint_key=checkpoint.blob_key)
     results = predictor.predict([data for _, data in files], top_k=top_k)
-    return [{"file": name, **result} for (name, _), result in zip(files, results, strict=True)]
+    # The predictor reports unreadable images one by one; the API refuses the request instead, naming them.
+    bad = [(name, result["error"]) for (name, _), result in zip(files, results, strict=True) if result.get("error")]
+    if bad:
+        raise BadFile(bad[0][0] if len(bad) == 1 else f"{len(bad)} of the files", "; ".join(
+            reason if len(bad) == 1 else f"{name}: {reason}" for name, reason in bad
+        ))
+    return [{"file": name, "predictions": result["predictions"]} for (name, _), result in zip(files, results, strict=True)]

@@ -15,6 +15,7 @@ from visiontrain.api.schemas.training import (
     ArtifactPublic,
     Headline,
     MetricPublic,
+    Prediction,
     SamplePublic,
     VersionCreate,
     VersionPublic,
@@ -184,8 +185,9 @@ def predict(
     platform: PlatformDep,
     predictors: PredictorsDep,
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
-) -> list[dict]:
+) -> list[Prediction]:
     checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
     payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb) for f in files]
     session.close()  # inference must not hold a database connection
-    return predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload, top_k=top_k)
+    results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload, top_k=top_k)
+    return [Prediction(**r) for r in results]

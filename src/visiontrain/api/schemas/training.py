@@ -94,9 +94,14 @@ class MetricPublic(Public):
     data: dict[str, Any] = Field(description="The event exactly as the engine emitted it.")
 
 
+class LabelProbability(BaseModel):
+    label: str
+    probability: float
+
+
 class Prediction(BaseModel):
-    file: str
-    model_config = ConfigDict(extra="allow")
+    file: str = Field(description="The uploaded file's name.")
+    predictions: list[LabelProbability] = Field(description="Most probable first, at most top_k.")
 
 
 class SettingsSchema(BaseModel):
