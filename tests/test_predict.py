@@ -1,0 +1,127 @@
+"""Predictor on real photos: probabilities, top-k order, every input kind, batching, per-image errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from visiontrain.data.images import open_image
+from visiontrain.data.transforms import model_input
+from visiontrain.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from visiontrain.models.classifier import build_network
+from visiontrain.models.preprocessing import resolve_preprocessing
+from visiontrain.predict import Predictor, measure_throughput
+from visiontrain.settings import TrainingSettings
+
+CLASSES = ["ants", "bees", "wasps"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, ants_bees_small):
+    """A real checkpoint: the pretrained lite0 backbone with a seeded random 3-class head."""
+    torch.manual_seed(0)
+    settings = TrainingSettings(image_size=96)
+    network = build_network(settings, len(CLASSES))
+    preprocessing = resolve_preprocessing(network.backbone, image_size=96, resize_mode="squash")
+    run = tmp_path_factory.mktemp("predict_run")
+    save_checkpoint(run / "best.pt", network=network, settings=settings, classes=CLASSES, preprocessing=preprocessing,
+                    epoch=1, stage="head", metrics={"val_accuracy": 0.0})
+    return run
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir):
+    return Predictor.load(run_dir)
+
+
+@pytest.fixture(scope="module")
+def photos(ants_bees_small):
+    return sorted((ants_bees_small / "val").glob("*/*.jpg"))[:5]
+
+
+def test_probabilities_sum_to_one_and_top_k_is_most_probable_first(predictor, photos):
+    results = predictor.predict(photos, top_k=3)
+    assert [r["path"] for r in results] == [str(p) for p in photos]
+    for result in results:
+        assert result["error"] is None
+        probabilities = [p["probability"] for p in result["predictions"]]
+        assert [p["label"] for p in result["predictions"]] and sorted(p["label"] for p in result["predictions"]) == sorted(CLASSES)
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    # Fewer labels when asked; never more than there are classes.
+    assert len(predictor.predict(photos[:1], top_k=1)[0]["predictions"]) == 1
+    assert len(predictor.predict(photos[:1], top_k=50)[0]["predictions"]) == len(CLASSES)
+
+
+def test_matches_the_network_run_by_hand(run_dir, predictor, photos):
+    """Same pixels as training (draft decode at the model size + model_input) and the same network."""
+    loaded = load_checkpoint(run_dir)
+    transform = model_input(loaded.preprocessing)
+    batch = torch.stack([transform(open_image(p, draft_size=loaded.preprocessing.image_size)) for p in photos])
+    with torch.inference_mode():
+        expected = torch.softmax(loaded.network(batch), dim=1).numpy()
+    got = predictor.score(photos).probabilities
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_path_bytes_and_pil_inputs_agree_and_batching_does_not_change_results(predictor, photos):
+    size = predictor.preprocessing.image_size
+    by_path = predictor.score(photos, batch_size=32).probabilities
+    by_bytes = predictor.score([p.read_bytes() for p in photos], batch_size=2).probabilities
+    by_pil = predictor.score([open_image(p, draft_size=size) for p in photos], batch_size=1).probabilities
+    np.testing.assert_allclose(by_bytes, by_path, atol=1e-5)
+    np.testing.assert_allclose(by_pil, by_path, atol=1e-5)
+    results = predictor.predict([photos[0].read_bytes()])
+    assert results[0]["path"] is None and results[0]["error"] is None
+
+
+def test_a_bad_image_is_reported_and_the_others_still_predicted(predictor, photos, tmp_path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is not a JPEG")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(photos[0].read_bytes()[:2000])
+    inputs = [photos[0], tmp_path / "missing.jpg", fake, tmp_path, truncated, b"", photos[1]]
+    results = predictor.predict(inputs, batch_size=3)
+    assert [r["error"] is None for r in results] == [True, False, False, False, False, False, True]
+    assert "cannot read file" in results[1]["error"]
+    assert "not an image" in results[2]["error"]
+    assert "folder" in results[3]["error"]
+    assert "truncated" in results[4]["error"]
+    assert all(r["predictions"] == [] for r in results[1:6])
+    # The good images get the same answer as when predicted without the bad ones.
+    alone = predictor.predict([photos[0], photos[1]])
+    for got, expected in zip([results[0], results[6]], alone):
+        assert [p["label"] for p in got["predictions"]] == [p["label"] for p in expected["predictions"]]
+        assert [p["probability"] for p in got["predictions"]] == pytest.approx(
+            [p["probability"] for p in expected["predictions"]], abs=1e-5)
+    json.dumps(results)  # plain JSON types only
+
+
+def test_wrong_arguments_are_refused(run_dir, predictor, photos, tmp_path):
+    with pytest.raises(ValueError, match="top_k"):
+        predictor.predict(photos[:1], top_k=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        predictor.predict(photos[:1], batch_size=0)
+    with pytest.raises(TypeError, match="list of images"):
+        predictor.predict(str(photos[0]))
+    with pytest.raises(TypeError, match="int"):
+        predictor.predict([42])
+    with pytest.raises(ValueError, match="unknown backend"):
+        Predictor.load(run_dir, backend="tensorrt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Predictor.load(tmp_path / "nowhere")
+    not_a_checkpoint = tmp_path / "best.pt"
+    not_a_checkpoint.write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        Predictor.load(tmp_path)
+
+
+def test_measure_throughput_counts_images_per_second(predictor, photos, tmp_path):
+    speed = measure_throughput(predictor, photos[:2], batch_size=2, rounds=1)
+    network_only = measure_throughput(predictor, photos[:2], batch_size=1, rounds=1, include_decoding=False)
+    assert 0 < speed < 1e5 and 0 < network_only < 1e5
+    with pytest.raises(ValueError, match="could not be read"):
+        measure_throughput(predictor, [tmp_path / "missing.jpg"], batch_size=1, rounds=1)
