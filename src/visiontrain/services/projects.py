@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from visiontrain.services.errors import Conflict, InvalidInput, NotFound
-from visiontrain.store.models import Image, Project, View
+from visiontrain.store.models import Image, Model, Project, View
 
 
 def _clean_name(name: str, what: str) -> str:
@@ -60,8 +60,10 @@ def update_project(session: Session, *, project: Project, name: str | None = Non
 
 
 def delete_project(session: Session, *, project: Project) -> None:
-    session.delete(project)
-    session.flush()
+    """Models first (a concept a model uses cannot go before the model), then the project; the database cascades."""
+    session.execute(delete(Model).where(Model.view_id.in_(select(View.id).where(View.project_id == project.id))))
+    session.execute(delete(Project).where(Project.id == project.id))
+    session.expunge(project)
 
 
 def project_counts(session: Session, *, project: Project) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from visiontrain.services.errors import Conflict, InvalidInput, NotFound
@@ -60,8 +60,10 @@ def rename_view(session: Session, *, view: View, name: str) -> View:
 
 
 def delete_view(session: Session, *, view: View) -> None:
-    session.delete(view)
-    session.flush()
+    """Models first (a concept a model uses cannot go before the model), then the view; the database cascades."""
+    session.execute(delete(Model).where(Model.view_id == view.id))
+    session.execute(delete(View).where(View.id == view.id))
+    session.expunge(view)
 
 
 def view_counts(session: Session, *, view: View) -> dict[str, int]:

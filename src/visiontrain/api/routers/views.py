@@ -13,7 +13,15 @@ router = APIRouter(tags=["views"])
 def present(session, view: View) -> ViewPublic:  # type: ignore[no-untyped-def]
     counts = service.view_counts(session, view=view)
     session.refresh(view, ["concepts"])
-    return ViewPublic.model_validate(view).model_copy(update={"concepts": [c.name for c in view.concepts], **counts})
+    return ViewPublic(
+        id=view.id,
+        project_id=view.project_id,
+        name=view.name,
+        kind=view.kind,  # type: ignore[arg-type]
+        created_at=view.created_at,
+        concepts=[c.name for c in view.concepts],
+        **counts,
+    )
 
 
 @router.post("/projects/{project_id}/views", response_model=ViewPublic, status_code=status.HTTP_201_CREATED,
