@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from visiontrain.services.errors import Conflict, InvalidInput, NotFound
@@ -29,7 +29,7 @@ def create_model(session: Session, *, view: View, name: str, concepts: list[str]
             f"({', '.join(c.name for c in chosen) or 'none'}): add concepts to the view first",
             loc=("body", "concepts"),
         )
-    model = Model(view_id=view.id, name=name, concepts=chosen)
+    model = Model(view_id=view.id, name=name, concepts=sorted(chosen, key=lambda c: c.name))
     session.add(model)
     session.flush()
     return model
@@ -68,5 +68,13 @@ def delete_model(session: Session, *, model: Model) -> list[str]:
     return keys
 
 
-def latest_version(model: Model) -> ModelVersion | None:
-    return model.versions[-1] if model.versions else None
+def refuse_if_training(session: Session, *, view_ids: Select[tuple[int]], what: str) -> None:
+    """Deleting what a queued or running version trains on would pull the data from under its worker."""
+    active = session.execute(
+        select(Model.name, ModelVersion.name)
+        .join(ModelVersion, ModelVersion.model_id == Model.id)
+        .where(Model.view_id.in_(view_ids), ModelVersion.status.in_([VersionStatus.queued, VersionStatus.running]))
+    ).all()
+    if active:
+        names = ", ".join(f"{m}/{v}" for m, v in active)
+        raise Conflict(f"{what} has versions still queued or running ({names}): cancel them first")

@@ -61,6 +61,9 @@ def update_project(session: Session, *, project: Project, name: str | None = Non
 
 def delete_project(session: Session, *, project: Project) -> None:
     """Models first (a concept a model uses cannot go before the model), then the project; the database cascades."""
+    from visiontrain.services.models import refuse_if_training
+
+    refuse_if_training(session, view_ids=select(View.id).where(View.project_id == project.id), what=f"project {project.name!r}")
     session.execute(delete(Model).where(Model.view_id.in_(select(View.id).where(View.project_id == project.id))))
     session.execute(delete(Project).where(Project.id == project.id))
     session.expunge(project)

@@ -61,6 +61,9 @@ def rename_view(session: Session, *, view: View, name: str) -> View:
 
 def delete_view(session: Session, *, view: View) -> None:
     """Models first (a concept a model uses cannot go before the model), then the view; the database cascades."""
+    from visiontrain.services.models import refuse_if_training
+
+    refuse_if_training(session, view_ids=select(View.id).where(View.id == view.id), what=f"view {view.name!r}")
     session.execute(delete(Model).where(Model.view_id == view.id))
     session.execute(delete(View).where(View.id == view.id))
     session.expunge(view)

@@ -1,0 +1,116 @@
+"""Models and versions through the API, without a worker: validation, snapshot, queue states."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from platform_support import annotated_classification_view, create_project
+from visiontrain.settings import TrainingSettings
+
+TINY = {"epochs": 2, "augmented_copies": 0, "image_size": 96, "batch_size": 8}
+
+
+def test_settings_schema_has_defaults_descriptions_and_groups(client: TestClient) -> None:
+    body = client.get("/api/v1/settings/schema").json()
+    assert set(body) == {"schema", "groups", "defaults"}
+    assert body["defaults"] == TrainingSettings().model_dump(mode="json")
+    learning_rate = body["schema"]["properties"]["learning_rate"]
+    assert learning_rate["description"] and learning_rate["group"] == "Optimizer"
+    assert "learning_rate" in body["groups"]["Optimizer"]
+
+
+def test_version_gets_defaults_and_a_snapshot(client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    _, view, model = annotated_classification_view(client, ant_and_bee_files)
+    response = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY})
+    assert response.status_code == 201, response.text
+    version = response.json()
+    assert version["name"] == "v1" and version["status"] == "queued"
+    assert version["settings"] == TrainingSettings(**TINY).model_dump(mode="json")
+    samples = client.get(f"/api/v1/versions/{version['id']}/samples").json()
+    assert len(samples) == version["sample_count"] == 16
+    by_side = {side: [s for s in samples if s["split"] == side] for side in ("train", "val")}
+    for label in ("ants", "bees"):  # stratified: both concepts on both sides
+        assert any(s["annotation"] == label for s in by_side["train"])
+        assert any(s["annotation"] == label for s in by_side["val"])
+    # Later edits do not change the version's data.
+    first = samples[0]
+    other = "bees" if first["annotation"] == "ants" else "ants"
+    client.put(f"/api/v1/views/{view['id']}/annotations/{first['image_id']}", json={"concept": other})
+    assert client.get(f"/api/v1/versions/{version['id']}/samples").json()[0]["annotation"] == first["annotation"]
+    second = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
+    assert second["name"] == "v2"
+
+
+def test_fixed_validation_images_are_the_validation_set(client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    _, view, model = annotated_classification_view(client, ant_and_bee_files)
+    annotations = client.get(f"/api/v1/views/{view['id']}/annotations").json()["items"]
+    chosen = [next(a["image_id"] for a in annotations if a["concepts"] == [label]) for label in ("ants", "bees")]
+    client.put(f"/api/v1/views/{view['id']}/split", json={"image_ids": chosen, "split": "val"})
+    version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
+    samples = client.get(f"/api/v1/versions/{version['id']}/samples").json()
+    assert sorted(s["image_id"] for s in samples if s["split"] == "val") == sorted(chosen)
+
+
+def test_bad_settings_are_422_with_field_paths_and_nothing_is_queued(client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    url = f"/api/v1/models/{model['id']}/versions"
+    out_of_range = client.post(url, json={"settings": {"epochs": 0, "learning_rate": -1}})
+    assert out_of_range.status_code == 422
+    assert {tuple(e["loc"]) for e in out_of_range.json()["detail"]} == {
+        ("body", "settings", "epochs"), ("body", "settings", "learning_rate")
+    }
+    unknown = client.post(url, json={"settings": {"epoch": 3}})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "settings", "epoch"]
+    combination = client.post(url, json={"settings": {"fine_tune": True, "fine_tune_learning_rate": 0.01}})
+    assert combination.status_code == 422 and "fine_tune_learning_rate" in combination.json()["detail"][0]["msg"]
+    assert client.get(url).json() == []
+
+
+def test_too_few_annotations_is_a_clear_422(client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    few = {"ants": ant_and_bee_files["ants"][:1], "bees": ant_and_bee_files["bees"][:3]}
+    _, _, model = annotated_classification_view(client, few)
+    response = client.post(f"/api/v1/models/{model['id']}/versions", json={})
+    assert response.status_code == 422
+    assert "'ants'" in response.json()["detail"][0]["msg"]
+
+
+def test_training_other_kinds_is_not_available_yet(client: TestClient) -> None:
+    project = create_project(client)
+    for kind in ("tagging", "detection"):
+        view = client.post(f"/api/v1/projects/{project['id']}/views", json={"name": kind, "kind": kind, "concepts": ["a", "b"]}).json()
+        model = client.post(f"/api/v1/views/{view['id']}/models", json={"name": "m"}).json()
+        response = client.post(f"/api/v1/models/{model['id']}/versions", json={})
+        assert response.status_code == 422
+        assert f"training {kind} models is not available yet" in response.json()["detail"][0]["msg"]
+
+
+def test_model_needs_two_known_concepts(client: TestClient) -> None:
+    project = create_project(client)
+    view = client.post(f"/api/v1/projects/{project['id']}/views", json={"name": "v", "kind": "classification", "concepts": ["a", "b"]}).json()
+    assert client.post(f"/api/v1/views/{view['id']}/models", json={"name": "m", "concepts": ["a"]}).status_code == 422
+    unknown = client.post(f"/api/v1/views/{view['id']}/models", json={"name": "m", "concepts": ["a", "zzz"]})
+    assert unknown.status_code == 422 and "zzz" in unknown.json()["detail"][0]["msg"]
+    assert client.post(f"/api/v1/views/{view['id']}/models", json={"name": "m", "concepts": ["b", "a"]}).json()["concepts"] == ["a", "b"]
+
+
+def test_cancel_and_delete_a_queued_version(client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    project, _, model = annotated_classification_view(client, ant_and_bee_files)
+    version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
+    assert client.delete(f"/api/v1/versions/{version['id']}").status_code == 409  # still queued
+    assert client.delete(f"/api/v1/models/{model['id']}").status_code == 409
+    cancelled = client.post(f"/api/v1/versions/{version['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
+    assert client.post(f"/api/v1/versions/{version['id']}/cancel").status_code == 409
+    listed = client.get(f"/api/v1/models/{model['id']}/versions").json()
+    assert [(v["name"], v["status"], v["headline"]) for v in listed] == [("v1", "cancelled", None)]
+    assert client.get(f"/api/v1/versions/{version['id']}/artifacts/checkpoint").status_code == 404
+    assert client.post(f"/api/v1/versions/{version['id']}/predict", files=[("files", ("a.jpg", b"x", "image/jpeg"))]).status_code == 409
+    assert client.delete(f"/api/v1/versions/{version['id']}").status_code == 204
+    assert client.get(f"/api/v1/versions/{version['id']}").status_code == 404
+    # A project goes with all it holds (views, models, versions), once nothing of it is training.
+    queued = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
+    refused = client.delete(f"/api/v1/projects/{project['id']}")
+    assert refused.status_code == 409 and "cancel" in refused.json()["detail"]
+    client.post(f"/api/v1/versions/{queued['id']}/cancel")
+    assert client.delete(f"/api/v1/projects/{project['id']}").status_code == 204
+    assert client.get(f"/api/v1/models/{model['id']}").status_code == 404
