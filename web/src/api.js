@@ -2,17 +2,30 @@
 const TOKEN_KEY = "visiontrain.token";
 export const API = "/api/v1";
 
+// The token lives in localStorage; it is mirrored into the `visiontrain_token` cookie, which the API
+// also accepts, so that <img src> can load image bytes (an <img> cannot send a header).
+const TOKEN_COOKIE = "visiontrain_token";
+const setCookie = (value, maxAge) => (document.cookie = `${TOKEN_COOKIE}=${encodeURIComponent(value)}; path=/; max-age=${maxAge}; SameSite=Strict`);
+
 export const auth = {
   get token() {
     return localStorage.getItem(TOKEN_KEY) || "";
   },
   set(token) {
     localStorage.setItem(TOKEN_KEY, token.trim());
+    setCookie(token.trim(), 60 * 60 * 24 * 365);
   },
   clear() {
     localStorage.removeItem(TOKEN_KEY);
+    setCookie("", 0);
+  },
+  // Called at start: a token kept from an earlier visit needs its cookie back (cookies may be cleared).
+  restore() {
+    if (this.token) setCookie(this.token, 60 * 60 * 24 * 365);
   },
 };
+
+export const imageSrc = (projectId, imageId) => `${API}/projects/${projectId}/images/${imageId}/content`;
 
 export class ApiError extends Error {
   constructor(status, message, detail) {
@@ -112,21 +125,4 @@ export function upload(path, formData, onProgress, query) {
     };
     xhr.send(formData);
   });
-}
-
-// Image bytes need the token, which <img src> cannot send: fetch them and hand out object URLs.
-const blobUrls = new Map();
-const BLOB_CACHE_LIMIT = 400;
-export async function imageUrl(path, query) {
-  const key = url(path, query);
-  if (blobUrls.has(key)) return blobUrls.get(key);
-  const blob = await request(path, { query });
-  const objectUrl = URL.createObjectURL(blob);
-  blobUrls.set(key, objectUrl);
-  if (blobUrls.size > BLOB_CACHE_LIMIT) {
-    const [oldest, oldUrl] = blobUrls.entries().next().value;
-    blobUrls.delete(oldest);
-    URL.revokeObjectURL(oldUrl);
-  }
-  return objectUrl;
 }

@@ -99,6 +99,7 @@ function App() {
   );
 }
 
+auth.restore();
 const root = document.getElementById("app");
 root.textContent = ""; // drop the "Loading the studio…" placeholder
 render(<App />, root);

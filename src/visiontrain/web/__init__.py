@@ -1,12 +1,14 @@
 """The web studio: a single-page app served on the same port as the REST API.
 
-``mount(app)`` adds three things to the platform's FastAPI app:
+``mount(app)`` adds four things to the platform's FastAPI app:
 
 - ``GET /`` and ``GET /studio``: the page shell (``static/index.html``), never cached, so a new build
   shows at once;
 - ``/static/...``: the bundled app (``static/dist/``, built by ``scripts/build-web.sh`` from ``web/``)
   and the stylesheet;
-- a clear page instead of a blank screen when the bundle has not been built.
+- a clear page instead of a blank screen when the bundle has not been built;
+- ``POST /api/v1/views/{view_id}/suggested-settings`` (``web.routes``), the "suggest settings for my
+  data" action of the Train form.
 
 The app itself talks only to ``/api/v1`` with the token the user pastes on its login page.
 """
@@ -49,3 +51,6 @@ def mount(app: FastAPI) -> None:
     app.add_api_route("/", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.add_api_route("/studio", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="studio-static")
+    from visiontrain.web.routes import router as suggestion_router  # imports the API's dependencies
+
+    app.include_router(suggestion_router)

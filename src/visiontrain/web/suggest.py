@@ -115,3 +115,24 @@ def suggest_settings(
     merged = base.model_dump(mode="json") | values
     TrainingSettings(**merged)  # the suggestion must itself be valid settings
     return Suggestion(settings=values, reasons=reasons, warnings=warnings)
+
+
+def suggest_for_view(session: Any, *, view: Any, concepts: list[str] | None = None, base: TrainingSettings | None = None) -> Suggestion:
+    """The suggestion for a view's annotated images (``concepts``: the model's, default all of the view's).
+
+    ``session``/``view``: a SQLAlchemy session and a ``store.models.View``; counts come from
+    ``services.views.list_concepts`` (images annotated with each concept).
+    """
+    from visiontrain.services.errors import InvalidInput
+    from visiontrain.services.views import list_concepts
+
+    counts = {concept.name: count for concept, count in list_concepts(session, view=view)}
+    if concepts is not None:
+        unknown = [c for c in concepts if c not in counts]
+        if unknown:
+            raise InvalidInput(f"unknown concept(s) {', '.join(map(repr, unknown))} in view {view.id}", loc=("body", "concepts"))
+        counts = {c: counts[c] for c in concepts}
+    try:
+        return suggest_settings(counts, base=base)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), loc=("body", "concepts")) from None

@@ -4,8 +4,8 @@ import { PALETTE } from "./chart.jsx";
 
 const MIN_SIZE = 4; // image pixels: smaller drags are clicks, not boxes
 
-export const conceptColor = (concepts, conceptId) => {
-  const i = concepts.findIndex((c) => c.id === conceptId);
+export const conceptColor = (concepts, name) => {
+  const i = concepts.findIndex((c) => c.name === name);
   return PALETTE[(i < 0 ? 0 : i) % PALETTE.length];
 };
 
@@ -18,8 +18,8 @@ function clampBox(b, w, h) {
 }
 
 /**
- * src: image URL; width/height: the image's pixel size; boxes: [{x_min, y_min, x_max, y_max, concept_id}];
- * concepts: [{id, name}]; drawConcept: concept of new boxes; selected: index or null.
+ * src: image URL; width/height: the image's pixel size; boxes: [{concept, x_min, y_min, x_max, y_max}];
+ * concepts: [{name}] (for colours); drawConcept: concept name of new boxes; selected: index or null.
  * onChange(boxes) after each finished gesture; onSelect(index | null). readOnly: show only.
  */
 export function BoxEditor({ src, width, height, boxes, concepts, drawConcept, selected, onChange, onSelect, readOnly = false, scores }) {
@@ -51,7 +51,7 @@ export function BoxEditor({ src, width, height, boxes, concepts, drawConcept, se
     if (index === null) {
       if (drawConcept == null) return;
       onSelect(null);
-      setGesture({ mode: "draw", start: p, box: { x_min: p.x, y_min: p.y, x_max: p.x, y_max: p.y, concept_id: drawConcept } });
+      setGesture({ mode: "draw", start: p, box: { concept: drawConcept, x_min: p.x, y_min: p.y, x_max: p.x, y_max: p.y } });
     } else {
       onSelect(index);
       setGesture({ mode: corner ? "resize" : "move", index, corner, start: p, origin: boxes[index], box: boxes[index] });
@@ -100,14 +100,13 @@ export function BoxEditor({ src, width, height, boxes, concepts, drawConcept, se
 
   const shown = boxes.map((b, i) => (gesture && gesture.mode !== "draw" && gesture.index === i ? clampBox(gesture.box, width, height) : b));
   const drawing = gesture && gesture.mode === "draw" ? clampBox(gesture.box, width, height) : null;
-  const nameOf = (id) => (concepts.find((c) => c.id === id) || { name: "?" }).name;
 
   const boxStyle = (b) => ({
     left: `${b.x_min * scale}px`,
     top: `${b.y_min * scale}px`,
     width: `${(b.x_max - b.x_min) * scale}px`,
     height: `${(b.y_max - b.y_min) * scale}px`,
-    borderColor: conceptColor(concepts, b.concept_id),
+    borderColor: conceptColor(concepts, b.concept),
   });
 
   return (
@@ -115,8 +114,8 @@ export function BoxEditor({ src, width, height, boxes, concepts, drawConcept, se
       <img src={src} alt="image being annotated" draggable={false} />
       {shown.map((b, i) => (
         <div class={`box ${i === selected ? "selected" : ""} ${readOnly ? "pred" : ""}`} style={boxStyle(b)} key={i} data-testid="box" onPointerDown={(e) => down(e, i)}>
-          <span class="tag" style={{ background: conceptColor(concepts, b.concept_id) }}>
-            {b.concept_name || nameOf(b.concept_id)}
+          <span class="tag" style={{ background: conceptColor(concepts, b.concept) }}>
+            {b.concept}
             {scores && scores[i] != null ? ` ${(scores[i] * 100).toFixed(0)}%` : ""}
           </span>
           {!readOnly &&

@@ -1,14 +1,12 @@
-// A version's training events from the API, fetched incrementally while it trains.
+// A version's training events from the API (stored rows carry the engine's event in `data`).
 import { get } from "../api.js";
 
-// Stored metric rows carry the engine event in `data` (plus kind/stage/epoch/step/time columns).
-export const toEvent = (row) => ({ type: row.kind || row.type, stage: row.stage, epoch: row.epoch, step: row.step, time: row.time, ...(row.data || {}), _id: row.id });
+export const toEvent = (row) => ({ ...row.data, type: row.kind, _id: row.id });
 
-export async function fetchEvents(versionId, afterId) {
-  const page = await get(`/versions/${versionId}/metrics`, { after: afterId });
-  return (page.items || page).map(toEvent);
+// Events after the row id given (all of them when it is 0).
+export async function fetchEvents(versionId, afterId = 0) {
+  const rows = await get(`/versions/${versionId}/metrics`, { after_id: afterId || undefined });
+  return rows.map(toEvent);
 }
 
-export async function fetchAllEvents(versionId) {
-  return fetchEvents(versionId);
-}
+export const fetchAllEvents = (versionId) => fetchEvents(versionId, 0);

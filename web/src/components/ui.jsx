@@ -1,6 +1,6 @@
 // Small shared pieces: loading and empty states, error notes, authenticated images, data hooks.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { imageUrl } from "../api.js";
+import { imageSrc } from "../api.js";
 
 export function Spinner({ label = "Loading…" }) {
   return (
@@ -64,25 +64,24 @@ export function usePolling(loader, deps, { interval = 1500, active = true } = {}
   return result;
 }
 
-// <img> that sends the token (fetches the bytes, shows an object URL).
-export function AuthImage({ path, query, alt, ...rest }) {
-  const [src, setSrc] = useState(null);
-  const [failed, setFailed] = useState(false);
-  const key = path + JSON.stringify(query || {});
-  useEffect(() => {
-    let live = true;
-    setFailed(false);
-    imageUrl(path, query).then(
-      (u) => live && setSrc(u),
-      () => live && setFailed(true),
-    );
-    return () => {
-      live = false;
-    };
-  }, [key]);
-  if (failed) return <div class="img-missing" title="image could not be loaded">no image</div>;
-  if (!src) return <div class="img-loading" aria-label="loading image" />;
-  return <img src={src} alt={alt} {...rest} />;
+// An image of the project (the token travels in the cookie); a placeholder while it loads or if it fails.
+export function ProjectImage({ projectId, imageId, alt, ...rest }) {
+  const [state, setState] = useState("loading");
+  return (
+    <>
+      {state === "failed" && <div class="img-missing">image could not be loaded</div>}
+      <img
+        src={imageSrc(projectId, imageId)}
+        alt={alt}
+        decoding="async"
+        onLoad={() => setState("ok")}
+        onError={() => setState("failed")}
+        class={state === "loading" ? "img-loading" : ""}
+        style={state === "failed" ? { display: "none" } : undefined}
+        {...rest}
+      />
+    </>
+  );
 }
 
 export function Badge({ status }) {

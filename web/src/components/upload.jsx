@@ -1,23 +1,20 @@
-// Drag-and-drop upload of many images or a zip, with progress and the list of rejected files.
+// Drag-and-drop upload of many images or zips, with progress and the list of rejected files; and
+// the import of an annotated archive into a view.
 import { useRef, useState } from "preact/hooks";
-import { upload } from "../api.js";
+import { get, upload } from "../api.js";
+import { useAsync } from "./ui.jsx";
 
-const FORMATS = [
-  ["auto", "Detect the format"],
-  ["imagefolder", "ImageFolder (a folder per concept)"],
-  ["csv", "CSV (path,label)"],
-  ["coco", "COCO JSON"],
-  ["yolo", "YOLO"],
-  ["voc", "Pascal VOC XML"],
-];
+// Images go one per request (a few at a time): the API takes a request all or nothing, so one bad
+// file must not sink the others, and each refusal names its file.
+const PARALLEL = 3;
 
-function Dropzone({ label, hint, accept, multiple, onFiles, testId }) {
+function Dropzone({ label, hint, accept, multiple, onFiles, testId, disabled }) {
   const input = useRef(null);
   const [over, setOver] = useState(false);
   return (
     <div
       class={`dropzone ${over ? "over" : ""}`}
-      onClick={() => input.current.click()}
+      onClick={() => !disabled && input.current.click()}
       onDragOver={(e) => {
         e.preventDefault();
         setOver(true);
@@ -26,7 +23,7 @@ function Dropzone({ label, hint, accept, multiple, onFiles, testId }) {
       onDrop={(e) => {
         e.preventDefault();
         setOver(false);
-        if (e.dataTransfer.files.length) onFiles([...e.dataTransfer.files]);
+        if (!disabled && e.dataTransfer.files.length) onFiles([...e.dataTransfer.files]);
       }}
       data-testid={testId}
     >
@@ -38,6 +35,7 @@ function Dropzone({ label, hint, accept, multiple, onFiles, testId }) {
         accept={accept}
         multiple={multiple}
         hidden
+        data-testid={`${testId}-input`}
         onChange={(e) => {
           if (e.currentTarget.files.length) onFiles([...e.currentTarget.files]);
           e.currentTarget.value = "";
@@ -47,40 +45,103 @@ function Dropzone({ label, hint, accept, multiple, onFiles, testId }) {
   );
 }
 
-function Outcome({ state }) {
-  if (!state) return null;
-  const { progress, result, error, count } = state;
+function ProgressBar({ value, label }) {
   return (
-    <div class="upload-outcome" data-testid="upload-outcome" aria-live="polite">
-      {!result && !error && (
-        <>
-          <div class="progress" role="progressbar" aria-valuenow={Math.round(progress * 100)} aria-valuemin="0" aria-valuemax="100">
-            <div style={{ width: `${progress * 100}%` }} />
-          </div>
-          <p class="help">
-            {progress < 1 ? `Uploading ${count} file(s)… ${Math.round(progress * 100)}%` : "Checking the images on the server…"}
-          </p>
-        </>
-      )}
-      {error && <p class="field-error">{error.message}</p>}
-      {result && (
-        <div class={`notice ${result.rejected && result.rejected.length ? "warn" : ""}`}>
-          <b>{summary(result)}</b>
-          {result.rejected && result.rejected.length > 0 && (
-            <ul class="rejected" data-testid="rejected-files">
-              {result.rejected.map((r, i) => (
-                <li key={i}>
-                  <b>{r.name || r.path || r.file}</b>: {r.reason}
-                </li>
-              ))}
-            </ul>
-          )}
-          {result.warnings && result.warnings.length > 0 && (
-            <ul class="rejected">
-              {result.warnings.map((w, i) => (
-                <li key={i}>{w}</li>
-              ))}
-            </ul>
+    <>
+      <div class="progress" role="progressbar" aria-valuenow={Math.round(value * 100)} aria-valuemin="0" aria-valuemax="100">
+        <div style={{ width: `${value * 100}%` }} />
+      </div>
+      <p class="help">{label}</p>
+    </>
+  );
+}
+
+function Rejections({ rejected }) {
+  if (!rejected.length) return null;
+  return (
+    <ul class="rejected" data-testid="rejected-files">
+      {rejected.map((r, i) => (
+        <li key={i}>
+          <b>{r.name}</b>: {r.reason}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+// A refused file's reason, without repeating its name (BadFile messages read "name: reason").
+const reasonOf = (err, name) => (err.message.startsWith(`${name}: `) ? err.message.slice(name.length + 2) : err.message);
+
+export function ImageUpload({ projectId, onDone }) {
+  const [run, setRun] = useState(null); // {total, bytes, sent, done, created, duplicates, rejected, finished}
+
+  async function send(files) {
+    const totalBytes = files.reduce((a, f) => a + f.size, 0) || 1;
+    const state = { total: files.length, done: 0, created: 0, duplicates: 0, rejected: [], finished: false, sentBytes: 0 };
+    const inFlight = new Map(); // file -> bytes sent so far
+    const publish = () => {
+      const partial = [...inFlight.values()].reduce((a, b) => a + b, 0);
+      setRun({ ...state, progress: Math.min(1, (state.sentBytes + partial) / totalBytes) });
+    };
+    publish();
+    const queue = [...files];
+    async function worker() {
+      while (queue.length) {
+        const file = queue.shift();
+        const zip = /\.zip$/i.test(file.name);
+        const form = new FormData();
+        form.append(zip ? "file" : "files", file, file.name);
+        inFlight.set(file, 0);
+        try {
+          const r = await upload(`/projects/${projectId}/images${zip ? "/archive" : ""}`, form, (p) => {
+            inFlight.set(file, p * file.size);
+            publish();
+          });
+          state.created += r.created;
+          state.duplicates += r.duplicates;
+          state.rejected.push(...r.rejected.map((x) => ({ name: zip ? `${file.name} › ${x.name}` : x.name, reason: x.reason })));
+        } catch (err) {
+          if (err.status === 401) throw err;
+          state.rejected.push({ name: file.name, reason: reasonOf(err, file.name) });
+        }
+        inFlight.delete(file);
+        state.sentBytes += file.size;
+        state.done += 1;
+        publish();
+      }
+    }
+    try {
+      await Promise.all(Array.from({ length: Math.min(PARALLEL, files.length) }, worker));
+    } finally {
+      state.finished = true;
+      publish();
+      onDone && onDone(state);
+    }
+  }
+
+  return (
+    <div>
+      <Dropzone
+        testId="image-dropzone"
+        label="Drop images or zips of images here"
+        hint="or click to choose files: JPEG, PNG, WebP, BMP, GIF, TIFF, or .zip archives of them"
+        accept="image/*,.zip"
+        multiple
+        disabled={run && !run.finished}
+        onFiles={send}
+      />
+      {run && (
+        <div aria-live="polite" data-testid="upload-outcome">
+          {!run.finished && <ProgressBar value={run.progress} label={`Uploading: ${run.done} of ${run.total} file(s) done, ${Math.round(run.progress * 100)}% of the bytes sent`} />}
+          {run.finished && (
+            <div class={`notice ${run.rejected.length ? "warn" : ""}`}>
+              <b data-testid="upload-summary">
+                {run.created} image(s) added
+                {run.duplicates ? `, ${run.duplicates} already in the project` : ""}
+                {run.rejected.length ? `, ${run.rejected.length} rejected:` : "."}
+              </b>
+              <Rejections rejected={run.rejected} />
+            </div>
           )}
         </div>
       )}
@@ -88,77 +149,68 @@ function Outcome({ state }) {
   );
 }
 
-function summary(r) {
-  const parts = [];
-  const added = r.added ?? r.created ?? (r.images ? r.images.length : null);
-  if (added != null) parts.push(`${added} image(s) added`);
-  if (r.duplicates) parts.push(`${r.duplicates} already in the project`);
-  if (r.annotated != null) parts.push(`${r.annotated} annotated`);
-  if (r.rejected && r.rejected.length) parts.push(`${r.rejected.length} rejected`);
-  return parts.join(", ") || "Done.";
-}
-
-export function ImageUpload({ path, query, onDone }) {
+export function ArchiveImport({ viewId, onDone }) {
+  const formats = useAsync(() => get(`/views/${viewId}/import/formats`), [viewId]);
+  const [format, setFormat] = useState("");
   const [state, setState] = useState(null);
   async function send(files) {
+    const file = files[0];
     const form = new FormData();
-    for (const f of files) form.append("files", f, f.name);
-    setState({ progress: 0, count: files.length });
+    form.append("file", file, file.name);
+    if (format) form.append("format", format);
+    setState({ progress: 0, name: file.name });
     try {
-      const result = await upload(path, form, (p) => setState((s) => ({ ...s, progress: p })), query);
-      setState({ progress: 1, result, count: files.length });
+      const result = await upload(`/views/${viewId}/import`, form, (p) => setState((s) => ({ ...s, progress: p })));
+      setState({ progress: 1, result, name: file.name });
       onDone && onDone(result);
     } catch (error) {
-      setState({ progress: 1, error, count: files.length });
+      setState({ progress: 1, error, name: file.name });
     }
   }
-  return (
-    <div>
-      <Dropzone
-        testId="image-dropzone"
-        label="Drop images or a zip here"
-        hint="or click to choose files: JPEG, PNG, WebP, BMP, GIF, TIFF, or a .zip of them"
-        accept="image/*,.zip"
-        multiple
-        onFiles={send}
-      />
-      <Outcome state={state} />
-    </div>
-  );
-}
-
-export function ArchiveImport({ path, onDone }) {
-  const [format, setFormat] = useState("auto");
-  const [state, setState] = useState(null);
-  async function send(files) {
-    const form = new FormData();
-    form.append("file", files[0], files[0].name);
-    form.append("format", format);
-    setState({ progress: 0, count: 1 });
-    try {
-      const result = await upload(path, form, (p) => setState((s) => ({ ...s, progress: p })));
-      setState({ progress: 1, result, count: 1 });
-      onDone && onDone(result);
-    } catch (error) {
-      setState({ progress: 1, error, count: 1 });
-    }
-  }
+  const r = state && state.result;
   return (
     <div>
       <div class="form-row" style={{ marginBottom: "0.6rem" }}>
         <div style={{ flex: 1 }}>
           <label for="import-format">Annotation format</label>
           <select id="import-format" value={format} onChange={(e) => setFormat(e.currentTarget.value)}>
-            {FORMATS.map(([k, label]) => (
-              <option value={k} key={k}>
-                {label}
+            <option value="">Detect from the archive's layout</option>
+            {(formats.data || []).map((f) => (
+              <option value={f.name} key={f.name}>
+                {f.title}
               </option>
             ))}
           </select>
         </div>
       </div>
-      <Dropzone testId="archive-dropzone" label="Drop an annotated archive (.zip)" hint="images with their labels; concepts are created as needed" accept=".zip" onFiles={send} />
-      <Outcome state={state} />
+      <Dropzone
+        testId="archive-dropzone"
+        label="Drop an annotated archive (.zip)"
+        hint="ImageFolder, CSV, COCO, YOLO or Pascal VOC: images with their labels; missing concepts are created"
+        accept=".zip"
+        onFiles={send}
+        disabled={state && !state.result && !state.error}
+      />
+      {state && !r && !state.error && (
+        <ProgressBar value={state.progress} label={state.progress < 1 ? `Uploading ${state.name}… ${Math.round(state.progress * 100)}%` : "Reading the archive on the server…"} />
+      )}
+      {state && state.error && <p class="field-error">{state.error.message}</p>}
+      {r && (
+        <div class={`notice ${r.rejected.length || r.warnings.length ? "warn" : ""}`} data-testid="import-outcome">
+          <b>
+            {r.format}: {r.images} image(s) read, {r.created} new, {r.annotated} annotated
+            {r.concepts_created.length ? `; new concepts: ${r.concepts_created.join(", ")}` : ""}
+          </b>
+          <Rejections rejected={r.rejected} />
+          {r.warnings.length > 0 && (
+            <ul class="rejected">
+              {r.warnings.map((w, i) => (
+                <li key={i}>{w}</li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
     </div>
   );
 }

@@ -4,10 +4,17 @@ import { ErrorNote, Spinner, Tabs, useAsync } from "./ui.jsx";
 
 export const viewBase = (projectId, viewId) => `/projects/${projectId}/views/${viewId}`;
 
+// The project and the view, with the view's concepts as [{id, name, image_count}] (in creation order,
+// which the number keys follow).
 export function useView(projectId, viewId) {
   return useAsync(async () => {
-    const [project, view] = await Promise.all([get(`/projects/${projectId}`), get(`/projects/${projectId}/views/${viewId}`)]);
-    return { project, view };
+    const [project, view, concepts] = await Promise.all([
+      get(`/projects/${projectId}`),
+      get(`/views/${viewId}`),
+      get(`/views/${viewId}/concepts`),
+    ]);
+    if (view.project_id !== Number(projectId)) throw new Error(`view ${viewId} is not in project ${projectId}`);
+    return { project, view: { ...view, concepts } };
   }, [projectId, viewId]);
 }
 

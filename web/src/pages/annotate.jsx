@@ -1,13 +1,12 @@
 // Annotate: classification (click or number key, next image follows), tagging (toggle concepts, or
 // "without concept"), detection (draw, move, resize, delete boxes). Keyboard first.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { get, post } from "../api.js";
+import { get, imageSrc, post } from "../api.js";
 import { href, navigate } from "../router.js";
 import { BoxEditor, conceptColor } from "../components/box-editor.jsx";
 import { loadAnnotation, saveAnnotation } from "../components/annotation.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
-import { imageUrl } from "../api.js";
 
 const QUEUE_SIZE = 500;
 
@@ -61,7 +60,7 @@ function AddConcept({ project, view, onAdded }) {
     e.preventDefault();
     if (!name.trim()) return;
     try {
-      await post(`/projects/${project.id}/views/${view.id}/concepts`, { name: name.trim() });
+      await post(`/views/${view.id}/concepts`, { name: name.trim() });
       setName("");
       setError(null);
       onAdded();
@@ -86,20 +85,20 @@ function Annotator({ project, view, reloadView, query }) {
   const base = viewBase(project.id, view.id);
   const queue = useAsync(
     () =>
-      get(`/projects/${project.id}/views/${view.id}/images`, {
-        annotated: query.status === "unannotated" ? false : query.status === "annotated" ? true : undefined,
+      get(`/projects/${project.id}/images`, {
+        view_id: view.id,
+        unannotated: query.status === "unannotated" ? true : query.status === "annotated" ? false : undefined,
         concept_id: query.concept,
         limit: QUEUE_SIZE,
       }),
     [project.id, view.id, query.status, query.concept],
   );
-  const items = queue.data ? queue.data.items || queue.data : null;
+  const items = queue.data ? queue.data.items : null;
   const [index, setIndex] = useState(0);
   const [state, setState] = useState(null); // the current image's annotation being edited
   const [dirty, setDirty] = useState(false);
   const [selected, setSelected] = useState(null);
-  const [drawConcept, setDrawConcept] = useState(view.concepts[0] ? view.concepts[0].id : null);
-  const [src, setSrc] = useState(null);
+  const [drawConcept, setDrawConcept] = useState(view.concepts[0] ? view.concepts[0].name : null);
   const [error, setError] = useState(null);
   const [saving, setSaving] = useState(false);
   const [done, setDone] = useState(0);
@@ -117,17 +116,16 @@ function Annotator({ project, view, reloadView, query }) {
     if (!image) return;
     let live = true;
     setState(null);
-    setSrc(null);
     setDirty(false);
     setSelected(null);
     setError(null);
-    Promise.all([loadAnnotation(project.id, view.id, image.id), imageUrl(`/projects/${project.id}/images/${image.id}/content`)]).then(
-      ([a, u]) => live && (setState(a), setSrc(u)),
+    loadAnnotation(view.id, image.id).then(
+      (a) => live && setState(a),
       (err) => live && setError(err),
     );
-    // Warm the next image so "next" is instant.
+    // Warm the browser cache with the next image, so "next" is instant.
     const next = items[index + 1];
-    if (next) imageUrl(`/projects/${project.id}/images/${next.id}/content`).catch(() => {});
+    if (next) new Image().src = imageSrc(project.id, next.id);
     return () => {
       live = false;
     };
@@ -136,7 +134,7 @@ function Annotator({ project, view, reloadView, query }) {
   async function save(newState = state) {
     setSaving(true);
     try {
-      const saved = await saveAnnotation(project.id, view.id, image.id, view.kind, newState);
+      const saved = await saveAnnotation(view.id, image.id, view.kind, newState);
       setState(saved);
       setDirty(false);
       setDone((n) => n + 1);
@@ -154,15 +152,15 @@ function Annotator({ project, view, reloadView, query }) {
     setIndex((i) => Math.max(0, Math.min(items.length, i + delta)));
   }
 
-  async function pickClass(conceptId) {
-    const next = { ...state, conceptIds: [conceptId] };
+  async function pickClass(name) {
+    const next = { ...state, concepts: [name] };
     setState(next);
     if (await save(next)) setIndex((i) => i + 1);
   }
 
-  function toggleTag(conceptId) {
-    const has = state.conceptIds.includes(conceptId);
-    setState({ ...state, conceptIds: has ? state.conceptIds.filter((c) => c !== conceptId) : [...state.conceptIds, conceptId] });
+  function toggleTag(name) {
+    const has = state.concepts.includes(name);
+    setState({ ...state, concepts: has ? state.concepts.filter((c) => c !== name) : [...state.concepts, name] });
     setDirty(true);
   }
 
@@ -171,9 +169,9 @@ function Annotator({ project, view, reloadView, query }) {
     setDirty(true);
   }
 
-  function chooseConcept(conceptId) {
-    setDrawConcept(conceptId);
-    if (view.kind === "detection" && selected != null) setBoxes(state.boxes.map((b, i) => (i === selected ? { ...b, concept_id: conceptId } : b)));
+  function chooseConcept(name) {
+    setDrawConcept(name);
+    if (view.kind === "detection" && selected != null) setBoxes(state.boxes.map((b, i) => (i === selected ? { ...b, concept: name } : b)));
   }
 
   // Keyboard shortcuts (ignored while typing in a field).
@@ -183,12 +181,12 @@ function Annotator({ project, view, reloadView, query }) {
     const n = Number(e.key);
     if (e.key >= "1" && e.key <= "9" && view.concepts[n - 1]) {
       e.preventDefault();
-      const c = view.concepts[n - 1].id;
+      const c = view.concepts[n - 1].name;
       if (view.kind === "classification") pickClass(c);
       else if (view.kind === "tagging") toggleTag(c);
       else chooseConcept(c);
     } else if (e.key === "0" && view.kind === "tagging") {
-      setState({ ...state, conceptIds: [] });
+      setState({ ...state, concepts: [] });
       setDirty(true);
     } else if (e.key === "Enter") {
       e.preventDefault();
@@ -229,16 +227,17 @@ function Annotator({ project, view, reloadView, query }) {
       </Empty>
     );
 
-  const inState = (id) => state && state.conceptIds.includes(id);
+  const inState = (name) => state && state.concepts.includes(name);
   return (
     <div class="annotator">
       <div>
         <div class="stage" data-testid="annotate-stage">
-          {!src || !state ? (
+          {!state ? (
             <Spinner label="Loading image…" />
           ) : view.kind === "detection" ? (
             <BoxEditor
-              src={src}
+              key={image.id}
+              src={imageSrc(project.id, image.id)}
               width={image.width}
               height={image.height}
               boxes={state.boxes}
@@ -249,7 +248,7 @@ function Annotator({ project, view, reloadView, query }) {
               onChange={setBoxes}
             />
           ) : (
-            <img src={src} alt={image.original_name} />
+            <img key={image.id} src={imageSrc(project.id, image.id)} alt={image.original_name} />
           )}
         </div>
         <ErrorNote error={error} />
@@ -272,16 +271,16 @@ function Annotator({ project, view, reloadView, query }) {
           <h3>{view.kind === "detection" ? "Concept of the box" : view.kind === "tagging" ? "Concepts in this image" : "What does it show?"}</h3>
           <div class="concept-list" data-testid="concepts">
             {view.concepts.map((c, i) => {
-              const active = view.kind === "detection" ? drawConcept === c.id : inState(c.id);
+              const active = view.kind === "detection" ? drawConcept === c.name : inState(c.name);
               return (
                 <button
                   class={`btn concept-btn ${active ? "active" : ""}`}
                   key={c.id}
                   disabled={!state || saving}
-                  onClick={() => (view.kind === "classification" ? pickClass(c.id) : view.kind === "tagging" ? toggleTag(c.id) : chooseConcept(c.id))}
+                  onClick={() => (view.kind === "classification" ? pickClass(c.name) : view.kind === "tagging" ? toggleTag(c.name) : chooseConcept(c.name))}
                 >
                   <span>
-                    {view.kind === "detection" && <span class="color-dot" style={{ background: conceptColor(view.concepts, c.id) }} />}
+                    {view.kind === "detection" && <span class="color-dot" style={{ background: conceptColor(view.concepts, c.name) }} />}
                     {c.name}
                   </span>
                   {i < 9 && <kbd class="key">{i + 1}</kbd>}
@@ -290,9 +289,9 @@ function Annotator({ project, view, reloadView, query }) {
             })}
             {view.kind === "tagging" && (
               <button
-                class={`btn concept-btn ${state && state.conceptIds.length === 0 && state.annotated ? "active" : ""}`}
+                class={`btn concept-btn ${state && state.concepts.length === 0 && state.annotated ? "active" : ""}`}
                 onClick={() => {
-                  setState({ ...state, conceptIds: [] });
+                  setState({ ...state, concepts: [] });
                   setDirty(true);
                 }}
               >

@@ -6,7 +6,7 @@ import { curves, metricLabel } from "../components/curves.js";
 import { fetchAllEvents } from "../components/metrics.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Badge, Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
-import { headline, trainingSeconds } from "./models.jsx";
+import { headline, modelsWithVersions, trainingSeconds } from "./models.jsx";
 
 const show = (v) => (v === null || v === undefined ? "—" : typeof v === "boolean" ? (v ? "on" : "off") : String(v));
 
@@ -128,14 +128,16 @@ function CompareBody({ project, view, query }) {
     .split(",")
     .filter(Boolean)
     .map(Number);
-  const models = useAsync(() => get(`/projects/${project.id}/views/${view.id}/models`), [project.id, view.id]);
+  const models = useAsync(() => modelsWithVersions(view.id), [view.id]);
   const details = useAsync(async () => {
     if (chosen.length < 2) return null;
     const versions = await Promise.all(chosen.map((id) => get(`/versions/${id}`)));
+    const names = await Promise.all(versions.map((v) => get(`/models/${v.model_id}`).then((m) => m.name)));
+    versions.forEach((v, i) => (v.model_name = names[i]));
     const runs = await Promise.all(chosen.map((id) => fetchAllEvents(id).then(curves)));
     return { versions, runs };
   }, [query.versions]);
-  const list = models.data ? models.data.items || models.data : null;
+  const list = models.data || null;
   if (models.error) return <ErrorNote error={models.error} onRetry={models.reload} />;
   if (!list) return <Spinner />;
   const versionCount = list.flatMap((m) => m.versions || []).length;

@@ -4,14 +4,30 @@ import { useState } from "preact/hooks";
 import { get } from "../api.js";
 import { ConfusionMatrix, Probabilities } from "../components/confusion.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
-import { AuthImage, Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
+import { Empty, ErrorNote, ProjectImage, Spinner, fmt, useAsync } from "../components/ui.jsx";
+
+// The report names images by the path the worker trained from (their content-addressed bytes); the
+// version's samples say which project image each is (by its sha256), and its original name.
+function withImages(report, samples) {
+  const bySha = new Map(samples.map((s) => [s.sha256, s]));
+  const attach = (m) => {
+    const sha = (m.path.match(/[0-9a-f]{64}/) || [])[0];
+    const sample = sha && bySha.get(sha);
+    return { ...m, image_id: sample ? sample.image_id : null, image_name: sample ? sample.image_name : m.path.split("/").pop() };
+  };
+  return {
+    ...report,
+    misclassified: (report.misclassified || []).map(attach),
+    predictions: report.predictions ? report.predictions.map(attach) : undefined,
+  };
+}
 
 function ImageCard({ project, item }) {
   return (
     <div class="thumb" data-testid="gallery-item">
       <div class="frame">
         {item.image_id != null ? (
-          <AuthImage path={`/projects/${project.id}/images/${item.image_id}/thumbnail`} alt={item.image_name || item.path} />
+          <ProjectImage projectId={project.id} imageId={item.image_id} alt={item.image_name} loading="lazy" />
         ) : (
           <div class="img-missing">{item.image_name || item.path}</div>
         )}
@@ -66,14 +82,19 @@ function PerClass({ report }) {
 
 function Report({ project, view, versionId }) {
   const data = useAsync(async () => {
-    const [version, report] = await Promise.all([get(`/versions/${versionId}`), get(`/versions/${versionId}/evaluation`)]);
-    return { version, report };
+    const [version, samples] = await Promise.all([get(`/versions/${versionId}`), get(`/versions/${versionId}/samples`)]);
+    return { version, report: version.evaluation && withImages(version.evaluation, samples) };
   }, [versionId]);
   const [cell, setCell] = useState(null);
   if (data.error) return <ErrorNote error={data.error} onRetry={data.reload} />;
   if (!data.data) return <Spinner label="Loading the evaluation…" />;
   const { version, report } = data.data;
-  if (!report || !report.confusion_matrix) return <Empty title="No evaluation yet">It is written when the version finishes training.</Empty>;
+  if (!report || !report.confusion_matrix)
+    return (
+      <Empty title="No evaluation yet">
+        {version.status === "succeeded" ? "This version has no evaluation report." : `The report is written when the version finishes training (it is ${version.status}).`}
+      </Empty>
+    );
   const all = report.predictions || null; // every validation image, when the server provides it
   const pool = all || report.misclassified || [];
   const shown = cell ? pool.filter((m) => m.true === cell.true && m.predicted === cell.predicted) : report.misclassified || [];

@@ -1,6 +1,5 @@
 // One image: large, with its facts and its annotation in this view.
-import { useEffect, useState } from "preact/hooks";
-import { get, imageUrl } from "../api.js";
+import { get, imageSrc } from "../api.js";
 import { href } from "../router.js";
 import { BoxEditor } from "../components/box-editor.jsx";
 import { loadAnnotation } from "../components/annotation.js";
@@ -10,23 +9,18 @@ import { ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
 function Detail({ project, view, imageId }) {
   const base = viewBase(project.id, view.id);
   const data = useAsync(async () => {
-    const [image, annotation] = await Promise.all([get(`/projects/${project.id}/images/${imageId}`), loadAnnotation(project.id, view.id, imageId)]);
+    const [image, annotation] = await Promise.all([get(`/projects/${project.id}/images/${imageId}`), loadAnnotation(view.id, imageId)]);
     return { image, annotation };
   }, [imageId]);
-  const [src, setSrc] = useState(null);
-  useEffect(() => {
-    imageUrl(`/projects/${project.id}/images/${imageId}/content`).then(setSrc, () => setSrc(null));
-  }, [imageId]);
+  const src = imageSrc(project.id, imageId);
   if (data.error) return <ErrorNote error={data.error} onRetry={data.reload} />;
   if (!data.data) return <Spinner />;
   const { image, annotation } = data.data;
-  const names = annotation.conceptIds.map((id) => (view.concepts.find((c) => c.id === id) || { name: `#${id}` }).name);
+  const names = annotation.concepts;
   return (
     <div class="split-layout">
       <div class="stage">
-        {!src ? (
-          <Spinner label="Loading image…" />
-        ) : view.kind === "detection" ? (
+        {view.kind === "detection" ? (
           <BoxEditor src={src} width={image.width} height={image.height} boxes={annotation.boxes} concepts={view.concepts} selected={null} onSelect={() => {}} onChange={() => {}} readOnly />
         ) : (
           <img src={src} alt={image.original_name} />

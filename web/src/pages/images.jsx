@@ -4,16 +4,16 @@ import { get } from "../api.js";
 import { href, navigate } from "../router.js";
 import { ArchiveImport, ImageUpload } from "../components/upload.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
-import { AuthImage, Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+import { Empty, ErrorNote, ProjectImage, Spinner, useAsync } from "../components/ui.jsx";
 
 const PAGE_SIZE = 48;
 
-export function labelsOf(image) {
-  const a = image.annotation || image;
-  if (a.boxes && a.boxes.length) return `${a.boxes.length} box(es)`;
-  const names = a.concepts ? a.concepts.map((c) => c.name || c) : [];
-  if (names.length) return names.join(", ");
-  return a.annotated ? "without concept" : "";
+// What an image shows in the view, in a few words (the listing carries each image's annotation).
+export function labelsOf(image, kind) {
+  const a = image.annotation;
+  if (!a || !a.annotated) return "";
+  if (kind === "detection") return `${a.boxes.length} box${a.boxes.length === 1 ? "" : "es"}`;
+  return a.concepts.join(", ") || "without concept";
 }
 
 function Grid({ project, view, query, refresh }) {
@@ -22,9 +22,10 @@ function Grid({ project, view, query, refresh }) {
   const filters = { concept: query.concept, status: query.status, split: query.split };
   const images = useAsync(
     () =>
-      get(`/projects/${project.id}/views/${view.id}/images`, {
+      get(`/projects/${project.id}/images`, {
+        view_id: view.id,
         concept_id: filters.concept,
-        annotated: filters.status === "annotated" ? true : filters.status === "unannotated" ? false : undefined,
+        unannotated: filters.status === "unannotated" ? true : filters.status === "annotated" ? false : undefined,
         split: filters.split,
         offset: (page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
@@ -32,8 +33,8 @@ function Grid({ project, view, query, refresh }) {
     [project.id, view.id, page, filters.concept, filters.status, filters.split, refresh],
   );
   const setFilter = (k, v) => navigate(`${base}/images`, { ...query, [k]: v, page: undefined });
-  const items = images.data ? images.data.items || images.data : null;
-  const total = images.data && images.data.total != null ? images.data.total : null;
+  const items = images.data ? images.data.items : null;
+  const total = images.data ? images.data.total : null;
   const pages = total != null ? Math.max(1, Math.ceil(total / PAGE_SIZE)) : null;
 
   return (
@@ -75,11 +76,11 @@ function Grid({ project, view, query, refresh }) {
           {(items || []).map((img) => (
             <a class="thumb" href={`#${base}/images/${img.id}`} key={img.id} data-testid="thumb">
               <div class="frame">
-                <AuthImage path={`/projects/${project.id}/images/${img.id}/thumbnail`} alt={img.original_name} loading="lazy" />
+                <ProjectImage projectId={project.id} imageId={img.id} alt={img.original_name} loading="lazy" />
               </div>
               <div class="caption">
                 <span title={img.original_name}>{img.original_name}</span>
-                <span class="labels">{labelsOf(img)}</span>
+                <span class="labels">{labelsOf(img, view.kind)}</span>
               </div>
             </a>
           ))}
@@ -125,13 +126,13 @@ export function ImagesPage({ projectId, viewId, query }) {
         <>
           {panel === "upload" && (
             <div class="card" style={{ marginBottom: "1rem" }}>
-              <ImageUpload path={`/projects/${project.id}/images`} query={{ view_id: view.id }} onDone={() => reloadGrid()} />
+              <ImageUpload projectId={project.id} onDone={() => (reloadView(), reloadGrid())} />
             </div>
           )}
           {panel === "import" && (
             <div class="card" style={{ marginBottom: "1rem" }}>
               <ArchiveImport
-                path={`/projects/${project.id}/views/${view.id}/imports`}
+                viewId={view.id}
                 onDone={() => {
                   reloadView();
                   reloadGrid();

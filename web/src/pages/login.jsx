@@ -15,7 +15,7 @@ export function LoginPage({ query }) {
     setError(null);
     auth.set(token);
     try {
-      await get("/tokens");
+      await get("/me");
       navigate(query.next || "/");
     } catch (err) {
       auth.clear();

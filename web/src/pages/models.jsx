@@ -1,28 +1,39 @@
 // Models library: every model of the view and its versions, with status, headline metric, training time, links.
+import { useEffect, useState } from "preact/hooks";
 import { get } from "../api.js";
 import { href } from "../router.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Badge, Empty, ErrorNote, Spinner, fmt, usePolling } from "../components/ui.jsx";
 
+const METRIC_NAMES = { val_accuracy: "accuracy", val_map: "mAP", val_map50: "mAP@50" };
+
+// The version's headline metric (the API's `headline`: {name, value}) as {label, value}.
 export function headline(version) {
-  const m = version.best_metrics || {};
-  if (m.val_map != null) return { label: "mAP", value: m.val_map };
-  if (m.val_accuracy != null) return { label: "accuracy", value: m.val_accuracy };
-  return null;
+  const h = version.headline;
+  return h ? { label: METRIC_NAMES[h.name] || h.name.replace(/_/g, " "), value: h.value } : null;
 }
 
 export function trainingSeconds(v) {
-  if (v.timings && v.timings.total != null) return v.timings.total;
-  if (v.started_at) return ((v.finished_at ? new Date(v.finished_at) : new Date()) - new Date(v.started_at)) / 1000;
-  return null;
+  if (!v.started_at) return null;
+  return ((v.finished_at ? new Date(v.finished_at) : new Date()) - new Date(v.started_at)) / 1000;
+}
+
+// The view's models, each with its versions (oldest first).
+export async function modelsWithVersions(viewId) {
+  const models = await get(`/views/${viewId}/models`);
+  const versions = await Promise.all(models.map((m) => get(`/models/${m.id}/versions`)));
+  return models.map((m, i) => ({ ...m, versions: versions[i] }));
 }
 
 const isLive = (v) => v.status === "queued" || v.status === "running";
 
 function Library({ project, view }) {
   const base = viewBase(project.id, view.id);
-  const models = usePolling(() => get(`/projects/${project.id}/views/${view.id}/models`), [project.id, view.id], { interval: 3000 });
-  const list = models.data ? models.data.items || models.data : null;
+  const [live, setLive] = useState(false);
+  const models = usePolling(() => modelsWithVersions(view.id), [view.id], { interval: 2000, active: live });
+  const list = models.data || null;
+  const anyLive = !!list && list.some((m) => m.versions.some(isLive));
+  useEffect(() => setLive(anyLive), [anyLive]);
   if (models.error && !list) return <ErrorNote error={models.error} onRetry={models.reload} />;
   if (!list) return <Spinner label="Loading models…" />;
   if (list.length === 0)
@@ -39,7 +50,7 @@ function Library({ project, view }) {
           <div class="page-head" style={{ marginBottom: "0.5rem" }}>
             <div>
               <h3>{model.name}</h3>
-              <p class="meta muted">concepts: {(model.concepts || []).map((c) => c.name || c).join(", ")}</p>
+              <p class="meta muted">concepts: {model.concepts.join(", ")}</p>
             </div>
             <div class="actions">
               <a class="btn small" href={href(`${base}/train`, { model: model.id })}>

@@ -1,10 +1,11 @@
 // Predict: drop an image on a version, see its labels (or boxes drawn on it) and probabilities.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { get, upload } from "../api.js";
+import { upload } from "../api.js";
 import { href, navigate } from "../router.js";
 import { BoxEditor } from "../components/box-editor.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+import { modelsWithVersions } from "./models.jsx";
 
 function Result({ view, file, result }) {
   const [src, setSrc] = useState(null);
@@ -17,7 +18,7 @@ function Result({ view, file, result }) {
     img.src = u;
     return () => URL.revokeObjectURL(u);
   }, [file]);
-  const labels = result.labels || result.predictions || [];
+  const labels = result.predictions || [];
   const boxes = result.boxes || null;
   return (
     <div class="split-layout" data-testid="prediction">
@@ -27,7 +28,7 @@ function Result({ view, file, result }) {
             src={src}
             width={size.width}
             height={size.height}
-            boxes={boxes.map((b) => ({ ...b, concept_id: b.concept_id ?? b.label, concept_name: b.label }))}
+            boxes={boxes.map((b) => ({ ...b, concept: b.concept ?? b.label }))}
             concepts={view.concepts}
             scores={boxes.map((b) => b.probability ?? b.score)}
             selected={null}
@@ -62,11 +63,11 @@ function Result({ view, file, result }) {
 
 function Predictor({ project, view, query }) {
   const base = viewBase(project.id, view.id);
-  const models = useAsync(() => get(`/projects/${project.id}/views/${view.id}/models`), [project.id, view.id]);
+  const models = useAsync(() => modelsWithVersions(view.id), [view.id]);
   const input = useRef(null);
   const [over, setOver] = useState(false);
   const [state, setState] = useState(null); // {file, result?, error?, busy}
-  const list = models.data ? models.data.items || models.data : null;
+  const list = models.data || null;
   if (models.error) return <ErrorNote error={models.error} onRetry={models.reload} />;
   if (!list) return <Spinner />;
   const ready = list.flatMap((m) => (m.versions || []).filter((v) => v.status === "succeeded").map((v) => ({ ...v, model_name: m.name })));
@@ -83,9 +84,9 @@ function Predictor({ project, view, query }) {
     if (!file) return;
     setState({ file, busy: true });
     const form = new FormData();
-    form.append("file", file, file.name);
+    form.append("files", file, file.name);
     try {
-      const result = await upload(`/versions/${versionId}/predict`, form);
+      const [result] = await upload(`/versions/${versionId}/predict`, form);
       setState({ file, result });
     } catch (error) {
       setState({ file, error });

@@ -68,7 +68,7 @@ function CreateView({ projectId, onCreated }) {
 export function ProjectPage({ projectId }) {
   const ctx = useAsync(async () => {
     const [project, views] = await Promise.all([get(`/projects/${projectId}`), get(`/projects/${projectId}/views`)]);
-    return { project, views: views.items || views };
+    return { project, views };
   }, [projectId]);
   if (ctx.error)
     return (
@@ -95,12 +95,10 @@ export function ProjectPage({ projectId }) {
         </div>
       </div>
       <div class="stats">
-        {project.image_count != null && (
-          <div class="stat">
-            <b>{project.image_count}</b>
-            <span>images</span>
-          </div>
-        )}
+        <div class="stat">
+          <b>{project.image_count}</b>
+          <span>images</span>
+        </div>
         <div class="stat">
           <b>{views.length}</b>
           <span>views</span>
@@ -116,12 +114,10 @@ export function ProjectPage({ projectId }) {
               <h3>
                 {v.name} <span class="pill">{v.kind}</span>
               </h3>
-              <p class="meta">{(v.concepts || []).map((c) => c.name).join(", ") || "no concepts yet"}</p>
-              {v.annotated_count != null && (
-                <p class="meta">
-                  {v.annotated_count} annotated image(s)
-                </p>
-              )}
+              <p class="meta">{v.concepts.join(", ") || "no concepts yet"}</p>
+              <p class="meta">
+                {v.annotated} of {v.images} image(s) annotated
+              </p>
             </a>
           ))}
         </div>

@@ -45,7 +45,7 @@ function CreateProject({ onCreated }) {
 
 export function ProjectsPage() {
   const projects = useAsync(() => get("/projects"), []);
-  const list = projects.data && (projects.data.items || projects.data);
+  const list = projects.data;
   return (
     <main class="page">
       <div class="page-head">
@@ -68,8 +68,7 @@ export function ProjectsPage() {
               <h3>{p.name}</h3>
               <p class="meta">{p.description || "No description"}</p>
               <p class="meta">
-                {p.image_count != null && `${p.image_count} images · `}
-                created {fmt.date(p.created_at)}
+                {p.image_count} image(s) · {p.view_count} view(s) · created {fmt.date(p.created_at)}
               </p>
             </a>
           ))}

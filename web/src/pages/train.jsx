@@ -6,15 +6,28 @@ import { navigate } from "../router.js";
 import { SettingsForm, collect, initialTexts, toText, describeField } from "../components/settings-form.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+import { modelsWithVersions } from "./models.jsx";
 
-// 422 details -> {field: message} for the fields of the settings body; the rest stays general.
+// 422 details -> {field: message}. A field in `loc` (body.settings.<field>) takes the message; a rule
+// about several fields (e.g. fine-tuning rate vs learning rate) marks each field its message names.
 function fieldErrors(detail, names) {
   const byField = {};
   const general = [];
   for (const d of Array.isArray(detail) ? detail : []) {
+    const msg = d.msg.replace(/^Value error, /, "");
     const field = (d.loc || []).find((p) => names.includes(p));
-    if (field) byField[field] = d.msg.replace(/^Value error, /, "");
-    else general.push(d.msg.replace(/^Value error, /, ""));
+    if (field) {
+      byField[field] = msg;
+      continue;
+    }
+    const parts = msg.split("; ");
+    let placed = false;
+    for (const part of parts) {
+      const named = names.filter((n) => new RegExp(`\\b${n}\\b`).test(part));
+      for (const n of named) byField[n] = byField[n] ? `${byField[n]}; ${part}` : part;
+      placed = placed || named.length > 0;
+    }
+    if (!placed) general.push(msg);
   }
   return { byField, general };
 }
@@ -50,11 +63,11 @@ function ModelChoice({ view, models, choice, setChoice }) {
               <label class="switch" key={c.id}>
                 <input
                   type="checkbox"
-                  checked={choice.conceptIds.includes(c.id)}
+                  checked={choice.concepts.includes(c.name)}
                   onChange={(e) =>
                     setChoice({
                       ...choice,
-                      conceptIds: e.currentTarget.checked ? [...choice.conceptIds, c.id] : choice.conceptIds.filter((x) => x !== c.id),
+                      concepts: e.currentTarget.checked ? [...choice.concepts, c.name] : choice.concepts.filter((x) => x !== c.name),
                     })
                   }
                 />
@@ -69,7 +82,8 @@ function ModelChoice({ view, models, choice, setChoice }) {
   );
 }
 
-function TrainForm({ project, view, query, schema, groups, models }) {
+function TrainForm({ project, view, query, schema, groups, models: initialModels }) {
+  const [models, setModels] = useState(initialModels);
   const [texts, setTexts] = useState(() => initialTexts(schema, groups));
   const [errors, setErrors] = useState({});
   const [reasons, setReasons] = useState({});
@@ -79,7 +93,7 @@ function TrainForm({ project, view, query, schema, groups, models }) {
   const [choice, setChoice] = useState({
     modelId: query.model || (models.length ? String(models[models.length - 1].id) : "new"),
     name: models.length ? `${view.name} model ${models.length + 1}` : `${view.name} model`,
-    conceptIds: view.concepts.map((c) => c.id),
+    concepts: view.concepts.map((c) => c.name),
   });
   const names = useMemo(() => Object.values(groups).flat(), [groups]);
 
@@ -97,7 +111,7 @@ function TrainForm({ project, view, query, schema, groups, models }) {
     try {
       const { values } = collect(schema, texts);
       const s = await post(`/projects/${project.id}/views/${view.id}/suggested-settings`, {
-        concept_ids: choice.modelId === "new" ? choice.conceptIds : undefined,
+        concepts: choice.modelId === "new" ? choice.concepts : undefined,
         model_id: choice.modelId === "new" ? undefined : Number(choice.modelId),
         settings: values,
       });
@@ -123,13 +137,16 @@ function TrainForm({ project, view, query, schema, groups, models }) {
       setGeneral(new Error(`Fix the ${Object.keys(bad).length} marked setting(s) first.`));
       return;
     }
-    if (choice.modelId === "new" && choice.conceptIds.length === 0) return setGeneral(new Error("Pick at least one concept for the new model."));
+    if (choice.modelId === "new" && choice.concepts.length < 2) return setGeneral(new Error("A model tells concepts apart: pick at least two."));
     setBusy("start");
     try {
       let modelId = choice.modelId;
       if (modelId === "new") {
-        const model = await post(`/projects/${project.id}/views/${view.id}/models`, { name: choice.name.trim(), concept_ids: choice.conceptIds });
+        const model = await post(`/views/${view.id}/models`, { name: choice.name.trim(), concepts: choice.concepts });
         modelId = model.id;
+        // From here on the form trains this model: a retry after a refused version makes no second model.
+        setModels((list) => [...list, { ...model, versions: [] }]);
+        setChoice((c) => ({ ...c, modelId: String(model.id) }));
       }
       const version = await post(`/models/${modelId}/versions`, { settings: values });
       navigate(`${viewBase(project.id, view.id)}/versions/${version.id}`);
@@ -178,8 +195,8 @@ function TrainForm({ project, view, query, schema, groups, models }) {
 
 export function TrainPage({ projectId, viewId, query }) {
   const deps = useAsync(async () => {
-    const [schema, models] = await Promise.all([get("/settings/schema"), get(`/projects/${projectId}/views/${viewId}/models`)]);
-    return { schema, models: models.items || models };
+    const [schema, models] = await Promise.all([get("/settings/schema"), modelsWithVersions(viewId)]);
+    return { schema, models };
   }, [projectId, viewId]);
   return (
     <ViewFrame projectId={projectId} viewId={viewId} tab="models" title="Train a new model version">

@@ -6,38 +6,34 @@ import { TrainingCharts } from "../components/training-charts.jsx";
 import { fetchEvents } from "../components/metrics.js";
 import { curves, metricLabel, progressOf } from "../components/curves.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
-import { Badge, ErrorNote, Spinner, fmt } from "../components/ui.jsx";
+import { Badge, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
 import { headline, trainingSeconds } from "./models.jsx";
 
 const POLL_MS = 1000;
 const live = (v) => v && (v.status === "queued" || v.status === "running");
 
-// Polls the version and appends new events until it finishes.
+// Polls the version and appends its new events (by row id) until it finishes.
 function useVersionStream(versionId) {
   const [version, setVersion] = useState(null);
   const [events, setEvents] = useState([]);
   const [error, setError] = useState(null);
-  const lastId = useRef(undefined);
-  const eventsRef = useRef([]);
+  const lastId = useRef(0);
   useEffect(() => {
     let stopped = false;
     let timer = null;
     async function tick() {
       try {
         const v = await get(`/versions/${versionId}`);
+        // Read events after the status: a finished version's last events are then already stored.
         const fresh = await fetchEvents(versionId, lastId.current);
         if (stopped) return;
-        const known = new Set(eventsRef.current.map((e) => e._id));
-        const added = fresh.filter((e) => e._id == null || !known.has(e._id));
-        if (added.length) {
-          eventsRef.current = lastId.current === undefined && added.some((e) => e._id == null) ? added : [...eventsRef.current, ...added];
-          const ids = eventsRef.current.map((e) => e._id).filter((x) => x != null);
-          if (ids.length) lastId.current = Math.max(...ids);
-          setEvents(eventsRef.current);
+        if (fresh.length) {
+          lastId.current = fresh[fresh.length - 1]._id;
+          setEvents((old) => [...old, ...fresh]);
         }
         setVersion(v);
         setError(null);
-        if (live(v)) timer = setTimeout(tick, POLL_MS);
+        if (live(v) || fresh.length) timer = setTimeout(tick, POLL_MS);
       } catch (err) {
         if (stopped) return;
         setError(err);
@@ -106,6 +102,7 @@ function Progress({ version, events }) {
 function VersionView({ project, view, versionId }) {
   const base = viewBase(project.id, view.id);
   const { version, events, error, setVersion } = useVersionStream(versionId);
+  const model = useAsync(() => (version ? get(`/models/${version.model_id}`) : null), [version && version.model_id]);
   const [cancelling, setCancelling] = useState(false);
   const [cancelError, setCancelError] = useState(null);
   if (!version) return error ? <ErrorNote error={error} /> : <Spinner label="Loading the version…" />;
@@ -125,7 +122,7 @@ function VersionView({ project, view, versionId }) {
       <div class="page-head">
         <div>
           <h2 style={{ margin: 0 }} data-testid="version-title">
-            {version.model_name ? `${version.model_name} · ` : ""}
+            {model.data ? `${model.data.name} · ` : ""}
             {version.name}
           </h2>
           <p class="sub">
