@@ -74,6 +74,10 @@ class ServerConfig(BaseModel):
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """The VISIONTRAIN_* variables that rebuild this configuration in another process (a worker)."""
+        return {ENV_PREFIX + name.upper(): str(value) for name, value in self.model_dump().items()}
+
     def prepare(self) -> "ServerConfig":
         """Create the data directory (first start); returns self."""
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,309 @@
+"""Platform commands: `serve`, `worker`, `token create/list/revoke` and `demo`.
+
+`serve` runs the REST API (and the web UI when installed) and starts a worker process beside it;
+`worker` adds more workers against the same database and storage. Both take their configuration
+from flags, then VISIONTRAIN_* environment variables (see ``visiontrain.config``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from visiontrain.cli.common import console, fail
+
+DATA_DIR_HELP = "Data directory for the database, images and models (default: the user data directory; $VISIONTRAIN_DATA_DIR)."
+DB_HELP = "Database URL (default: SQLite in the data directory; $VISIONTRAIN_DATABASE_URL), e.g. postgresql://user@host/db."
+
+token_app = typer.Typer(help="API tokens: each gives access to one organisation's projects.", no_args_is_help=True)
+
+
+def _config(data_dir: Optional[Path], database_url: Optional[str]):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from visiontrain.config import ServerConfig
+
+    try:
+        return ServerConfig.from_env(data_dir=data_dir, database_url=database_url)
+    except ValidationError as exc:
+        fail(f"bad server configuration: {exc}")
+
+
+def _open(data_dir: Optional[Path], database_url: Optional[str]):  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from visiontrain.services.platform import Platform
+
+    config = _config(data_dir, database_url)
+    try:
+        return Platform.open(config)
+    except (SQLAlchemyError, OSError) as exc:
+        fail(f"cannot open the platform's database {config.database_url}: {exc}")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
+    workers: int = typer.Option(1, "--workers", min=0, help="Worker processes to start beside the server (0: none)."),
+) -> None:
+    """Run the platform: REST API at /api/v1 (docs at /docs), web UI, and training workers."""
+    _logging()
+    platform = _open(data_dir, database_url)
+    _print_first_login(platform)
+    _run_server(platform, host, port, workers)
+
+
+def _run_server(platform, host: str, port: int, workers: int) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from visiontrain.api.app import create_app
+    from visiontrain.jobs.supervisor import WorkerSupervisor
+
+    supervisor = WorkerSupervisor(platform.config, count=workers)
+    if workers:
+        supervisor.start()
+    console.print(f"visiontrain serving at [bold]http://{host}:{port}[/] (API docs: http://{host}:{port}/docs)")
+    try:
+        uvicorn.run(create_app(platform=platform), host=host, port=port, log_level="info")
+    finally:
+        if workers:
+            console.print("stopping workers (a run in progress goes back to the queue)...")
+            supervisor.stop()
+        platform.close()
+
+
+def _print_first_login(platform) -> None:  # type: ignore[no-untyped-def]
+    """On the first start there is no token yet: make one and show it once."""
+    from visiontrain.services import auth
+
+    with platform.sessions() as session:
+        if auth.list_tokens(session, include_revoked=True):
+            console.print("Log in with an API token (`visiontrain token create` makes a new one).")
+            return
+        _, secret = auth.create_token(session, name="first token")
+        session.commit()
+    console.print(
+        "First start: created an API token for the organisation 'default'. It is shown only now:\n"
+        f"  [bold]{secret}[/]\nUse it as 'Authorization: Bearer <token>' or paste it into the web UI's login."
+    )
+
+
+def worker(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
+    max_jobs: Optional[int] = typer.Option(None, "--max-jobs", min=1, help="Exit after this many versions (default: run until stopped)."),
+) -> None:
+    """Train queued model versions; run several against the same database and storage to train in parallel."""
+    from visiontrain.jobs.worker import TrainingWorker
+
+    _logging()
+    platform = _open(data_dir, database_url)
+    training_worker = TrainingWorker(platform)
+    training_worker.install_signal_handlers()
+    try:
+        training_worker.run(max_jobs=max_jobs)
+    finally:
+        platform.close()
+
+
+@token_app.command("create")
+def token_create(
+    organization: str = typer.Option("default", "--org", help="Organisation the token belongs to (created if new)."),
+    name: str = typer.Option("token", "--name", help="A name to recognise the token by in `token list`."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
+) -> None:
+    """Create an API token; the secret is printed once (only its hash is stored)."""
+    from visiontrain.services import auth
+    from visiontrain.services.errors import ServiceError
+
+    platform = _open(data_dir, database_url)
+    try:
+        with platform.sessions() as session:
+            token, secret = auth.create_token(session, organization=organization, name=name)
+            session.commit()
+            console.print(f"token {token.id} for organisation '{organization}':", highlight=False)
+            print(secret)
+    except ServiceError as exc:
+        fail(exc.message)
+    finally:
+        platform.close()
+
+
+@token_app.command("list")
+def token_list(
+    all_tokens: bool = typer.Option(False, "--all", help="Include revoked tokens."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
+) -> None:
+    """List API tokens (their first characters, never the secret)."""
+    from rich.table import Table
+
+    from visiontrain.services import auth
+
+    platform = _open(data_dir, database_url)
+    try:
+        with platform.sessions() as session:
+            table = Table("id", "organisation", "name", "starts with", "created", "last used", "revoked")
+            for token in auth.list_tokens(session, include_revoked=all_tokens):
+                table.add_row(
+                    str(token.id), token.organization.name, token.name, token.prefix + "…",
+                    f"{token.created_at:%Y-%m-%d %H:%M}", f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "-",
+                    f"{token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "",
+                )
+            console.print(table)
+    finally:
+        platform.close()
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: int = typer.Argument(..., help="The token's id (from `visiontrain token list`)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
+) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    from visiontrain.services import auth
+    from visiontrain.services.errors import ServiceError
+
+    platform = _open(data_dir, database_url)
+    try:
+        with platform.sessions() as session:
+            auth.revoke_token(session, token_id=token_id)
+            session.commit()
+        console.print(f"token {token_id} revoked")
+    except ServiceError as exc:
+        fail(exc.message)
+    finally:
+        platform.close()
+
+
+def demo(
+    shared: Path = typer.Option(Path("../shared"), "--shared", help="The shared folder holding datasets/ants_bees."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on afterwards."),
+    port: int = typer.Option(8000, "--port", help="Port to serve on afterwards."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the prediction instead of serving."),
+) -> None:
+    """Set up the 'Ants and bees' demo project, train it with default settings in a worker, predict, then serve."""
+    from visiontrain.jobs import queue
+    from visiontrain.jobs.supervisor import WorkerSupervisor
+    from visiontrain.services import demo as demo_service
+    from visiontrain.services.errors import ServiceError
+
+    platform = _open(data_dir, database_url)
+    console.print(f"data directory: {platform.config.data_dir}")
+    try:
+        dataset = demo_service.find_ants_bees(shared.expanduser().resolve())
+        with platform.sessions() as session:
+            queue.recover_stale(session, stale_after_seconds=platform.config.stale_after_seconds)
+            console.print(f"importing {dataset} ...")
+            setup = demo_service.set_up(session, blobs=platform.blobs, dataset=dataset)
+            token = demo_service.ensure_token(session, token_file=platform.config.data_dir / "demo-token.txt")
+            session.commit()
+    except ServiceError as exc:
+        platform.close()
+        fail(exc.message)
+    console.print(f"project '{demo_service.PROJECT_NAME}': {setup.images} images, model version {setup.version_id}")
+    supervisor = WorkerSupervisor(platform.config, count=1)
+    supervisor.start()
+    try:
+        if not setup.trained_before:
+            _follow_training(platform, setup.version_id)
+        version_ok = _print_version(platform, setup.version_id)
+        if version_ok:
+            _predict_one(platform, setup.version_id, dataset)
+    except KeyboardInterrupt:
+        supervisor.stop()
+        platform.close()
+        raise typer.Exit(130) from None
+    if no_serve or not version_ok:
+        supervisor.stop()
+        platform.close()
+        if not version_ok:
+            raise typer.Exit(1)
+        return
+    supervisor.stop()  # serving starts its own worker
+    console.print(f"API token (saved in {platform.config.data_dir / 'demo-token.txt'}):\n  [bold]{token}[/]")
+    _logging()
+    _run_server(platform, host, port, workers=1)
+
+
+def _follow_training(platform, version_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Print the version's progress from its stored metrics until it finishes."""
+    from visiontrain.services import versions
+    from visiontrain.store.base import VersionStatus
+    from visiontrain.store.models import ModelVersion
+
+    console.print("training in the worker (default settings; Ctrl-C stops waiting) ...")
+    last_id, last_features = 0, -1
+    while True:
+        with platform.sessions() as session:
+            version = session.get(ModelVersion, version_id)
+            rows = versions.version_metrics(session, version=version, after_id=last_id)
+            status = version.status
+        for row in rows:
+            last_id = row.id
+            event = row.data
+            if row.kind == "stage" and event.get("status") == "started":
+                console.print(f"  stage {event['stage']}")
+            elif row.kind == "features" and event["done"] * 10 // max(event["total"], 1) != last_features:
+                last_features = event["done"] * 10 // max(event["total"], 1)
+                console.print(f"    features {event['done']}/{event['total']} (cache hits {event['cache_hits']})")
+            elif row.kind == "epoch":
+                console.print(
+                    f"    {event['stage']} epoch {event['epoch']}: train loss {event['train_loss']:.3f}, "
+                    f"val loss {event['val_loss']:.3f}, val accuracy {event['val_accuracy']:.3f}" + ("  *best*" if event.get("best") else "")
+                )
+        if VersionStatus(status).finished and not rows:
+            return
+        time.sleep(1.0)
+
+
+def _print_version(platform, version_id: int) -> bool:  # type: ignore[no-untyped-def]
+    from visiontrain.store.models import ModelVersion
+
+    with platform.sessions() as session:
+        version = session.get(ModelVersion, version_id)
+        if version.status != "succeeded":
+            console.print(f"[red]version {version.name} {version.status}[/]: {version.error or ''}", highlight=False)
+            return False
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in (version.best_metrics or {}).items())
+        console.print(f"version {version.name} succeeded: best epoch {version.best_epoch} ({version.best_stage}): {metrics}")
+        evaluation = version.evaluation or {}
+        if "accuracy" in evaluation:
+            console.print(f"evaluation on {version.summary.get('counts', {}).get('val_images', '?')} validation images: accuracy {evaluation['accuracy']:.4f}")
+    return True
+
+
+def _predict_one(platform, version_id: int, dataset: Path) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.services.predictions import PredictorCache, predict
+    from visiontrain.store.models import ModelVersion
+
+    image = sorted((dataset / "val" / "bees").glob("*.jpg"))[0]
+    with platform.sessions() as session:
+        version = session.get(ModelVersion, version_id)
+        checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
+        [result] = predict(cache=PredictorCache(1), blobs=platform.blobs, version=version, checkpoint=checkpoint,
+                           files=[(image.name, image.read_bytes())], top_k=2)
+    ranked = ", ".join(f"{p['label']} {p['probability']:.3f}" for p in result["predictions"])
+    console.print(f"prediction for val/bees/{image.name}: {ranked}")
+
+
+def register(app: typer.Typer) -> None:
+    settings = {"help_option_names": ["-h", "--help"]}
+    app.command(context_settings=settings)(serve)
+    app.command(context_settings=settings)(worker)
+    app.command(context_settings=settings)(demo)
+    app.add_typer(token_app, name="token")
