@@ -76,7 +76,7 @@ def export_model(model: str | Path, out_path: str | Path | None = None, *, check
     try:
         _trace_to_onnx(net, size, tmp)
         _add_metadata(tmp, loaded.classes, loaded.preprocessing, _sha256(checkpoint))
-        inputs, checked_on = _check_inputs(checkpoint.parent, loaded.preprocessing, check_images)
+        inputs, checked_on = _verification_inputs(checkpoint.parent, loaded.preprocessing, check_images)
         difference = _max_difference(net, tmp, inputs)
         if not difference <= PARITY_TOLERANCE:
             raise ExportError(
@@ -156,7 +156,7 @@ def _read_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def _check_inputs(run_dir: Path, preprocessing: Preprocessing, images: list[str | Path] | None) -> tuple[torch.Tensor, str]:
+def _verification_inputs(run_dir: Path, preprocessing: Preprocessing, images: list[str | Path] | None) -> tuple[torch.Tensor, str]:
     """Real images to compare on (given, else the run's first validation images); random inputs
     only when the checkpoint stands alone with no images to hand."""
     from visiontrain.data.images import open_image

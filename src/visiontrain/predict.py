@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 from visiontrain.data.errors import ImageError
 from visiontrain.data.images import _to_rgb, open_image
 from visiontrain.data.transforms import model_input
-from visiontrain.models.checkpoint import LoadedModel, load_checkpoint
+from visiontrain.models.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from visiontrain.models.preprocessing import Preprocessing
 
 ImageInput = Union[str, Path, bytes, Image.Image]
@@ -94,7 +94,8 @@ class Predictor:
         """``model``: a run directory, a checkpoint file, an already loaded checkpoint, or (onnx
         backend) a ``.onnx`` file exported by visiontrain. The onnx backend uses ``model.onnx`` in the
         run directory, exporting it first when it is missing or was made from another checkpoint.
-        ``device``: "cpu", "cuda", ...; default the GPU when there is one."""
+        ``device``: "cpu", "cuda", ...; default the GPU when there is one. A loaded checkpoint's
+        network is used in place (moved to the device, eval mode)."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         if backend == "onnx":
@@ -103,7 +104,9 @@ class Predictor:
             if isinstance(model, LoadedModel):
                 raise ValueError("the onnx backend needs a run directory, checkpoint file or .onnx file, not a loaded model")
             path = Path(model)
-            onnx_path = path if path.suffix == ".onnx" and path.is_file() else ensure_onnx(path)
+            if path.suffix == ".onnx" and not path.is_file():
+                raise CheckpointError(f"no ONNX model at {path}")
+            onnx_path = path if path.suffix == ".onnx" else ensure_onnx(path)
             classes, preprocessing = read_onnx_metadata(onnx_path)
             return cls(classes, preprocessing, OnnxBackend(onnx_path, device))
         loaded = model if isinstance(model, LoadedModel) else load_checkpoint(model)

@@ -22,6 +22,8 @@ def export(
     from visiontrain.export import ExportError, export_model
 
     with user_errors():
+        if out is not None and out.is_dir():
+            fail(f"{out} is a folder: give the .onnx file to write")
         try:
             result = export_model(run_dir, out)
         except ExportError as exc:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from visiontrain.cli.common import console, user_errors
+from visiontrain.cli.common import console, fail, user_errors
 
 EXIT_SOME_IMAGES_FAILED = 1
 
@@ -29,10 +29,14 @@ def predict(
     others are still predicted. Exit code: 0 when every image was predicted, 1 when at least one
     could not be read, 2 for a bad run directory or checkpoint.
     """
+    from visiontrain.export import ExportError
     from visiontrain.predict import Predictor
 
     with user_errors():
-        predictor = Predictor.load(run_dir, backend="onnx" if onnx else "torch")
+        try:
+            predictor = Predictor.load(run_dir, backend="onnx" if onnx else "torch")
+        except ExportError as exc:  # a foreign .onnx file, or an export that failed its check
+            fail(str(exc))
         results = predictor.predict([str(path) for path in images], top_k=top_k, batch_size=batch_size)
     if json_output:
         typer.echo(json.dumps(results, indent=2))
