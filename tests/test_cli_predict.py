@@ -83,3 +83,13 @@ def test_bad_run_directory_or_options_are_one_line_and_exit_code_2(run_dir, phot
     assert zero.exit_code == 2
     no_images = runner.invoke(app, ["predict", str(run_dir)])
     assert no_images.exit_code == 2
+
+
+def test_onnx_option_with_a_missing_or_foreign_onnx_file_is_one_line_and_exit_code_2(photos, tmp_path):
+    missing = runner.invoke(app, ["predict", str(tmp_path / "model.onnx"), photos[0], "--onnx"])
+    assert missing.exit_code == 2 and "no ONNX model" in missing.output
+    foreign = tmp_path / "other.onnx"
+    foreign.write_bytes(b"\x08\x07 not a protobuf of a model")
+    result = runner.invoke(app, ["predict", str(foreign), photos[0], "--onnx"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert str(foreign) in result.output

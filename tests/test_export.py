@@ -100,5 +100,11 @@ def test_cli_export_refuses_to_keep_a_model_that_disagrees_with_pytorch(exported
     assert failed.exit_code == 1, failed.output
     assert "differs from PyTorch" in failed.output and "Traceback" not in failed.output
     assert not out.exists() and not list(tmp_path.iterdir())
-    missing = runner.invoke(app, ["export", str(tmp_path / "nowhere")])
-    assert missing.exit_code == 2 and "no checkpoint" in missing.output
+
+
+def test_cli_export_bad_input_is_one_line_and_exit_code_2(tmp_path):
+    missing = CliRunner().invoke(app, ["export", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no checkpoint" in missing.output and "Traceback" not in missing.output
+    (tmp_path / "best.pt").write_bytes(b"junk")
+    folder = CliRunner().invoke(app, ["export", str(tmp_path), "--out", str(tmp_path)])
+    assert folder.exit_code == 2 and "is a folder" in folder.output
