@@ -1,0 +1,170 @@
+"""End to end with a real worker process: train on real photos, watch metrics arrive over SSE, evaluate,
+predict, export, cancel, and recover from a worker killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from platform_support import annotated_classification_view, jpeg
+from visiontrain.config import ServerConfig
+from visiontrain.jobs.supervisor import worker_command
+
+pytestmark = pytest.mark.slow
+
+TINY = {"epochs": 2, "augmented_copies": 0, "image_size": 96, "batch_size": 8, "early_stopping": False}
+# Long enough to be caught mid-run: many tiny steps on cached features.
+ENDLESS = {**TINY, "epochs": 1000, "batch_size": 1}
+
+
+class Workers:
+    """Worker subprocesses against the test's database and storage, stopped at the end of the test."""
+
+    def __init__(self, config: ServerConfig, log_dir: Path):
+        self.config, self.log_dir = config, log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"worker-{len(self.processes)}.log", "wb")
+        process = subprocess.Popen(worker_command(), env={**os.environ, **self.config.to_env()}, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def workers(server_config: ServerConfig, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(server_config, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, workers: Workers) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\nworker logs:\n{workers.logs()}")
+
+
+def read_sse(client: TestClient, url: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    events, kind = [], "message"
+    with client.stream("GET", url) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((kind, json.loads(line.split(":", 1)[1])))
+                if kind == "end":
+                    break
+    return events
+
+
+def test_train_watch_evaluate_predict_export(client: TestClient, workers: Workers, ant_and_bee_files, datasets_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    workers.start()
+    version = client.post(f"/api/v1/models/{model['id']}/versions", json={"name": "tiny", "settings": TINY}).json()
+
+    events = read_sse(client, f"/api/v1/versions/{version['id']}/events")
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "end" and events[-1][1]["status"] == "succeeded", workers.logs()
+    epochs = [e for k, e in events if k == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert all(0.0 <= e["data"]["val_accuracy"] <= 1.0 for e in epochs)
+    assert "batch" in kinds and "stage" in kinds
+    ids = [e["id"] for k, e in events if k != "end"]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+    # Resuming the stream after the last seen event repeats nothing.
+    assert [k for k, _ in read_sse(client, f"/api/v1/versions/{version['id']}/events?after_id={ids[-1]}")] == ["end"]
+    history = client.get(f"/api/v1/versions/{version['id']}/metrics", params={"kind": "epoch"}).json()
+    assert [h["epoch"] for h in history] == [1, 2]
+
+    done = client.get(f"/api/v1/versions/{version['id']}").json()
+    assert done["status"] == "succeeded" and done["error"] is None
+    assert done["best_epoch"] in (1, 2) and 0.0 <= done["best_metrics"]["val_accuracy"] <= 1.0
+    assert done["headline"]["name"] == "val_accuracy"
+    assert done["started_at"] <= done["finished_at"] and done["timings"]["total"] > 0
+    evaluation = done["evaluation"]
+    assert len(evaluation["confusion_matrix"]) == 2 and sum(map(sum, evaluation["confusion_matrix"])) == 4  # 4 validation images
+    assert {a["kind"] for a in done["artifacts"]} >= {"checkpoint", "onnx"}
+
+    probe = [sorted((datasets_dir / "ants_bees" / "val" / label).glob("*.jpg"))[0] for label in ("ants", "bees")]
+    predicted = client.post(f"/api/v1/versions/{version['id']}/predict", params={"top_k": 2}, files=[("files", jpeg(p)) for p in probe])
+    assert predicted.status_code == 200, predicted.text
+    results = predicted.json()
+    assert [r["file"] for r in results] == [p.name for p in probe]
+    for result in results:
+        assert {p["label"] for p in result["predictions"]} == {"ants", "bees"}
+        assert abs(sum(p["probability"] for p in result["predictions"]) - 1.0) < 1e-4
+    not_image = client.post(f"/api/v1/versions/{version['id']}/predict", files=[("files", ("x.jpg", b"not an image", "image/jpeg"))])
+    assert not_image.status_code == 400 and "x.jpg" in not_image.json()["detail"]
+
+    checkpoint = client.get(f"/api/v1/versions/{version['id']}/export/checkpoint")
+    assert checkpoint.status_code == 200 and len(checkpoint.content) > 100_000
+    onnx_file = client.get(f"/api/v1/versions/{version['id']}/export/onnx")
+    assert onnx_file.status_code == 200
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(onnx_file.content, providers=["CPUExecutionProvider"])
+    shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
+    [output] = session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=np.float32)})
+    assert output.shape == (1, 2)
+
+
+def test_cancel_a_running_version_within_seconds(client: TestClient, workers: Workers, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    workers.start()
+    version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": ENDLESS}).json()
+    url = f"/api/v1/versions/{version['id']}"
+    wait_for(lambda: client.get(f"{url}/metrics", params={"kind": "epoch"}).json(), 120, "the first epoch", workers)
+    asked = time.monotonic()
+    assert client.post(f"{url}/cancel").json()["cancel_requested"] is True
+    wait_for(lambda: client.get(url).json()["status"] == "cancelled", 15, "the cancellation", workers)
+    assert time.monotonic() - asked < 15
+    cancelled = client.get(url).json()
+    assert cancelled["finished_at"] and cancelled["best_epoch"] >= 1
+    assert any(a["kind"] == "checkpoint" for a in cancelled["artifacts"])  # the best so far is kept
+
+
+def test_a_worker_killed_mid_training_leaves_no_version_running(client: TestClient, workers: Workers, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    doomed = workers.start()
+    version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": ENDLESS}).json()
+    url = f"/api/v1/versions/{version['id']}"
+    wait_for(lambda: client.get(f"{url}/metrics", params={"kind": "epoch"}).json(), 120, "the first epoch", workers)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    assert client.get(url).json()["status"] == "running"  # nobody knows yet
+    workers.start()  # the next worker's start-up recovery notices
+    failed = wait_for(lambda: (v := client.get(url).json())["status"] == "failed" and v, 60, "recovery", workers)
+    assert failed["error"].startswith("worker stopped unexpectedly") and str(doomed.pid) in failed["error"]
+    # The new worker trains the next version normally.
+    again = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
+    wait_for(lambda: client.get(f"/api/v1/versions/{again['id']}").json()["status"] == "succeeded", 180, "the next version", workers)
