@@ -195,6 +195,7 @@ def demo(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on afterwards."),
     port: int = typer.Option(8000, "--port", help="Port to serve on afterwards."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the prediction instead of serving."),
+    assignments: list[str] = typer.Option([], "--set", "-s", help="Override a training setting: name=value (default: all defaults)."),
 ) -> None:
     """Set up the 'Ants and bees' demo project, train it with default settings in a worker, predict, then serve."""
     from visiontrain.jobs import queue
@@ -202,6 +203,12 @@ def demo(
     from visiontrain.services import demo as demo_service
     from visiontrain.services.errors import ServiceError
 
+    from visiontrain.settings import SettingsError, load_settings, parse_assignment
+
+    try:
+        settings = load_settings(overrides=dict(parse_assignment(a) for a in assignments))
+    except SettingsError as exc:
+        fail("bad settings:\n  " + str(exc).replace("\n", "\n  "))
     platform = _open(data_dir, database_url)
     console.print(f"data directory: {platform.config.data_dir}")
     try:
@@ -209,7 +216,7 @@ def demo(
         with platform.sessions() as session:
             queue.recover_stale(session, stale_after_seconds=platform.config.stale_after_seconds)
             console.print(f"importing {dataset} ...")
-            setup = demo_service.set_up(session, blobs=platform.blobs, dataset=dataset)
+            setup = demo_service.set_up(session, blobs=platform.blobs, dataset=dataset, settings=settings)
             token = demo_service.ensure_token(session, token_file=platform.config.data_dir / "demo-token.txt")
             session.commit()
     except ServiceError as exc:
