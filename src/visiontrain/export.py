@@ -10,11 +10,9 @@ the answer directly. The file describes itself in its metadata (``visiontrain.cl
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,8 +115,8 @@ def _trace_to_onnx(net: torch.nn.Module, size: int, path: Path) -> None:
     example = torch.randn(2, 3, size, size)  # batch 2: a batch of 1 could be specialised into the graph
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
-        # The exporter prints progress lines to stdout; the CLI's output (JSON included) must stay clean.
-        with redirect_stdout(io.StringIO()), torch.inference_mode(False), torch.no_grad():
+        # verbose=False also silences the exporter's progress lines: the CLI's stdout (JSON) stays clean.
+        with torch.inference_mode(False), torch.no_grad():  # torch.export cannot trace inside inference mode
             torch.onnx.export(
                 net, (example,), str(path), input_names=["images"], output_names=["probabilities"],
                 dynamic_shapes=({0: batch},), external_data=False, dynamo=True, verbose=False,
