@@ -52,11 +52,14 @@ def test_revoked_token_stops_working(app, platform: Platform) -> None:  # type: 
         assert client.get("/api/v1/projects").status_code == 401
 
 
-def test_cookie_carries_the_token_for_browsers(app, platform: Platform) -> None:  # type: ignore[no-untyped-def]
+def test_cookie_carries_the_token_for_reading_only(app, platform: Platform) -> None:  # type: ignore[no-untyped-def]
     from platform_support import make_token
 
     with TestClient(app, cookies={"visiontrain_token": make_token(platform)}) as browser:
         assert browser.get("/api/v1/projects").status_code == 200
+        forged = browser.post("/api/v1/projects", json={"name": "from another site"})
+        assert forged.status_code == 401 and "Authorization" in forged.json()["detail"]
+        assert browser.get("/api/v1/projects").json() == []
 
 
 def test_project_crud(client: TestClient) -> None:

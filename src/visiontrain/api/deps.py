@@ -1,7 +1,9 @@
 """Dependencies every router shares: the platform, a database session, the caller's token, the resources in the path.
 
 Auth: ``Authorization: Bearer <token>`` (tokens come from ``visiontrain token create``); a browser
-may send the same token in the ``visiontrain_token`` cookie instead (for <img> and EventSource).
+may send the same token in the ``visiontrain_token`` cookie instead, for reading only (GET: <img>,
+EventSource): a request that changes data must carry the header, so another site cannot forge one
+with the user's cookie.
 """
 
 from __future__ import annotations
@@ -52,12 +54,22 @@ def get_blobs(platform: PlatformDep) -> BlobStore:
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_token(
+    request: Request,
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> ApiToken:
     secret = bearer.credentials if bearer is not None else cookie
+    if bearer is None and cookie and request.method not in SAFE_METHODS:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the token cookie only authorises reading; send 'Authorization: Bearer <token>' to change data",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not secret:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -175,7 +175,7 @@ class TrainingWorker:
         evaluation_file = run_dir / "evaluation.json"
         evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.is_file() else None
         summary = {**summary, "warnings": warnings}
-        for kind, path in artifacts:
+        for _, path in artifacts:
             self.platform.blobs.put_file(f"versions/{version_id}/{path.name}", path)
         with self.platform.sessions() as session:
             for kind, path in artifacts:

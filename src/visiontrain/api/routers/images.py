@@ -12,6 +12,7 @@ from visiontrain.api.schemas.images import ImagePublic, UploadResult
 from visiontrain.services import annotations as annotation_service
 from visiontrain.services import images as service
 from visiontrain.services import imports
+from visiontrain.services.errors import InvalidInput
 from visiontrain.services.images import AddedImages
 from visiontrain.services.views import get_view
 from visiontrain.store.base import Split
@@ -90,8 +91,6 @@ def list_images(
 ) -> Page[ImagePublic]:
     view = get_view(session, organization_id=organization_id, view_id=view_id) if view_id is not None else None
     if view is not None and view.project_id != project.id:
-        from visiontrain.services.errors import InvalidInput
-
         raise InvalidInput(f"view {view_id} belongs to another project", loc=("query", "view_id"))
     items, total = service.list_images(
         session,
