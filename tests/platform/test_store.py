@@ -28,6 +28,23 @@ def test_migrations_create_the_schema_and_are_idempotent(database_url: str) -> N
         engine.dispose()
 
 
+def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    """A server and its workers start at the same moment on an empty database: none of them fails."""
+    import subprocess
+    import sys
+
+    script = "import sys; from visiontrain.store.db import make_engine, migrate; migrate(make_engine(sys.argv[1]))"
+    processes = [subprocess.Popen([sys.executable, "-c", script, database_url], stderr=subprocess.PIPE) for _ in range(3)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()
+    engine = make_engine(database_url)
+    try:
+        assert TABLES <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 def test_first_start_creates_the_data_directory(tmp_path: Path) -> None:
     config = ServerConfig(data_dir=tmp_path / "new" / "dir")
     platform = Platform.open(config)

@@ -46,7 +46,9 @@ def _open(data_dir: Optional[Path], database_url: Optional[str]):  # type: ignor
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Our own news at INFO; libraries (Alembic, ONNX, Lightning) only when something is wrong."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("visiontrain").setLevel(logging.INFO)
 
 
 def serve(
@@ -235,6 +237,10 @@ def demo(
         supervisor.stop()
         platform.close()
         raise typer.Exit(130) from None
+    except Exception as exc:  # say what failed in one line; the worker's log has the details
+        supervisor.stop()
+        platform.close()
+        fail(f"demo failed: {type(exc).__name__}: {exc}", code=1)
     if no_serve or not version_ok:
         supervisor.stop()
         platform.close()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,18 +63,55 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+def alembic_config(engine: Engine, connection: Connection | None = None):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
+    config.attributes["connection"] = connection
     return config
 
 
+# Any constant: the key of the PostgreSQL advisory lock that serialises migrations between processes.
+_MIGRATION_LOCK_KEY = 0x76697369
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest revision (creates it on an empty database)."""
+    """Bring the schema up to the newest revision (creates it on an empty database).
+
+    A server and workers may start at the same moment: only one process migrates at a time (an
+    advisory lock on PostgreSQL, a lock file beside an SQLite database), the others then find the
+    schema current.
+    """
     from alembic import command
 
-    with _migrate_lock:
-        command.upgrade(alembic_config(engine), "head")
+    with _migrate_lock, _process_lock(engine) as connection:
+        command.upgrade(alembic_config(engine, connection), "head")
+
+
+@contextmanager
+def _process_lock(engine: Engine) -> Iterator[Connection | None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                connection.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield None
+        return
+    import fcntl
+
+    with open(f"{database}.migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield None
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,4 +1,4 @@
-"""Alembic environment: runs against the engine handed over in ``config.attributes["engine"]``."""
+"""Alembic environment: runs on the connection (or engine) that ``visiontrain.store.db.migrate`` hands over."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ if engine is None:
 
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
 
-with engine.connect() as connection:
+
+def run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -23,3 +24,13 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+given = config.attributes.get("connection")
+if given is not None:  # the caller holds a lock on this connection
+    run(given)
+    given.commit()
+else:
+    with engine.connect() as connection:
+        run(connection)
+        connection.commit()
