@@ -9,7 +9,6 @@ the answer directly. The file describes itself in its metadata (``visiontrain.cl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import torch
 from visiontrain.data.errors import DataError, ImageError
 from visiontrain.models.checkpoint import load_checkpoint, resolve_checkpoint_path
 from visiontrain.models.preprocessing import Preprocessing
+from visiontrain.training.features import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def export_model(model: str | Path, out_path: str | Path | None = None, *, check
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         _trace_to_onnx(net, size, tmp)
-        _add_metadata(tmp, loaded.classes, loaded.preprocessing, _sha256(checkpoint))
+        _add_metadata(tmp, loaded.classes, loaded.preprocessing, file_hash(checkpoint))
         inputs, checked_on = _verification_inputs(checkpoint.parent, loaded.preprocessing, check_images)
         difference = _max_difference(net, tmp, inputs)
         if not difference <= PARITY_TOLERANCE:
@@ -94,7 +94,7 @@ def ensure_onnx(model: str | Path) -> Path:
     path = checkpoint.parent / ONNX_FILE
     if path.is_file():
         try:
-            if _read_metadata(path).get(META_CHECKPOINT) == _sha256(checkpoint):
+            if _read_metadata(path).get(META_CHECKPOINT) == file_hash(checkpoint):
                 return path
         except ExportError:
             pass  # unreadable or foreign file: replaced below
@@ -205,11 +205,4 @@ def _max_difference(net: torch.nn.Module, onnx_path: Path, inputs: torch.Tensor)
         worst = max(worst, float(np.abs(got - expected).max()))
     return worst
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 

@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from visiontrain.data.errors import ImageError
-from visiontrain.data.images import _to_rgb, open_image
+from visiontrain.data.images import open_image, to_rgb
 from visiontrain.data.transforms import model_input
 from visiontrain.models.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from visiontrain.models.preprocessing import Preprocessing
@@ -120,7 +120,7 @@ class Predictor:
     def decode(self, source: ImageInput) -> torch.Tensor:
         """One image → the model's input tensor (C, H, W); raises ImageError for unusable input."""
         if isinstance(source, Image.Image):
-            image = _to_rgb(ImageOps.exif_transpose(source))
+            image = to_rgb(ImageOps.exif_transpose(source))
         elif isinstance(source, (bytes, bytearray, memoryview)):
             image = open_image(bytes(source), draft_size=self.preprocessing.image_size)
         else:

@@ -21,6 +21,7 @@ def fail(message: str, code: int = 2) -> None:
 def user_errors() -> Iterator[None]:
     """Turn the engine's input errors into one readable line and exit code 2."""
     from visiontrain.data.errors import DataError, ImageError
+    from visiontrain.export import ExportError
     from visiontrain.models.backbones import BackboneError
     from visiontrain.models.checkpoint import CheckpointError
     from visiontrain.settings import SettingsError
@@ -29,5 +30,5 @@ def user_errors() -> Iterator[None]:
         yield
     except SettingsError as exc:
         fail("bad settings:\n  " + str(exc).replace("\n", "\n  "))
-    except (DataError, ImageError, CheckpointError, BackboneError, FileNotFoundError) as exc:
+    except (DataError, ImageError, CheckpointError, BackboneError, ExportError, FileNotFoundError) as exc:
         fail(str(exc))

@@ -69,7 +69,7 @@ def _decode(stream: io.IOBase | io.BufferedReader, draft_size: int | None, name:
             image.draft("RGB", (draft_size, draft_size))
         image.load()
         image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        return to_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -82,7 +82,7 @@ def _decode(stream: io.IOBase | io.BufferedReader, draft_size: int | None, name:
         raise ImageError(f"cannot decode image ({type(exc).__name__}: {exc}) in {name}") from None
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """RGB for every mode: alpha is composited on white (transparent areas are background)."""
     if image.mode == "RGB":
         return image

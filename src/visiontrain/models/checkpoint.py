@@ -83,7 +83,8 @@ def load_checkpoint(model: str | Path, map_location: str | torch.device = "cpu")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from None
+        # torch's own message runs to several lines of advice that does not apply here.
+        raise CheckpointError(f"{path} is not a readable checkpoint: the file is damaged or not a visiontrain best.pt") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a visiontrain checkpoint (format {CHECKPOINT_FORMAT})")
     settings = TrainingSettings(**payload["settings"])
