@@ -41,7 +41,9 @@ class ServerConfig(BaseModel):
         60.0, gt=0, description="A running version whose worker is silent this long is marked failed."
     )
     poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for queued versions.")
-    max_upload_mb: int = Field(512, ge=1, description="Largest accepted upload (a zip archive included), in MB.")
+    max_upload_mb: int = Field(
+        512, ge=1, description="Largest accepted upload, in MB: one file, or one request of several files or an archive."
+    )
     predictor_cache_size: int = Field(4, ge=1, description="Trained versions kept loaded for prediction.")
 
     @model_validator(mode="after")

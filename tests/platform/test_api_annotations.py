@@ -167,3 +167,38 @@ def test_import_refuses_a_format_that_cannot_feed_the_view(client: TestClient, a
     assert response.status_code == 400
     assert "detection" in response.json()["detail"]
     assert client.get(f"/api/v1/projects/{project['id']}/images").json()["total"] == 0
+
+
+def test_import_yolo_into_a_detection_view(client: TestClient, datasets_dir: Path) -> None:
+    project = create_project(client)
+    view = _view(client, project["id"], "detection", [])
+    yolo = datasets_dir / "coco128_yolo"
+    stems = sorted(p.stem for p in (yolo / "labels" / "train").glob("*.txt") if (yolo / "images" / "train" / f"{p.stem}.jpg").exists())[:3]
+    entries = {"dataset.yaml": (yolo / "dataset.yaml").read_bytes()}
+    for stem in stems:
+        entries[f"images/train/{stem}.jpg"] = (yolo / "images" / "train" / f"{stem}.jpg").read_bytes()
+        entries[f"labels/train/{stem}.txt"] = (yolo / "labels" / "train" / f"{stem}.txt").read_bytes()
+    response = client.post(f"/api/v1/views/{view['id']}/import", files={"file": ("coco.zip", zip_bytes(entries), "application/zip")})
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert report["format"] == "yolo" and report["annotated"] == 3
+    lines = sum(len((yolo / "labels" / "train" / f"{s}.txt").read_text().split()) // 5 for s in stems)
+    stored = client.get(f"/api/v1/views/{view['id']}/annotations").json()["items"]
+    assert sum(len(a["boxes"]) for a in stored) == report["summary"]["boxes"] == lines - sum(report["summary"]["skipped"].values())
+
+
+def test_import_csv_tags_into_a_tagging_view(client: TestClient, datasets_dir: Path) -> None:
+    project = create_project(client)
+    view = _view(client, project["id"], "tagging", [])
+    coco = datasets_dir / "coco128_coco"
+    rows = (coco / "tags.csv").read_text().splitlines()
+    header, chosen = rows[0], rows[1:5]
+    entries = {"tags.csv": ("\n".join([header, *chosen]) + "\n").encode()}
+    for row in chosen:
+        path = row.split(",")[0]
+        entries[path] = (coco / path).read_bytes()
+    response = client.post(f"/api/v1/views/{view['id']}/import", files={"file": ("tags.zip", zip_bytes(entries), "application/zip")})
+    assert response.status_code == 201, response.text
+    annotations = {a["image_id"]: a["concepts"] for a in client.get(f"/api/v1/views/{view['id']}/annotations").json()["items"]}
+    assert len(annotations) == 4
+    assert sorted(sorted(tags) for tags in annotations.values()) == sorted(sorted(r.split(",")[1].split(";")) for r in chosen)

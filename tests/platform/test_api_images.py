@@ -146,6 +146,10 @@ def test_upload_limit_is_a_413(platform: Platform, ant_and_bee_files) -> None:  
         response = client.post(f"/api/v1/projects/{project['id']}/images", files=[("files", ("huge.jpg", payload, "image/jpeg"))])
         assert response.status_code == 413
         assert "huge.jpg" in response.json()["detail"]
+        # Far beyond the limit, the body is refused while it streams in.
+        flood = client.post(f"/api/v1/projects/{project['id']}/images/archive", files={"file": ("flood.zip", b"\0" * (5 * 1024 * 1024), "application/zip")})
+        assert flood.status_code == 413
+        assert _image_count(client, project["id"]) == 0
 
 
 def test_listing_pages_and_deleting(client: TestClient, ant_and_bee_files, platform: Platform) -> None:  # type: ignore[no-untyped-def]

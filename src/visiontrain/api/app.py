@@ -70,6 +70,9 @@ def create_app(config: ServerConfig | None = None, *, platform: Platform | None 
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # Refuse an oversized body while it streams in, before it fills the disk; one MB of slack for
+        # multipart overhead, so that a file just over the limit gets the message naming it.
+        max_body_size=(platform.config.max_upload_mb + 1) * 1024 * 1024,
     )
     app.state.platform = platform
     app.state.predictors = PredictorCache(platform.config.predictor_cache_size)
