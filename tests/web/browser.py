@@ -43,9 +43,18 @@ def chromium_page(base_url: str, *, width: int = 1440, height: int = 900) -> Ite
             page = context.new_page()
             page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
             page.on("console", lambda msg: msg.type == "error" and errors.append(f"console: {msg.text}"))
+            refused: list[str] = []
+            page.on("response", lambda r: r.status >= 400 and refused.append(f"{r.status} {r.request.method} {r.url}"))
+            page.refused_requests = refused
             page.set_default_timeout(15_000)
             page.js_errors = errors  # read by tests that expect a failing request
-            yield page
+            try:
+                yield page
+            except BaseException as exc:
+                screenshot(page, "FAILED")  # what the page showed when the test failed
+                if refused and hasattr(exc, "add_note"):
+                    exc.add_note("refused requests:\n" + "\n".join(refused))
+                raise
         finally:
             browser.close()
     unexpected = [e for e in errors if "status of 4" not in e]  # refused requests are tested for on purpose

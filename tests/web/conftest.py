@@ -45,6 +45,10 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
 
     if not web.studio_built():
         pytest.fail("the studio is not built: run scripts/build-web.sh")
+    sources = Path(__file__).resolve().parents[2] / "web" / "src"
+    newest = max((p.stat().st_mtime for p in sources.rglob("*") if p.is_file()), default=0)
+    if newest > web.BUNDLE.stat().st_mtime:
+        pytest.fail("the studio bundle is older than web/src: run scripts/build-web.sh")
     data = tmp_path_factory.mktemp("studio-data")
     config = ServerConfig(data_dir=data, heartbeat_seconds=0.5, stale_after_seconds=30, poll_seconds=0.2)
     platform = Platform.open(config)

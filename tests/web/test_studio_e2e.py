@@ -49,6 +49,14 @@ def upload(page, files: list[Path]) -> str:
     return page.wait_for_selector("[data-testid=upload-summary]", timeout=60_000).inner_text()
 
 
+def set_setting(page, name: str, value: str) -> None:
+    """Type a value into a setting's field, opening its group first if it is folded."""
+    group = page.locator(f"details:has([data-field={name}])")
+    if not group.evaluate("d => d.open"):
+        group.locator("summary").click()
+    page.fill(f"#setting-{name}", value)
+
+
 def wait_for_version(page, timeout_s: float = TRAINING_TIMEOUT_S) -> list[str]:
     """Waits on the training page until the run finishes; returns each distinct 'epochs done' seen."""
     seen: list[str] = []
@@ -57,7 +65,7 @@ def wait_for_version(page, timeout_s: float = TRAINING_TIMEOUT_S) -> list[str]:
         epochs = page.inner_text("[data-testid=epochs-done]")
         if not seen or seen[-1] != epochs:
             seen.append(epochs)
-        status = page.inner_text("[data-testid=training-stats] .badge")
+        status = page.text_content("[data-testid=training-stats] .badge")
         if status in ("succeeded", "failed", "cancelled"):
             return seen
         page.wait_for_timeout(150)
@@ -110,3 +118,76 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         page.select_option("select[aria-label=concept]", label="bees")
         page.wait_for_function("document.querySelectorAll('[data-testid=thumb]').length === 6")
         assert page.inner_text("[data-testid=thumbs]").count("bees") == 6
+
+        # Train: the form comes from the settings schema; suggestions fill values with reasons.
+        page.click(".tabs a:has-text('Models')")
+        page.wait_for_selector("text=No models yet")
+        screenshot(page, "05-models-empty")
+        page.click("[data-testid=train-new-version]")
+        page.wait_for_selector("[data-testid=train-form]")
+        schema = api.get("/settings/schema").json()
+        for name in schema["schema"]["properties"]:  # every setting has its field, none is listed by hand
+            assert page.locator(f"[data-field={name}]").count() == 1, name
+        page.click("[data-testid=suggest-settings]")
+        page.wait_for_selector("[data-field=validation_split] .reason")
+        assert page.input_value("#setting-validation_split") == "0.3"  # 12 images in 2 concepts
+        assert page.input_value("#setting-batch_size") == "8"
+
+        # A bad value is marked at its field and nothing is sent.
+        set_setting(page, "learning_rate", "fast please")
+        assert "must be a number" in page.inner_text("[data-field=learning_rate] .field-error")
+        page.click("[data-testid=start-training]")
+        page.wait_for_selector("text=Fix the 1 marked setting(s) first.")
+        screenshot(page, "06-train-form-invalid")
+        assert api.get(f"/views/{views[0]['id']}/models").json() == []
+
+        set_setting(page, "learning_rate", "0.003")
+        set_setting(page, "epochs", "6")
+        page.uncheck("#setting-early_stopping")
+        set_setting(page, "augmented_copies", "0")
+        page.click("[data-testid=start-training]")
+        page.wait_for_selector("[data-testid=version-title]")
+        epochs_seen = wait_for_version(page)
+        assert page.text_content("[data-testid=training-stats] .badge") == "succeeded"
+        # The page followed the run as it went (it opens before the first epoch ends: features come first).
+        assert len(epochs_seen) >= 2 and epochs_seen[-1] == "6 / 6", f"the page did not follow the run: {epochs_seen}"
+        for chart in ("learning-rate", "batch-loss", "validation-loss", "validation-metric"):
+            assert page.locator(f"[data-testid=chart-{chart}] canvas").count() == 1, chart
+        assert re.search(r"\(epoch \d+\)", page.inner_text("[data-testid=training-stats]"))  # the best epoch
+        screenshot(page, "07-training-finished")
+
+        # Evaluation: the confusion matrix, per-class table, a click on a cell shows its images.
+        page.click("a:has-text('Evaluation')")
+        page.wait_for_selector("[data-testid=confusion-matrix]")
+        assert page.locator("[data-testid=per-class-table] tbody tr").count() == 3  # ants, bees, mean
+        page.click("[data-testid=cell-0-0]")
+        page.wait_for_selector("[data-testid=gallery-title]:has-text('True ants, predicted ants')")
+        screenshot(page, "08-evaluation")
+
+        # A second version with another learning rate, then compare the two.
+        page.click("a:has-text('Training curves')")
+        page.click("a:has-text('Train another version')")
+        page.wait_for_selector("[data-testid=start-from]:has-text('v1')")
+        assert page.input_value("#setting-learning_rate") == "0.003"  # v1's settings to start from
+        set_setting(page, "learning_rate", "0.0003")
+        set_setting(page, "epochs", "3")
+        page.click("[data-testid=start-training]")
+        page.wait_for_selector("[data-testid=version-title]:has-text('v2')")
+        wait_for_version(page)
+        page.click(".tabs a:has-text('Models')")
+        page.wait_for_selector("[data-testid=version-row] >> nth=1")
+        screenshot(page, "09-models-library")
+        page.click("a:has-text('Compare the last two finished versions')")
+        page.wait_for_selector("[data-testid=compare-settings]")
+        differing = page.locator("[data-testid=setting-diff]").all_inner_texts()
+        assert any(row.startswith("learning rate") for row in differing), differing
+        assert any(row.startswith("epochs") for row in differing), differing
+        assert page.locator("[data-testid=compare-charts] canvas").count() == 4
+        screenshot(page, "10-compare")
+
+        # Predict: drop a photo the model never saw; its labels and probabilities appear.
+        page.click(".tabs a:has-text('Predict')")
+        page.set_input_files("[data-testid=predict-dropzone] input", str(_photos(datasets_dir, "val", "bees", 1)[0]))
+        labels = page.wait_for_selector("[data-testid=prediction-labels]").inner_text()
+        assert "ants" in labels and "bees" in labels and "%" in labels, labels
+        screenshot(page, "11-predict")

@@ -3,6 +3,10 @@ import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
+const WHOLE_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+// Enough digits to tell ticks apart (learning rates such as 0.00275), no float noise.
+const tickLabel = (v) => (v == null ? "" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-4) ? v.toExponential(1) : String(+v.toPrecision(3)));
+
 export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
 
 // Draws dashed vertical lines at the given x values (e.g. the best epoch), labelled.
@@ -57,8 +61,9 @@ export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [
       cursor: { drag: { x: true, y: false }, points: { size: 6 } },
       scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
       axes: [
-        { label: xLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" } },
-        { label: yLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" }, size: 56 },
+        // epochs and steps are whole numbers: no tick at 1.5
+        { label: xLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" }, incrs: WHOLE_STEPS },
+        { label: yLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" }, size: 60, values: (u, ticks) => ticks.map(tickLabel) },
       ],
       legend: { live: true },
       series: [

@@ -1,5 +1,6 @@
 // The training settings form, generated entirely from the settings JSON schema and its field groups.
 // Nothing here names a setting: add a field to TrainingSettings and it appears, with its checks.
+import { useEffect, useState } from "preact/hooks";
 
 // Resolve a property to what a widget needs: kind (enum|boolean|integer|number|string|union), nullable, enum values.
 export function describeField(schema, name) {
@@ -112,6 +113,15 @@ function FieldInput({ f, text, onInput, invalid }) {
  * errors: {name: message}; reasons: {name: why it was suggested}; onChange(name, text).
  */
 export function SettingsForm({ schema, groups, texts, errors, reasons = {}, onChange, openGroups }) {
+  // Groups open as the person leaves them; a group with a new problem or suggestion opens itself.
+  const [opened, setOpened] = useState({});
+  const attention = Object.entries(groups)
+    .filter(([, names]) => names.some((n) => errors[n] || reasons[n]))
+    .map(([g]) => g)
+    .join("|");
+  useEffect(() => {
+    if (attention) setOpened((o) => ({ ...o, ...Object.fromEntries(attention.split("|").map((g) => [g, true])) }));
+  }, [attention]);
   return (
     <div class="settings-form">
       {Object.entries(groups).map(([group, names], gi) => {
@@ -119,8 +129,17 @@ export function SettingsForm({ schema, groups, texts, errors, reasons = {}, onCh
         const fields = names.map((n) => describeField(schema, n));
         const changed = fields.filter((f) => texts[f.name] !== toText(f, f.default)).length;
         const bad = fields.filter((f) => errors[f.name]).length;
+        const open = opened[group] ?? (openGroups ? openGroups.includes(group) : gi < 4);
         return (
-          <details class={`group ${bad ? "has-errors" : ""}`} open={bad > 0 || (openGroups ? openGroups.includes(group) : gi < 4)} key={group}>
+          <details
+            class={`group ${bad ? "has-errors" : ""}`}
+            open={open}
+            key={group}
+            onToggle={(e) => {
+              const now = e.currentTarget.open;
+              setOpened((o) => (o[group] === now ? o : { ...o, [group]: now }));
+            }}
+          >
             <summary>
               <span>{group}</span>
               {changed > 0 && <span class="pill">{changed} changed</span>}

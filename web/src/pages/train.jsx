@@ -82,9 +82,10 @@ function ModelChoice({ view, models, choice, setChoice }) {
   );
 }
 
-function TrainForm({ project, view, query, schema, groups, models: initialModels }) {
+function TrainForm({ project, view, query, schema, groups, models: initialModels, startFrom }) {
   const [models, setModels] = useState(initialModels);
-  const [texts, setTexts] = useState(() => initialTexts(schema, groups));
+  // "Train another version" starts from the model's latest settings: change one thing, compare.
+  const [texts, setTexts] = useState(() => initialTexts(schema, groups, startFrom ? startFrom.settings : {}));
   const [errors, setErrors] = useState({});
   const [reasons, setReasons] = useState({});
   const [warnings, setWarnings] = useState([]);
@@ -110,11 +111,8 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
     setGeneral(null);
     try {
       const { values } = collect(schema, texts);
-      const s = await post(`/projects/${project.id}/views/${view.id}/suggested-settings`, {
-        concepts: choice.modelId === "new" ? choice.concepts : undefined,
-        model_id: choice.modelId === "new" ? undefined : Number(choice.modelId),
-        settings: values,
-      });
+      const model = models.find((m) => String(m.id) === String(choice.modelId));
+      const s = await post(`/views/${view.id}/suggested-settings`, { concepts: model ? model.concepts : choice.concepts, settings: values });
       const next = { ...texts };
       for (const [k, v] of Object.entries(s.settings)) next[k] = toText(describeField(schema, k), v);
       setTexts(next);
@@ -167,12 +165,17 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
       <ModelChoice view={view} models={models} choice={choice} setChoice={setChoice} />
       <div class="actions" style={{ marginBottom: "0.75rem" }}>
         <button type="button" class="btn" onClick={suggest} disabled={busy} data-testid="suggest-settings">
-          {busy === "suggest" ? "Looking at your data…" : "✨ Suggest settings for my data"}
+          {busy === "suggest" ? "Looking at your data…" : "Suggest settings for my data"}
         </button>
         <button type="button" class="btn" onClick={() => (setTexts(initialTexts(schema, groups)), setErrors({}), setReasons({}), setWarnings([]))}>
           Reset all to defaults
         </button>
       </div>
+      {startFrom && (
+        <div class="notice" data-testid="start-from">
+          The settings start from version <b>{startFrom.name}</b>'s; change what you want to try, then compare the two.
+        </div>
+      )}
       {warnings.length > 0 && (
         <div class="notice warn">
           {warnings.map((w, i) => (
@@ -196,7 +199,10 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
 export function TrainPage({ projectId, viewId, query }) {
   const deps = useAsync(async () => {
     const [schema, models] = await Promise.all([get("/settings/schema"), modelsWithVersions(viewId)]);
-    return { schema, models };
+    const model = query.model && models.find((m) => String(m.id) === String(query.model));
+    const latest = model && model.versions.length ? model.versions[model.versions.length - 1] : null;
+    const startFrom = latest ? await get(`/versions/${latest.id}`) : null;
+    return { schema, models, startFrom };
   }, [projectId, viewId]);
   return (
     <ViewFrame projectId={projectId} viewId={viewId} tab="models" title="Train a new model version">
@@ -206,7 +212,7 @@ export function TrainPage({ projectId, viewId, query }) {
         ) : !deps.data ? (
           <Spinner label="Loading the settings…" />
         ) : (
-          <TrainForm project={project} view={view} query={query} schema={deps.data.schema.schema} groups={deps.data.schema.groups} models={deps.data.models} />
+          <TrainForm project={project} view={view} query={query} schema={deps.data.schema.schema} groups={deps.data.schema.groups} models={deps.data.models} startFrom={deps.data.startFrom} />
         )
       }
     </ViewFrame>

@@ -78,10 +78,10 @@ function Progress({ version, events }) {
         <span>elapsed</span>
       </div>
       <div class="stat">
-        <b>{stage ? stage.replace(/_/g, " ") : version.status === "queued" ? "waiting for a worker" : "—"}</b>
+        <b>{!live(version) ? "finished" : stage ? stage.replace(/_/g, " ") : version.status === "queued" ? "waiting for a worker" : "starting"}</b>
         <span>
           stage
-          {stage === "features" && features ? ` (${features.done}/${features.total} images)` : ""}
+          {live(version) && stage === "features" && features ? ` (${features.done}/${features.total} images)` : ""}
         </span>
       </div>
       <div class="stat">
