@@ -168,3 +168,17 @@ def test_a_worker_killed_mid_training_leaves_no_version_running(client: TestClie
     # The new worker trains the next version normally.
     again = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
     wait_for(lambda: client.get(f"/api/v1/versions/{again['id']}").json()["status"] == "succeeded", 180, "the next version", workers)
+
+
+def test_a_worker_stopped_gracefully_gives_its_version_back(client: TestClient, workers: Workers, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    worker = workers.start()
+    version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": ENDLESS}).json()
+    url = f"/api/v1/versions/{version['id']}"
+    wait_for(lambda: client.get(f"{url}/metrics", params={"kind": "epoch"}).json(), 120, "the first epoch", workers)
+    worker.terminate()
+    assert worker.wait(timeout=30) == 0, workers.logs()
+    requeued = client.get(url).json()
+    assert requeued["status"] == "queued" and requeued["started_at"] is None and requeued["error"] is None
+    assert client.get(f"{url}/metrics").json() == []  # the next run starts a clean history
+    assert client.post(f"{url}/cancel").json()["status"] == "cancelled"

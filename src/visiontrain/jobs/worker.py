@@ -40,7 +40,6 @@ class TrainingWorker:
         self.config = platform.config
         self.stopping = threading.Event()
         self.worker_id: str | None = None
-        self._current: int | None = None
 
     # --- lifecycle
 
@@ -104,7 +103,6 @@ class TrainingWorker:
     def run_version(self, version_id: int) -> None:
         from visiontrain import engine
 
-        self._current = version_id
         run_dir = self.config.runs_dir / f"version-{version_id}"
         shutil.rmtree(run_dir, ignore_errors=True)
         writer = MetricsWriter(self.platform.sessions, version_id)
@@ -116,23 +114,33 @@ class TrainingWorker:
                 settings, spec, run_dir, callback=writer, should_stop=should_stop, cache_dir=self._cache_dir()
             )
             writer.flush()
-            if self.stopping.is_set() and not should_stop.cancel_requested:
-                self._requeue(version_id)
+            if summary.get("status") == "cancelled" and self.stopping.is_set() and not should_stop.cancel_requested:
+                self._requeue(version_id)  # stopped by our shutdown, not by the user: train it again later
                 return
             self._store_results(version_id, run_dir, summary)
         except (DataError, SettingsError) as exc:
-            writer.flush()
+            self._flush_quietly(writer, version_id)
             self._finish(version_id, VersionStatus.failed, error=str(exc))
         except Exception as exc:
             log.error("version %d failed:\n%s", version_id, traceback.format_exc())
-            try:
-                writer.flush()
-            except Exception:
-                log.exception("could not store the last metrics of version %d", version_id)
+            self._flush_quietly(writer, version_id)
             self._finish(version_id, VersionStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        except BaseException:
+            # This process is ending mid-run (Lightning turns SIGTERM into SystemExit; Ctrl-C): the user
+            # did not cancel, so the version goes back to the queue for the next worker.
+            self._flush_quietly(writer, version_id)
+            self._requeue(version_id)
+            if not self.stopping.is_set():
+                raise
         finally:
-            self._current = None
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    @staticmethod
+    def _flush_quietly(writer: MetricsWriter, version_id: int) -> None:
+        try:
+            writer.flush()
+        except Exception:
+            log.exception("could not store the last metrics of version %d", version_id)
 
     def _cache_dir(self) -> Path:
         return Path(os.environ.get("VISIONTRAIN_CACHE_DIR") or self.config.data_dir / "feature-cache")
@@ -233,8 +241,11 @@ class _CancelPoll:
         now = time.monotonic()
         if now - self._checked >= CANCEL_POLL_SECONDS:
             self._checked = now
-            with self.worker.platform.sessions() as session:
-                self.cancel_requested = bool(
-                    session.scalar(select(ModelVersion.cancel_requested).where(ModelVersion.id == self.version_id))
-                )
+            try:
+                with self.worker.platform.sessions() as session:
+                    self.cancel_requested = bool(
+                        session.scalar(select(ModelVersion.cancel_requested).where(ModelVersion.id == self.version_id))
+                    )
+            except Exception:  # the database is briefly unreachable: keep training, ask again next time
+                log.warning("version %d: could not read the cancel flag", self.version_id, exc_info=True)
         return self.cancel_requested
