@@ -107,3 +107,20 @@ def test_requeue_gives_the_version_back_without_its_partial_metrics(client: Test
         session.commit()
     assert client.get(f"/api/v1/versions/{version_id}").json()["status"] == "queued"
     assert client.get(f"/api/v1/versions/{version_id}/metrics").json() == []
+
+
+def test_a_version_whose_images_vanished_fails_with_the_reason(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.jobs.worker import TrainingWorker
+
+    [version_id] = _queue_versions(client, ant_and_bee_files, 1)
+    sample = client.get(f"/api/v1/versions/{version_id}/samples").json()[0]
+    missing = next(p for p in platform.config.data_dir.joinpath("blobs").rglob("*") if p.is_file() and p.name.startswith(sample["sha256"]))
+    missing.unlink()
+    worker = TrainingWorker(platform)
+    worker.worker_id = _worker(platform)
+    with platform.sessions() as session:
+        assert queue.claim_next(session, worker_id=worker.worker_id) == version_id
+    worker.run_version(version_id)
+    failed = client.get(f"/api/v1/versions/{version_id}").json()
+    assert failed["status"] == "failed" and failed["finished_at"]
+    assert failed["error"].startswith(f"image {sample['image_name']} is missing from storage") and sample["sha256"] in failed["error"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from visiontrain.blobs import BlobNotFound
 from visiontrain.data.dataset import DatasetSpec, Sample
 from visiontrain.data.errors import DataError
 from visiontrain.jobs import queue
@@ -153,10 +154,15 @@ class TrainingWorker:
             classes = [c.name for c in version.model.concepts]
             samples = session.scalars(select(VersionSample).where(VersionSample.version_id == version_id).order_by(VersionSample.id)).all()
             settings = TrainingSettings(**version.settings)
-            blobs = self.platform.blobs
-            train = [Sample(blobs.local_path(s.blob_key), s.annotation) for s in samples if s.split == Split.train]
-            val = [Sample(blobs.local_path(s.blob_key), s.annotation) for s in samples if s.split == Split.val]
+            train = [Sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.train]
+            val = [Sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.val]
         return settings, DatasetSpec(classes=classes, train=train, val=val, source=f"version {version_id}")
+
+    def _local_file(self, sample: VersionSample) -> Path:
+        try:
+            return self.platform.blobs.local_path(sample.blob_key)
+        except BlobNotFound:
+            raise DataError(f"image {sample.image_name} is missing from storage ({sample.blob_key})") from None
 
     def _store_results(self, version_id: int, run_dir: Path, summary: dict[str, Any]) -> None:
         import json
