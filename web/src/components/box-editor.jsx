@@ -24,18 +24,28 @@ function clampBox(b, w, h) {
  */
 export function BoxEditor({ src, width, height, boxes, concepts, drawConcept, selected, onChange, onSelect, readOnly = false, scores }) {
   const frame = useRef(null);
-  const [scale, setScale] = useState(1);
+  const [scale, setScale] = useState(0); // screen pixels per image pixel; 0 until measured
   const [gesture, setGesture] = useState(null); // {mode: draw|move|resize, index, corner, start, origin, box}
 
+  // Fit the image to its container (scaling small images up, so their boxes are easy to draw).
   useEffect(() => {
-    const img = frame.current && frame.current.querySelector("img");
-    if (!img) return undefined;
-    const update = () => img.clientWidth && setScale(img.clientWidth / width);
-    const observer = new ResizeObserver(update);
-    observer.observe(img);
-    update();
-    return () => observer.disconnect();
-  }, [src, width]);
+    const container = frame.current && frame.current.parentElement;
+    if (!container) return undefined;
+    const fit = () => {
+      const style = getComputedStyle(container);
+      const availableWidth = container.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      const availableHeight = Math.max(240, window.innerHeight - 220);
+      setScale(Math.min(availableWidth / width, availableHeight / height));
+    };
+    const observer = new ResizeObserver(fit);
+    observer.observe(container);
+    window.addEventListener("resize", fit);
+    fit();
+    return () => {
+      observer.disconnect();
+      window.removeEventListener("resize", fit);
+    };
+  }, [width, height]);
 
   const toImage = (e) => {
     const r = frame.current.getBoundingClientRect();
@@ -111,7 +121,7 @@ export function BoxEditor({ src, width, height, boxes, concepts, drawConcept, se
 
   return (
     <div class="box-editor" ref={frame} onPointerDown={(e) => down(e)} onPointerMove={move} onPointerUp={up} onPointerCancel={up} data-testid="box-editor" style={readOnly ? { cursor: "default" } : undefined}>
-      <img src={src} alt="image being annotated" draggable={false} />
+      <img src={src} alt="image being annotated" draggable={false} style={scale ? { width: `${width * scale}px`, height: `${height * scale}px` } : { visibility: "hidden" }} />
       {shown.map((b, i) => (
         <div class={`box ${i === selected ? "selected" : ""} ${readOnly ? "pred" : ""}`} style={boxStyle(b)} key={i} data-testid="box" onPointerDown={(e) => down(e, i)}>
           <span class="tag" style={{ background: conceptColor(concepts, b.concept) }}>
