@@ -1,4 +1,5 @@
 // Compare versions: settings side by side (differences highlighted), metrics, curves overlaid.
+import { useState } from "preact/hooks";
 import { get } from "../api.js";
 import { href, navigate } from "../router.js";
 import { LineChart, PALETTE } from "../components/chart.jsx";
@@ -34,6 +35,7 @@ function Picker({ base, models, chosen }) {
 }
 
 function Comparison({ versions, runs }) {
+  const [onlyDiffering, setOnlyDiffering] = useState(false);
   const names = [...new Set(versions.flatMap((v) => Object.keys(v.settings || {})))];
   const label = (v) => `${v.model_name ? `${v.model_name} ` : ""}${v.name}`;
   const differs = (n) => new Set(versions.map((v) => JSON.stringify(v.settings[n]))).size > 1;
@@ -95,8 +97,12 @@ function Comparison({ versions, runs }) {
         <LineChart title="Batch loss" xLabel="step" series={overlay((c) => c.batchLoss)} />
         <LineChart title="Learning rate" xLabel={runs[0] ? runs[0].lrAxis : "step"} series={overlay((c) => c.learningRate)} />
       </div>
-      <h2>
+      <h2 class="actions">
         Settings <span class="pill">{diffCount} differ</span>
+        <label class="switch" style={{ fontSize: "0.9rem" }}>
+          <input type="checkbox" checked={onlyDiffering} onChange={(e) => setOnlyDiffering(e.currentTarget.checked)} data-testid="only-differing" />
+          only the settings that differ
+        </label>
       </h2>
       <table class="data" data-testid="compare-settings">
         <thead>
@@ -108,7 +114,7 @@ function Comparison({ versions, runs }) {
           </tr>
         </thead>
         <tbody>
-          {names.map((n) => (
+          {names.filter((n) => !onlyDiffering || differs(n)).map((n) => (
             <tr key={n} class={differs(n) ? "diff" : ""} data-testid={differs(n) ? "setting-diff" : undefined}>
               <td>{n.replace(/_/g, " ")}</td>
               {versions.map((v) => (

@@ -3,8 +3,55 @@ import { useState } from "preact/hooks";
 import { del, get, post } from "../api.js";
 import { Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
 
+// Token management over the API (GET/POST/DELETE /tokens) is used when the server offers it; a server
+// that manages tokens only from its command line gets the commands to run instead.
+function CliTokens() {
+  return (
+    <div class="card" data-testid="tokens-cli">
+      <h3>Manage tokens on the server</h3>
+      <p class="help" style={{ marginTop: 0 }}>
+        This server manages API tokens from its command line, where only its administrator can reach them:
+      </p>
+      <table class="data">
+        <tbody>
+          <tr>
+            <td>
+              <code>visiontrain token create NAME</code>
+            </td>
+            <td>a new token (shown once: copy it)</td>
+          </tr>
+          <tr>
+            <td>
+              <code>visiontrain token list</code>
+            </td>
+            <td>the tokens, with when each was last used</td>
+          </tr>
+          <tr>
+            <td>
+              <code>visiontrain token revoke ID</code>
+            </td>
+            <td>stop a token working at once</td>
+          </tr>
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function Identity() {
+  const me = useAsync(() => get("/me"), []);
+  if (!me.data) return null;
+  return (
+    <div class="notice" data-testid="identity">
+      Signed in with the token <b>{me.data.token_name}</b> of the organisation <b>{me.data.organization}</b>; it is kept in this
+      browser until you sign out.
+    </div>
+  );
+}
+
 export function TokensPage() {
   const tokens = useAsync(() => get("/tokens"), []);
+  const managedByCli = tokens.error && (tokens.error.status === 404 || tokens.error.status === 405);
   const [name, setName] = useState("");
   const [created, setCreated] = useState(null);
   const [error, setError] = useState(null);
@@ -40,6 +87,19 @@ export function TokensPage() {
           <p class="sub">Tokens let scripts, the CLI and this studio use the API. Only a hash is stored: copy a new token when it is shown.</p>
         </div>
       </div>
+      <Identity />
+      {managedByCli ? (
+        <CliTokens />
+      ) : (
+        <TokenList tokens={tokens} list={list} name={name} setName={setName} create={create} created={created} revoke={revoke} error={error} />
+      )}
+    </main>
+  );
+}
+
+function TokenList({ tokens, list, name, setName, create, created, revoke, error }) {
+  return (
+    <>
       <form class="card" onSubmit={create}>
         <div class="form-row">
           <div style={{ flex: "1 1 260px" }}>
@@ -99,6 +159,6 @@ export function TokensPage() {
           </tbody>
         </table>
       )}
-    </main>
+    </>
   );
 }

@@ -1,0 +1,51 @@
+"""The studio's smaller pages and states: sign-in refusal, identity on the tokens page, image detail,
+an unknown address, and the page a missing view gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from browser import chromium_page, screenshot
+from test_studio_e2e import create_project_and_view, sign_in, upload
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_wrong_token_is_refused_with_a_message_and_nothing_is_kept(studio):
+    with chromium_page(studio.url) as page:
+        page.goto("/")
+        page.fill("#token", "vt_not-a-real-token")
+        page.click("button:has-text('Sign in')")
+        message = page.wait_for_selector("[role=alert]").inner_text()
+        assert "not valid" in message
+        assert page.evaluate("localStorage.getItem('visiontrain.token')") is None
+        assert "visiontrain_token=" not in page.evaluate("document.cookie")
+
+
+def test_tokens_page_image_detail_and_unknown_pages(studio, datasets_dir: Path):
+    photo = sorted((datasets_dir / "ants_bees" / "val" / "ants").glob("*.jpg"))[0]
+    with chromium_page(studio.url) as page:
+        sign_in(page, studio.token)
+        page.click("a:has-text('API tokens')")
+        identity = page.wait_for_selector("[data-testid=identity]").inner_text()
+        assert "studio browser tests" in identity
+        page.wait_for_selector("[data-testid=tokens-cli], [data-testid=tokens-table]")
+        screenshot(page, "30-tokens")
+
+        create_project_and_view(page, "Details", "species", "classification", "ants, bees")
+        upload(page, [photo])
+        page.click("[data-testid=thumb]")
+        facts = page.wait_for_selector("[data-testid=image-facts]").inner_text()
+        assert photo.name in facts and "not annotated" in facts and "image/jpeg" in facts
+        screenshot(page, "31-image-detail")
+        page.click("a:has-text('Annotate this image')")
+        page.wait_for_selector(f"[data-testid=annotate-position]:has-text('{photo.name}')")
+        page.keyboard.press("1")
+        page.wait_for_selector("text=End of the list")
+
+        page.goto("/#/projects/1/views/999/images")
+        assert "view 999 not found" in page.wait_for_selector("[role=alert]").inner_text()
+        page.goto("/#/no/such/page")
+        page.wait_for_selector("h1:has-text('Nothing here')")
