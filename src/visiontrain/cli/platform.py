@@ -201,7 +201,6 @@ def demo(
 ) -> None:
     """Set up the 'Ants and bees' demo project, train it with default settings in a worker, predict, then serve."""
     from visiontrain.jobs import queue
-    from visiontrain.jobs.supervisor import WorkerSupervisor
     from visiontrain.services import demo as demo_service
     from visiontrain.services.errors import ServiceError
 
@@ -225,32 +224,38 @@ def demo(
         platform.close()
         fail(exc.message)
     console.print(f"project '{demo_service.PROJECT_NAME}': {setup.images} images, model version {setup.version_id}")
-    supervisor = WorkerSupervisor(platform.config, count=1)
-    supervisor.start()
     try:
         if not setup.trained_before:
-            _follow_training(platform, setup.version_id)
+            _train_in_worker(platform, setup.version_id)
         version_ok = _print_version(platform, setup.version_id)
         if version_ok:
             _predict_one(platform, setup.version_id, dataset)
     except KeyboardInterrupt:
-        supervisor.stop()
         platform.close()
         raise typer.Exit(130) from None
     except Exception as exc:  # say what failed in one line; the worker's log has the details
-        supervisor.stop()
         platform.close()
         fail(f"demo failed: {type(exc).__name__}: {exc}", code=1)
     if no_serve or not version_ok:
-        supervisor.stop()
         platform.close()
         if not version_ok:
             raise typer.Exit(1)
         return
-    supervisor.stop()  # serving starts its own worker
     console.print(f"API token (saved in {platform.config.data_dir / 'demo-token.txt'}):\n  [bold]{token}[/]")
     _logging()
     _run_server(platform, host, port, workers=1)
+
+
+def _train_in_worker(platform, version_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Training runs in a worker process, as on the server; this process only watches."""
+    from visiontrain.jobs.supervisor import WorkerSupervisor
+
+    supervisor = WorkerSupervisor(platform.config, count=1)
+    supervisor.start()
+    try:
+        _follow_training(platform, version_id)
+    finally:
+        supervisor.stop()
 
 
 def _follow_training(platform, version_id: int) -> None:  # type: ignore[no-untyped-def]
