@@ -52,7 +52,7 @@ def test_boxes_are_imported_then_drawn_moved_resized_and_deleted_with_the_mouse(
 
         page.click("a:has-text('Annotate unannotated images')")
         page.wait_for_selector("[data-testid=annotate-position]:has-text('image 1 of 2')")
-        image = page.wait_for_selector("[data-testid=box-editor] img")
+        image = page.wait_for_selector("[data-testid=annotate-stage][data-ready=true] [data-testid=box-editor] img")
         page.wait_for_function("document.querySelector('[data-testid=box-editor] img').naturalWidth > 0")
         b = image.bounding_box()
         natural_width = image.evaluate("i => i.naturalWidth")
@@ -102,6 +102,7 @@ def test_tags_are_toggled_with_number_keys_and_an_image_can_show_no_concept(stud
         for i in range(3):
             position = page.wait_for_selector(f"[data-testid=annotate-position]:has-text('image {i + 1} of 3')")
             name = next(n for n in keys if n in position.inner_text())
+            page.wait_for_selector("[data-testid=annotate-stage][data-ready=true]")
             for key in keys[name]:  # "3" twice on the first image: giraffe on, then off again
                 page.keyboard.press(key)
             assert "unsaved changes" in position.inner_text()

@@ -102,7 +102,7 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         for i in range(12):
             position = page.wait_for_selector(f"[data-testid=annotate-position]:has-text('image {i + 1} of 12')")
             name = re.search(r"· (\S+\.jpg)", position.inner_text()).group(1)
-            page.wait_for_selector("[data-testid=annotate-stage] img")
+            page.wait_for_selector("[data-testid=annotate-stage][data-ready=true] img")
             if i == 0:
                 screenshot(page, "04-annotate-classification")
             page.keyboard.press("1" if name in ant_names else "2")

@@ -3,6 +3,7 @@ an unknown address, and the page a missing view gives."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,17 @@ def test_tokens_page_image_detail_and_unknown_pages(studio, datasets_dir: Path):
         page.click("[data-testid=thumb]")
         facts = page.wait_for_selector("[data-testid=image-facts]").inner_text()
         assert photo.name in facts and "not annotated" in facts and "image/jpeg" in facts
+        page.select_option("select[aria-label='training or validation']", "val")
+        api = studio.api()
+        view_id, image_id = (int(part) for part in page.url.split("/views/")[1].split("/images/"))
+        deadline = time.monotonic() + 10
+        while api.get(f"/views/{view_id}/annotations/{image_id}").json()["split"] != "val":
+            assert time.monotonic() < deadline, "the image was not fixed to the validation side"
+            time.sleep(0.1)
         screenshot(page, "31-image-detail")
         page.click("a:has-text('Annotate this image')")
         page.wait_for_selector(f"[data-testid=annotate-position]:has-text('{photo.name}')")
+        page.wait_for_selector("[data-testid=annotate-stage][data-ready=true]")
         page.keyboard.press("1")
         page.wait_for_selector("text=End of the list")
 

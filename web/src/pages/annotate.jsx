@@ -231,7 +231,7 @@ function Annotator({ project, view, reloadView, query }) {
   return (
     <div class="annotator">
       <div>
-        <div class="stage" data-testid="annotate-stage">
+        <div class="stage" data-testid="annotate-stage" data-ready={state ? "true" : "false"}>
           {!state ? (
             <Spinner label="Loading image…" />
           ) : view.kind === "detection" ? (
@@ -258,7 +258,7 @@ function Annotator({ project, view, reloadView, query }) {
           </button>
           <span class="muted" data-testid="annotate-position">
             image {index + 1} of {items.length} · <span title={image.original_name}>{image.original_name}</span>
-            {state && state.annotated ? " · annotated" : " · not annotated"}
+            {!state ? " · loading…" : state.annotated ? " · annotated" : " · not annotated"}
             {saving ? " · saving…" : dirty ? " · unsaved changes" : ""}
           </span>
           <button class="btn" onClick={() => go(1)}>

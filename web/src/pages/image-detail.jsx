@@ -1,10 +1,56 @@
 // One image: large, with its facts and its annotation in this view.
-import { get, imageSrc } from "../api.js";
-import { href } from "../router.js";
+import { useState } from "preact/hooks";
+import { del, get, imageSrc, put } from "../api.js";
+import { href, navigate } from "../router.js";
 import { BoxEditor } from "../components/box-editor.jsx";
 import { loadAnnotation } from "../components/annotation.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
+
+// Fix the image to the training or validation side (or let the validation split setting decide).
+function SplitChoice({ viewId, imageId, split, onChanged }) {
+  const [error, setError] = useState(null);
+  async function change(value) {
+    try {
+      await put(`/views/${viewId}/split`, { image_ids: [imageId], split: value || null });
+      setError(null);
+      onChanged();
+    } catch (err) {
+      setError(err);
+    }
+  }
+  return (
+    <>
+      <select aria-label="training or validation" value={split || ""} onChange={(e) => change(e.currentTarget.value)}>
+        <option value="">automatic (validation split setting)</option>
+        <option value="train">always training</option>
+        <option value="val">always validation</option>
+      </select>
+      {error && <p class="field-error">{error.message}</p>}
+    </>
+  );
+}
+
+function RemoveImage({ projectId, image, onRemoved }) {
+  const [error, setError] = useState(null);
+  async function remove() {
+    if (!confirm(`Remove ${image.original_name} from the project, with its annotations in every view? Trained versions keep their copy.`)) return;
+    try {
+      await del(`/projects/${projectId}/images/${image.id}`);
+      onRemoved();
+    } catch (err) {
+      setError(err);
+    }
+  }
+  return (
+    <>
+      <button class="btn small danger" onClick={remove}>
+        Remove image
+      </button>
+      {error && <p class="field-error">{error.message}</p>}
+    </>
+  );
+}
 
 function Detail({ project, view, imageId }) {
   const base = viewBase(project.id, view.id);
@@ -55,8 +101,10 @@ function Detail({ project, view, imageId }) {
               </td>
             </tr>
             <tr>
-              <td>split</td>
-              <td>{annotation.split || "decided by the validation split setting"}</td>
+              <td>side</td>
+              <td>
+                <SplitChoice viewId={view.id} imageId={image.id} split={annotation.split} onChanged={data.reload} />
+              </td>
             </tr>
           </tbody>
         </table>
@@ -65,7 +113,10 @@ function Detail({ project, view, imageId }) {
             Annotate this image
           </a>
         </p>
-        <a href={`#${base}/images`}>← all images</a>
+        <div class="actions" style={{ justifyContent: "space-between" }}>
+          <a href={`#${base}/images`}>← all images</a>
+          <RemoveImage projectId={project.id} image={image} onRemoved={() => navigate(`${base}/images`)} />
+        </div>
       </aside>
     </div>
   );
