@@ -86,10 +86,12 @@ function Library({ project, view }) {
                       <td class="num">{h ? `${fmt.percent(h.value)} ${h.label}` : "—"}</td>
                       <td class="num">{fmt.duration(trainingSeconds(v))}</td>
                       <td>{fmt.date(v.created_at)}</td>
-                      <td class="actions">
-                        <a href={`#${base}/versions/${v.id}`}>{isLive(v) ? "live training" : "training"}</a>
-                        {v.status === "succeeded" && <a href={`#${base}/versions/${v.id}/evaluation`}>evaluation</a>}
-                        {v.status === "succeeded" && <a href={href(`${base}/predict`, { version: v.id })}>predict</a>}
+                      <td>
+                        <div class="actions">
+                          <a href={`#${base}/versions/${v.id}`}>{isLive(v) ? "live training" : "training"}</a>
+                          {v.status === "succeeded" && <a href={`#${base}/versions/${v.id}/evaluation`}>evaluation</a>}
+                          {v.status === "succeeded" && <a href={href(`${base}/predict`, { version: v.id })}>predict</a>}
+                        </div>
                       </td>
                     </tr>
                   );
