@@ -16,15 +16,15 @@ function CliTokens() {
         <tbody>
           <tr>
             <td>
-              <code>visiontrain token create NAME</code>
+              <code>visiontrain token create --name NAME</code>
             </td>
             <td>a new token (shown once: copy it)</td>
           </tr>
           <tr>
             <td>
-              <code>visiontrain token list</code>
+              <code>visiontrain token list --all</code>
             </td>
-            <td>the tokens, with when each was last used</td>
+            <td>the tokens (revoked ones too), with when each was last used</td>
           </tr>
           <tr>
             <td>

@@ -9,7 +9,7 @@ import { ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
 import { modelsWithVersions } from "./models.jsx";
 
 // 422 details -> {field: message}. A field in `loc` (body.settings.<field>) takes the message; a rule
-// about several fields (e.g. fine-tuning rate vs learning rate) marks each field its message names.
+// about several fields (e.g. fine-tuning rate vs learning rate) marks the fields each clause is about.
 function fieldErrors(detail, names) {
   const byField = {};
   const general = [];
@@ -23,7 +23,8 @@ function fieldErrors(detail, names) {
     const parts = msg.split("; ");
     let placed = false;
     for (const part of parts) {
-      const named = names.filter((n) => new RegExp(`\\b${n}\\b`).test(part));
+      // The field a clause is about: its subject, or a field quoted with its value ("x (0.01)", "x is 0").
+      const named = names.filter((n) => part.startsWith(`${n} `) || new RegExp(`\\b${n}(?= \\(| is )`).test(part));
       for (const n of named) byField[n] = byField[n] ? `${byField[n]}; ${part}` : part;
       placed = placed || named.length > 0;
     }
