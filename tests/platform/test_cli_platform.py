@@ -46,14 +46,17 @@ def _free_port() -> int:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
+    """Child processes of ``pid``, whichever of its threads started them."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return sorted(children)
 
 
-@pytest.mark.slow
-def test_serve_starts_api_and_worker_and_stops_both(tmp_path: Path) -> None:
+def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = _free_port()
     log = tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONTRAIN_") or k == "VISIONTRAIN_CACHE_DIR"}
@@ -62,17 +65,30 @@ def test_serve_starts_api_and_worker_and_stops_both(tmp_path: Path) -> None:
             [sys.executable, "-m", "visiontrain.cli.main", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
             stdout=out, stderr=subprocess.STDOUT, env={**env, "COLUMNS": "200"},
         )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                return server, base, log
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    server.kill()
+    pytest.fail("serve did not come up:\n" + log.read_text())
+
+
+def _gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("serve did not come up:\n" + log.read_text())
+        return "zombie" in status.read_text().lower()
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+def test_serve_starts_api_and_worker_and_stops_both(tmp_path: Path) -> None:
+    server, base, log = _start_serve(tmp_path)
+    try:
         token = re.search(r"vt_[A-Za-z0-9_-]{20,}", log.read_text())
         assert token, log.read_text()
         headers = {"Authorization": f"Bearer {token.group(0)}"}
@@ -81,11 +97,35 @@ def test_serve_starts_api_and_worker_and_stops_both(tmp_path: Path) -> None:
         workers = _children(server.pid)
         assert len(workers) == 1, log.read_text()
         assert "worker" in Path(f"/proc/{workers[0]}/cmdline").read_text()
+        # A worker that dies is replaced (the new one's start-up recovery handles what it was running).
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and [p for p in _children(server.pid) if not _gone(p)] in ([], workers):
+            time.sleep(0.5)
+        workers = [p for p in _children(server.pid) if not _gone(p)]
+        assert len(workers) == 1, log.read_text()
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
-    assert not Path(f"/proc/{workers[0]}").exists() or "zombie" in Path(f"/proc/{workers[0]}/status").read_text().lower()
+    assert _gone(workers[0])
     assert (tmp_path / "data" / "visiontrain.db").is_file()
+    # A second start finds the token made by the first and says how to get another.
+    server, _, log = _start_serve(tmp_path)
+    server.send_signal(signal.SIGINT)
+    server.wait(timeout=60)
+    assert "visiontrain token create" in log.read_text() and not re.search(r"vt_[A-Za-z0-9_-]{20,}", log.read_text())
+
+
+@pytest.mark.slow
+def test_a_worker_stops_when_serve_is_killed(tmp_path: Path) -> None:
+    server, _, log = _start_serve(tmp_path)
+    [worker] = _children(server.pid)
+    server.kill()
+    server.wait()
+    deadline = time.monotonic() + 30
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _gone(worker), "the worker outlived the killed server"
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ from visiontrain.config import ServerConfig
 
 log = logging.getLogger("visiontrain.supervisor")
 STOP_GRACE_SECONDS = 30.0
+# Tells a worker which process started it: if that process dies (even by SIGKILL), the worker stops too.
+SUPERVISOR_PID_ENV = "VISIONTRAIN_SUPERVISOR_PID"
 RESTART_DELAY_SECONDS = 2.0
 
 
@@ -31,7 +33,7 @@ class WorkerSupervisor:
         self.restarts = 0
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.config.to_env()}
+        env = {**os.environ, **self.config.to_env(), SUPERVISOR_PID_ENV: str(os.getpid())}
         process = subprocess.Popen(worker_command(), env=env)
         log.info("started worker process %d", process.pid)
         return process

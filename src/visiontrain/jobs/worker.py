@@ -26,6 +26,7 @@ from visiontrain.data.dataset import DatasetSpec, Sample
 from visiontrain.data.errors import DataError
 from visiontrain.jobs import queue
 from visiontrain.jobs.metrics import MetricsWriter
+from visiontrain.jobs.supervisor import SUPERVISOR_PID_ENV
 from visiontrain.services.platform import Platform
 from visiontrain.settings import SettingsError, TrainingSettings
 from visiontrain.store.base import Split, VersionStatus, utcnow
@@ -80,7 +81,12 @@ class TrainingWorker:
 
     def _heartbeat_loop(self) -> None:
         last_recovery = time.monotonic()
+        supervisor = os.environ.get(SUPERVISOR_PID_ENV)
         while not self.stopping.wait(self.config.heartbeat_seconds):
+            if supervisor and os.getppid() != int(supervisor):
+                log.warning("the process that started this worker (%s) is gone: stopping", supervisor)
+                self.stopping.set()
+                break
             try:
                 with self.platform.sessions() as session:
                     queue.beat(session, worker_id=self.worker_id)  # type: ignore[arg-type]
