@@ -58,3 +58,28 @@ def test_tokens_page_image_detail_and_unknown_pages(studio, datasets_dir: Path):
         assert "view 999 not found" in page.wait_for_selector("[role=alert]").inner_text()
         page.goto("/#/no/such/page")
         page.wait_for_selector("h1:has-text('Nothing here')")
+
+
+def test_a_zip_of_images_is_uploaded_and_what_is_not_an_image_is_listed(studio, datasets_dir: Path, tmp_path: Path):
+    import zipfile
+
+    bees = sorted((datasets_dir / "ants_bees" / "val" / "bees").glob("*.jpg"))[:2]
+    archive = tmp_path / "field-trip.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for photo in bees:
+            z.write(photo, f"day1/{photo.name}")
+        z.writestr("day1/notes.txt", "bees near the hive")
+    with chromium_page(studio.url) as page:
+        sign_in(page, studio.token)
+        create_project_and_view(page, "Field trip", "species", "classification", "ants, bees")
+        summary = upload(page, [archive])
+        assert summary.startswith("2 image(s) added") and "1 rejected" in summary, summary
+        assert "field-trip.zip › day1/notes.txt: not an image file (.txt)" in page.inner_text("[data-testid=rejected-files]")
+        page.wait_for_function("document.querySelectorAll('[data-testid=thumb]').length === 2")
+
+        page.click(".crumbs a:has-text('Field trip')")
+        page.wait_for_selector("[data-testid=view-card]:has-text('0 of 2 image(s) annotated')")
+        screenshot(page, "32-project")
+        page.click(".topbar a:has-text('Projects')")
+        page.wait_for_selector("[data-testid=project-card]:has-text('Field trip')")
+        screenshot(page, "33-projects")

@@ -59,7 +59,9 @@ function CreateView({ projectId, onCreated }) {
           Create view
         </button>
       </div>
-      <p class="help">{KINDS.find(([k]) => k === kind)[2]}.</p>
+      <p class="help">
+        {KINDS.find(([k]) => k === kind)[1]}: {KINDS.find(([k]) => k === kind)[2]}.
+      </p>
       <ErrorNote error={error} />
     </form>
   );
