@@ -109,10 +109,12 @@ def test_serve_starts_api_and_worker_and_stops_both(tmp_path: Path) -> None:
         server.wait(timeout=60)
     assert _gone(workers[0])
     assert (tmp_path / "data" / "visiontrain.db").is_file()
-    # A second start finds the token made by the first and says how to get another.
+    # A second start finds the token made by the first and says how to get another; SIGTERM stops it all too.
     server, _, log = _start_serve(tmp_path)
-    server.send_signal(signal.SIGINT)
-    server.wait(timeout=60)
+    [worker] = _children(server.pid)
+    server.terminate()
+    assert server.wait(timeout=60) == 0
+    assert _gone(worker)
     assert "visiontrain token create" in log.read_text() and not re.search(r"vt_[A-Za-z0-9_-]{20,}", log.read_text())
 
 

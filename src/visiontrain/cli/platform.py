@@ -8,6 +8,7 @@ from flags, then VISIONTRAIN_* environment variables (see ``visiontrain.config``
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Optional
@@ -75,6 +76,9 @@ def _run_server(platform, host: str, port: int, workers: int) -> None:  # type: 
     if workers:
         supervisor.start()
     console.print(f"visiontrain serving at [bold]http://{host}:{port}[/] (API docs: http://{host}:{port}/docs)")
+    # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal: without a handler of our own the
+    # process would die there, before stopping its workers.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(platform=platform), host=host, port=port, log_level="info")
     finally:
@@ -82,6 +86,10 @@ def _run_server(platform, host: str, port: int, workers: int) -> None:  # type: 
             console.print("stopping workers (a run in progress goes back to the queue)...")
             supervisor.stop()
         platform.close()
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _print_first_login(platform) -> None:  # type: ignore[no-untyped-def]
