@@ -1,85 +1,15 @@
 // Annotate: classification (click or number key, next image follows), tagging (toggle concepts, or
 // "without concept"), detection (draw, move, resize, delete boxes). Keyboard first.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { get, imageSrc, post } from "../api.js";
+import { get, imageSrc } from "../api.js";
 import { href, navigate } from "../router.js";
 import { BoxEditor, conceptColor } from "../components/box-editor.jsx";
 import { loadAnnotation, saveAnnotation } from "../components/annotation.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+import { AddConcept, Shortcuts } from "../components/annotate-help.jsx";
 
-const QUEUE_SIZE = 500;
-
-function Shortcuts({ kind }) {
-  return (
-    <div class="shortcuts card" data-testid="shortcuts">
-      <h3>Keyboard</h3>
-      {kind === "classification" && (
-        <div>
-          <kbd>1</kbd>–<kbd>9</kbd> pick the concept and go to the next image
-        </div>
-      )}
-      {kind === "tagging" && (
-        <>
-          <div>
-            <kbd>1</kbd>–<kbd>9</kbd> toggle a concept
-          </div>
-          <div>
-            <kbd>0</kbd> without concept
-          </div>
-          <div>
-            <kbd>Enter</kbd> save and next
-          </div>
-        </>
-      )}
-      {kind === "detection" && (
-        <>
-          <div>drag on the image to draw a box; drag a box to move it, its corners to resize</div>
-          <div>
-            <kbd>1</kbd>–<kbd>9</kbd> concept of the selected box (and of new boxes)
-          </div>
-          <div>
-            <kbd>Delete</kbd> remove the selected box · <kbd>Esc</kbd> deselect
-          </div>
-          <div>
-            <kbd>Enter</kbd> save and next
-          </div>
-        </>
-      )}
-      <div>
-        <kbd>←</kbd> <kbd>→</kbd> previous / next image (changes are saved)
-      </div>
-    </div>
-  );
-}
-
-function AddConcept({ project, view, onAdded }) {
-  const [name, setName] = useState("");
-  const [error, setError] = useState(null);
-  async function submit(e) {
-    e.preventDefault();
-    if (!name.trim()) return;
-    try {
-      await post(`/views/${view.id}/concepts`, { name: name.trim() });
-      setName("");
-      setError(null);
-      onAdded();
-    } catch (err) {
-      setError(err);
-    }
-  }
-  return (
-    <form onSubmit={submit} class="form-row" style={{ marginTop: "0.6rem" }}>
-      <div style={{ flex: 1 }}>
-        <input type="text" aria-label="new concept" placeholder="new concept" value={name} onInput={(e) => setName(e.currentTarget.value)} />
-      </div>
-      <button class="btn small" type="submit">
-        Add
-      </button>
-      {error && <p class="field-error">{error.message}</p>}
-    </form>
-  );
-}
+const QUEUE_SIZE = 1000; // the most the API lists at once
 
 function Annotator({ project, view, reloadView, query }) {
   const base = viewBase(project.id, view.id);
@@ -190,7 +120,7 @@ function Annotator({ project, view, reloadView, query }) {
       setDirty(true);
     } else if (e.key === "Enter") {
       e.preventDefault();
-      go(1, true);
+      go(1, view.kind !== "classification"); // a classification is saved by its number key already
     } else if (e.key === "ArrowRight") go(1);
     else if (e.key === "ArrowLeft") go(-1);
     else if ((e.key === "Delete" || e.key === "Backspace") && view.kind === "detection" && selected != null) {
