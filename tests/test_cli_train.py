@@ -54,3 +54,35 @@ def test_settings_lists_every_setting_with_group_and_yaml_round_trips():
     assert TrainingSettings(**yaml.safe_load(dumped.output)) == TrainingSettings()
     schema = json.loads(runner.invoke(app, ["settings", "--json"]).output)
     assert schema["properties"]["learning_rate"]["default"] == 0.001
+
+
+def test_ctrl_c_stops_after_the_current_batch_and_keeps_the_best_checkpoint(ants_bees_small, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "visiontrain.cli.main", "train", str(ants_bees_small), "--out", str(out), "--quiet",
+         "--image-size", "64", "--augmented-copies", "0", "--epochs", "1000", "--no-early-stopping", "--batch-size", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until the first epoch has been validated
+            metrics = out / "metrics.jsonl"
+            if metrics.exists() and '"type": "epoch"' in metrics.read_text():
+                break
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, output
+    assert "Stopping after the current batch" in output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "cancelled" and summary["epochs_run"]["head"] < 1000
+    assert (out / "best.pt").is_file()
