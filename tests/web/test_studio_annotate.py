@@ -75,8 +75,8 @@ def test_boxes_are_imported_then_drawn_moved_resized_and_deleted_with_the_mouse(
         page.keyboard.press("Enter")  # save and next
         page.wait_for_selector("[data-testid=annotate-position]:has-text('image 2 of 2')")
 
-        view_id = api.get("/projects").json()[0]["id"]
-        views = api.get(f"/projects/{view_id}/views").json()
+        project_id = api.get("/projects").json()[0]["id"]
+        views = api.get(f"/projects/{project_id}/views").json()
         saved = api.get(f"/views/{views[0]['id']}/annotations/{image_id}").json()
         assert saved["annotated"] and len(saved["boxes"]) == 1
         got = saved["boxes"][0]

@@ -107,9 +107,9 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
                 screenshot(page, "04-annotate-classification")
             page.keyboard.press("1" if name in ant_names else "2")
         page.wait_for_selector("text=End of the list")
-        view = api.get("/projects").json()[0]
-        views = api.get(f"/projects/{view['id']}/views").json()
-        listing = api.get(f"/projects/{view['id']}/images", params={"view_id": views[0]["id"], "limit": 50}).json()
+        project = api.get("/projects").json()[0]
+        views = api.get(f"/projects/{project['id']}/views").json()
+        listing = api.get(f"/projects/{project['id']}/images", params={"view_id": views[0]["id"], "limit": 50}).json()
         labels = {item["original_name"]: item["annotation"]["concepts"] for item in listing["items"]}
         assert labels == {**{n: ["ants"] for n in ant_names}, **{p.name: ["bees"] for p in bees}}
 
@@ -184,6 +184,19 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         assert any(row.startswith("epochs") for row in differing), differing
         assert page.locator("[data-testid=compare-charts] canvas").count() == 4
         screenshot(page, "10-compare")
+
+        # The weaker version's mistakes: each shown with its photo, true and predicted labels, probabilities.
+        model = api.get(f"/views/{views[0]['id']}/models").json()[0]
+        v2 = api.get(f"/models/{model['id']}/versions").json()[-1]
+        mistakes = api.get(f"/versions/{v2['id']}").json()["evaluation"]["misclassified"]
+        page.goto(f"{studio.url}/#/projects/{project['id']}/views/{views[0]['id']}/versions/{v2['id']}/evaluation")
+        page.wait_for_selector("[data-testid=confusion-matrix]")
+        assert page.locator("[data-testid=gallery-item]").count() == len(mistakes)
+        if mistakes:
+            page.wait_for_function("[...document.querySelectorAll('[data-testid=gallery-item] img')].every(i => i.complete && i.naturalWidth > 0)")
+            first = page.locator("[data-testid=gallery-item]").first.inner_text()
+            assert f"true {mistakes[0]['true']}" in first and f"predicted {mistakes[0]['predicted']}" in first
+        screenshot(page, "08b-evaluation-mistakes")
 
         # Predict: drop a photo the model never saw; its labels and probabilities appear.
         page.click(".tabs a:has-text('Predict')")

@@ -39,6 +39,22 @@ function Grid({ project, view, query, refresh }) {
 
   return (
     <section>
+      <div class="stats" data-testid="view-stats">
+        <div class="stat">
+          <b>{view.images}</b>
+          <span>images in the project</span>
+        </div>
+        <div class="stat">
+          <b>{view.annotated}</b>
+          <span>annotated in this view</span>
+        </div>
+        {view.concepts.map((c) => (
+          <a class="stat" key={c.id} href={href(`${base}/images`, { concept: c.id })} style={{ color: "inherit" }}>
+            <b>{c.image_count}</b>
+            <span>{c.name}</span>
+          </a>
+        ))}
+      </div>
       <div class="filters" data-testid="image-filters">
         <select aria-label="concept" value={filters.concept || ""} onChange={(e) => setFilter("concept", e.currentTarget.value)}>
           <option value="">All concepts</option>
