@@ -1,0 +1,96 @@
+// The settings JSON schema (GET /api/v1/settings/schema) read for a form: each field's widget kind,
+// bounds and default; the text a person typed checked and turned into a value, or an error naming
+// what is wrong. Pure functions, no view code: tested with node (web/tests/).
+
+// Resolve a property to what a widget needs: kind (enum|boolean|integer|number|string|union), nullable, enum values.
+export function describeField(schema, name) {
+  const prop = schema.properties[name];
+  const resolve = (p) => (p && p.$ref ? schema.$defs[p.$ref.split("/").pop()] : p);
+  let variants = prop.anyOf ? prop.anyOf.map(resolve) : [resolve(prop.allOf ? prop.allOf[0] : prop)];
+  const nullable = variants.some((v) => v.type === "null");
+  variants = variants.filter((v) => v.type !== "null");
+  const base = { name, title: prop.title || name, description: prop.description || "", default: prop.default, nullable };
+  const bounds = (v) => ({
+    minimum: v.minimum ?? prop.minimum,
+    maximum: v.maximum ?? prop.maximum,
+    exclusiveMinimum: v.exclusiveMinimum ?? prop.exclusiveMinimum,
+    exclusiveMaximum: v.exclusiveMaximum ?? prop.exclusiveMaximum,
+  });
+  if (variants.length === 1) {
+    const v = variants[0];
+    if (v.enum) return { ...base, kind: "enum", options: v.enum };
+    if (v.const !== undefined) return { ...base, kind: "enum", options: [v.const] };
+    if (v.type === "boolean") return { ...base, kind: "boolean" };
+    if (v.type === "integer" || v.type === "number") return { ...base, kind: v.type, ...bounds(v) };
+    return { ...base, kind: "string" };
+  }
+  // A union such as int | "auto": typed as text; each variant is tried in turn.
+  return { ...base, kind: "union", variants: variants.map((v) => ({ ...v, ...bounds(v) })) };
+}
+
+function checkNumber(value, f, integer) {
+  if (typeof value !== "number" || Number.isNaN(value)) return "must be a number";
+  if (integer && !Number.isInteger(value)) return "must be a whole number";
+  if (f.minimum != null && value < f.minimum) return `must be at least ${f.minimum}`;
+  if (f.maximum != null && value > f.maximum) return `must be at most ${f.maximum}`;
+  if (f.exclusiveMinimum != null && value <= f.exclusiveMinimum) return `must be more than ${f.exclusiveMinimum}`;
+  if (f.exclusiveMaximum != null && value >= f.exclusiveMaximum) return `must be less than ${f.exclusiveMaximum}`;
+  return null;
+}
+
+// The text typed into a field -> the value sent, or an error naming what is wrong.
+export function parseField(f, text) {
+  if (f.kind === "boolean") return { value: !!text };
+  if (f.kind === "enum") return f.options.includes(text) ? { value: text } : { error: `choose one of ${f.options.join(", ")}` };
+  const raw = text == null ? "" : String(text).trim();
+  if (raw === "") return f.nullable ? { value: null } : { error: "a value is needed" };
+  if (f.kind === "integer" || f.kind === "number") {
+    const value = Number(raw);
+    const error = checkNumber(value, f, f.kind === "integer");
+    return error ? { error } : { value };
+  }
+  if (f.kind === "union") {
+    const errors = [];
+    for (const v of f.variants) {
+      if (v.const !== undefined || v.enum) {
+        const options = v.enum || [v.const];
+        if (options.includes(raw)) return { value: raw };
+        errors.push(options.map((o) => `"${o}"`).join(" or "));
+      } else if (v.type === "integer" || v.type === "number") {
+        const value = Number(raw);
+        const error = checkNumber(value, v, v.type === "integer");
+        if (!error) return { value };
+        errors.push(`a ${v.type === "integer" ? "whole " : ""}number (${error})`);
+      } else if (v.type === "string") return { value: raw };
+    }
+    return { error: `must be ${errors.join(", or ")}` };
+  }
+  return { value: raw };
+}
+
+export function toText(f, value) {
+  if (f.kind === "boolean") return !!value;
+  return value == null ? "" : String(value);
+}
+
+// Form state helpers: defaults -> texts; texts -> {values, errors}.
+export function initialTexts(schema, groups, values = {}) {
+  const texts = {};
+  for (const names of Object.values(groups))
+    for (const n of names) {
+      const f = describeField(schema, n);
+      texts[n] = toText(f, n in values ? values[n] : f.default);
+    }
+  return texts;
+}
+
+export function collect(schema, texts) {
+  const values = {};
+  const errors = {};
+  for (const [name, text] of Object.entries(texts)) {
+    const r = parseField(describeField(schema, name), text);
+    if (r.error) errors[name] = r.error;
+    else values[name] = r.value;
+  }
+  return { values, errors };
+}
