@@ -57,8 +57,9 @@ def set_setting(page, name: str, value: str) -> None:
     page.fill(f"#setting-{name}", value)
 
 
-def wait_for_version(page, timeout_s: float = TRAINING_TIMEOUT_S) -> list[str]:
-    """Waits on the training page until the run finishes; returns each distinct 'epochs done' seen."""
+def wait_for_version(page, timeout_s: float = TRAINING_TIMEOUT_S, live_screenshot: str | None = None) -> list[str]:
+    """Waits on the training page until the run finishes; returns each distinct 'epochs done' seen.
+    ``live_screenshot``: a name to photograph the page under, the first time it shows a run in progress."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -66,6 +67,9 @@ def wait_for_version(page, timeout_s: float = TRAINING_TIMEOUT_S) -> list[str]:
         if not seen or seen[-1] != epochs:
             seen.append(epochs)
         status = page.text_content("[data-testid=training-stats] .badge")
+        if live_screenshot and status == "running" and not epochs.startswith("0 "):
+            screenshot(page, live_screenshot)
+            live_screenshot = None
         if status in ("succeeded", "failed", "cancelled"):
             return seen
         page.wait_for_timeout(150)
@@ -147,7 +151,7 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         set_setting(page, "augmented_copies", "0")
         page.click("[data-testid=start-training]")
         page.wait_for_selector("[data-testid=version-title]")
-        epochs_seen = wait_for_version(page)
+        epochs_seen = wait_for_version(page, live_screenshot="07a-training-live")
         assert page.text_content("[data-testid=training-stats] .badge") == "succeeded"
         # The page followed the run as it went (it opens before the first epoch ends: features come first).
         assert len(epochs_seen) >= 2 and epochs_seen[-1] == "6 / 6", f"the page did not follow the run: {epochs_seen}"
