@@ -4,6 +4,13 @@
 (both optional: all of the view's concepts; the settings so far, partial) answers
 ``{"settings": {name: value}, "reasons": {name: why}, "warnings": [...]}``. It changes nothing.
 Kept here, beside the heuristic, and included by :func:`visiontrain.web.mount`.
+
+Asked of the platform API (the studio already uses each when it appears; see web/README.md):
+- token management: GET/POST/DELETE /api/v1/tokens for the caller's organisation (the tokens page
+  shows the CLI commands while these answer 404);
+- GET /api/v1/projects/{id}/images/{id}/thumbnail: the grids load full images for now;
+- evaluation reports with every validation image's prediction (``predictions``, shaped like
+  ``misclassified``), so a diagonal cell of the confusion matrix can show its images too.
 """
 
 from __future__ import annotations
