@@ -70,9 +70,9 @@ function Grid({ project, view, query, refresh }) {
           <option value="unannotated">Not annotated</option>
         </select>
         <select aria-label="split" value={filters.split || ""} onChange={(e) => setFilter("split", e.currentTarget.value)}>
-          <option value="">Train and validation</option>
-          <option value="train">Train only</option>
-          <option value="val">Validation only</option>
+          <option value="">Any side (training or validation)</option>
+          <option value="train">Fixed to training</option>
+          <option value="val">Fixed to validation</option>
         </select>
         {total != null && <span class="muted">{total} image(s)</span>}
         <span style={{ flex: 1 }} />
