@@ -63,6 +63,8 @@ def test_bad_settings_are_422_with_field_paths_and_nothing_is_queued(client: Tes
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "settings", "epoch"]
     combination = client.post(url, json={"settings": {"fine_tune": True, "fine_tune_learning_rate": 0.01}})
     assert combination.status_code == 422 and "fine_tune_learning_rate" in combination.json()["detail"][0]["msg"]
+    server_file = client.post(url, json={"settings": {"weights_path": "/etc/passwd"}})
+    assert server_file.status_code == 422 and server_file.json()["detail"][0]["loc"] == ["body", "settings", "weights_path"]
     assert client.get(url).json() == []
 
 

@@ -46,6 +46,13 @@ def create_version(
             "only classification views can be trained for now). Its images and annotations are kept.",
             loc=("path", "model_id"),
         )
+    if settings.weights_path is not None:
+        # A path on the server's disk: a client must not make the worker read (or unpickle) any file it names.
+        raise InvalidInput(
+            "weights_path names a file on the server and cannot be set through the API; "
+            "leave it empty to start from the backbone's built-in weights",
+            loc=("body", "settings", "weights_path"),
+        )
     name = (name or "").strip() or _next_name(session, model)
     if session.scalar(select(ModelVersion.id).where(ModelVersion.model_id == model.id, ModelVersion.name == name)):
         raise Conflict(f"model {model.name!r} already has a version named {name!r}")
