@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, screenshot
-from test_studio_e2e import create_project_and_view, sign_in, upload
+from studio_steps import create_project_and_view, sign_in, upload
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, screenshot
-from test_studio_e2e import create_project_and_view, set_setting, sign_in, wait_for_version
+from studio_steps import create_project_and_view, set_setting, sign_in, wait_for_version
 
 pytestmark = pytest.mark.browser
 

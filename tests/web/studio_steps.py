@@ -1,0 +1,64 @@
+"""Steps a person takes in the studio, shared by the browser tests (each waits for the page to answer)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from browser import screenshot
+
+TRAINING_TIMEOUT_S = 300
+
+
+def sign_in(page, token: str) -> None:
+    page.goto("/")
+    page.fill("#token", token)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("h1:has-text('Projects')")
+
+
+def create_project_and_view(page, project: str, view: str, kind: str, concepts: str) -> None:
+    page.goto("/#/")
+    page.fill("#project-name", project)
+    page.click("button:has-text('Create project')")
+    page.wait_for_selector("h2:has-text('Add a view')")
+    page.fill("#view-name", view)
+    page.select_option("#view-kind", kind)
+    page.fill("#view-concepts", concepts)
+    page.click("button:has-text('Create view')")
+    page.wait_for_selector("h1:has-text('Images')")
+
+
+def upload(page, files: list[Path]) -> str:
+    page.click("button:has-text('Upload images')")
+    page.set_input_files("[data-testid=image-dropzone-input]", [str(f) for f in files])
+    return page.wait_for_selector("[data-testid=upload-summary]", timeout=60_000).inner_text()
+
+
+def set_setting(page, name: str, value: str) -> None:
+    """Type a value into a setting's field, opening its group first if it is folded."""
+    group = page.locator(f"details:has([data-field={name}])")
+    if not group.evaluate("d => d.open"):
+        group.locator("summary").click()
+    page.fill(f"#setting-{name}", value)
+
+
+def wait_for_version(page, timeout_s: float = TRAINING_TIMEOUT_S, live_screenshot: str | None = None) -> list[str]:
+    """Waits on the training page until the run finishes; returns each distinct 'epochs done' seen.
+    ``live_screenshot``: a name to photograph the page under, the first time it shows a run in progress."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        epochs = page.inner_text("[data-testid=epochs-done]")
+        if not seen or seen[-1] != epochs:
+            seen.append(epochs)
+        status = page.text_content("[data-testid=training-stats] .badge")
+        if live_screenshot and status == "running" and not epochs.startswith("0 "):
+            screenshot(page, live_screenshot)
+            live_screenshot = None
+        if status in ("succeeded", "failed", "cancelled"):
+            return seen
+        page.wait_for_timeout(150)
+    pytest.fail(f"training did not finish in {timeout_s}s (epochs seen: {seen})")
