@@ -38,6 +38,10 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key that starts with ``prefix``; returns how many."""
+        ...
+
 
 class LocalBlobStore:
     """A directory on this machine; writes are atomic (temporary file, then rename)."""
@@ -100,6 +104,16 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> int:
+        folder, _, start = prefix.rpartition("/")
+        directory = self._path(folder) if folder else self.root
+        if not directory.is_dir():
+            return 0
+        doomed = [p for p in directory.iterdir() if p.is_file() and p.name.startswith(start)]
+        for path in doomed:
+            path.unlink(missing_ok=True)
+        return len(doomed)
 
 
 def open_blob_store(url: str) -> BlobStore:

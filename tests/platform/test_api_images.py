@@ -29,6 +29,10 @@ def test_upload_records_size_and_dimensions_and_serves_the_bytes(client: TestCli
     content = client.get(f"/api/v1/projects/{project['id']}/images/{image['id']}/content")
     assert content.status_code == 200 and content.content == path.read_bytes()
     assert content.headers["content-type"] == "image/jpeg"
+    thumbnail = client.get(f"/api/v1/projects/{project['id']}/images/{image['id']}/content", params={"max_side": 64})
+    with Image.open(io.BytesIO(thumbnail.content)) as small:
+        assert max(small.size) == 64 and small.format == "JPEG"
+    assert client.get(f"/api/v1/projects/{project['id']}/images/{image['id']}/content", params={"max_side": 5000}).status_code == 422
 
 
 def test_same_bytes_twice_are_one_image(client: TestClient, ant_and_bee_files, platform: Platform) -> None:  # type: ignore[no-untyped-def]
@@ -158,6 +162,8 @@ def test_listing_pages_and_deleting(client: TestClient, ant_and_bee_files, platf
     page = client.get(f"/api/v1/projects/{project['id']}/images", params={"offset": 2, "limit": 2}).json()
     assert page["total"] == 5 and [i["id"] for i in page["items"]] == [i["id"] for i in images[2:4]]
     gone = images[0]
+    thumbnail = client.get(f"/api/v1/projects/{project['id']}/images/{gone['id']}/content", params={"max_side": 32})
+    assert thumbnail.status_code == 200
     assert client.delete(f"/api/v1/projects/{project['id']}/images/{gone['id']}").status_code == 204
     assert client.get(f"/api/v1/projects/{project['id']}/images/{gone['id']}").status_code == 404
     assert _image_count(client, project["id"]) == 4

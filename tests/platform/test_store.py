@@ -78,6 +78,10 @@ def test_local_blob_store_round_trip_and_refuses_escaping_keys(tmp_path: Path) -
     for key in ("../outside", "/etc/passwd", "a/../../b", "a\\b", ""):
         with pytest.raises(ValueError, match="invalid blob key"):
             store.put_bytes(key, b"x")
+    store.put_bytes("thumbs/abc-64.jpg", b"t")
+    store.put_bytes("thumbs/abc-128.jpg", b"t")
+    store.put_bytes("thumbs/abd-64.jpg", b"t")
+    assert store.delete_prefix("thumbs/abc-") == 2 and store.exists("thumbs/abd-64.jpg")
     store.delete("images/ab/abc.jpg")
     with pytest.raises(BlobNotFound):
         store.get_bytes("images/ab/abc.jpg")

@@ -149,6 +149,19 @@ def image_bytes(*, blobs: BlobStore, image: Image) -> bytes:
     return blobs.get_bytes(image.blob_key)
 
 
+def thumbnail_bytes(*, blobs: BlobStore, image: Image, max_side: int) -> bytes:
+    """A JPEG no larger than ``max_side`` on either side (EXIF rotation applied), made once and kept."""
+    key = f"thumbnails/{image.sha256[:2]}/{image.sha256}-{max_side}.jpg"
+    if blobs.exists(key):
+        return blobs.get_bytes(key)
+    picture = open_image(blobs.get_bytes(image.blob_key), draft_size=max_side)
+    picture.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    blobs.put_bytes(key, buffer.getvalue())
+    return buffer.getvalue()
+
+
 def list_images(
     session: Session,
     *,
@@ -200,8 +213,12 @@ def delete_image(session: Session, *, image: Image) -> list[str]:
 
 
 def remove_blobs(*, blobs: BlobStore, keys: list[str]) -> None:
+    """Delete bytes nothing refers to any more; an image's thumbnails go with it."""
     for key in keys:
         blobs.delete(key)
+        if key.startswith("images/"):
+            sha256 = key.rsplit("/", 1)[-1].split(".", 1)[0]
+            blobs.delete_prefix(f"thumbnails/{sha256[:2]}/{sha256}-")
 
 
 __all__ = [
@@ -214,6 +231,7 @@ __all__ = [
     "remove_blobs",
     "get_image",
     "image_bytes",
+    "thumbnail_bytes",
     "list_images",
     "store_image",
 ]

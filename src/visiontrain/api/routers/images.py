@@ -118,15 +118,22 @@ def get_image(image_id: int, project: ProjectDep, session: SessionDep) -> ImageP
     "/{image_id}/content",
     response_class=Response,
     responses={200: {"content": {"image/*": {}}, "description": "The image's original bytes"}},
-    summary="The image file as uploaded",
+    summary="The image file as uploaded, or a JPEG thumbnail with max_side",
 )
-def get_image_content(image_id: int, project: ProjectDep, session: SessionDep, blobs: BlobsDep) -> Response:
+def get_image_content(
+    image_id: int,
+    project: ProjectDep,
+    session: SessionDep,
+    blobs: BlobsDep,
+    max_side: Annotated[int | None, Query(ge=16, le=1024, description="Longest side of a JPEG thumbnail (default: the original file)")] = None,
+) -> Response:
     image = service.get_image(session, project=project, image_id=image_id)
-    return Response(
-        service.image_bytes(blobs=blobs, image=image),
-        media_type=image.content_type,
-        headers={"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{image.sha256}"'},
-    )
+    session.close()
+    # Content-addressed: the bytes behind this URL never change.
+    headers = {"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{image.sha256}-{max_side or 0}"'}
+    if max_side is None:
+        return Response(service.image_bytes(blobs=blobs, image=image), media_type=image.content_type, headers=headers)
+    return Response(service.thumbnail_bytes(blobs=blobs, image=image, max_side=max_side), media_type="image/jpeg", headers=headers)
 
 
 @router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an image and its annotations")
