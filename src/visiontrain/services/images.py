@@ -58,6 +58,8 @@ def check_image(*, data: bytes, filename: str) -> CheckedImage:
             image_format = header.format or "PNG"
     except ImageError as exc:
         raise BadFile(name, str(exc)) from None
+    if image_format == "MPO":  # multi-picture JPEGs from cameras: a JPEG to every viewer
+        image_format = "JPEG"
     extension = {"JPEG": ".jpg", "TIFF": ".tif"}.get(image_format, "." + image_format.lower())
     return CheckedImage(
         name=name,
