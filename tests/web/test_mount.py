@@ -1,5 +1,6 @@
 """mount(): the studio's shell and assets on the API's port, and a clear page when it is not built."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,9 @@ def test_shell_and_assets_are_served_without_any_external_url():
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert client.get("/static/studio.css").status_code == 200
     assert client.get("/static/dist/app.css").status_code == 200
+    # Nothing is fetched from elsewhere: the only URLs in the bundle are XML namespace names.
+    urls = set(re.findall(r"https?://[\w./-]+", script.text + client.get("/static/studio.css").text))
+    assert urls <= {"http://www.w3.org/1998/Math/MathML", "http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg"}, urls
 
 
 def test_missing_bundle_gives_a_page_that_names_the_fix(monkeypatch, tmp_path: Path):
