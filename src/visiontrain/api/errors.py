@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from visiontrain.blobs import BlobNotFound
 from visiontrain.services.errors import InvalidInput, ServiceError
@@ -30,8 +31,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "conflicts with existing data (a name already taken?); nothing was changed"}, status_code=409)
 
     @app.exception_handler(OperationalError)
-    async def operational_error(_request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database error: %s", exc.orig)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("database unavailable: %s", exc)
         return JSONResponse({"detail": "the database is busy or unreachable; try again"}, status_code=503)
 
     @app.exception_handler(BlobNotFound)
