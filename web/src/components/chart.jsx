@@ -42,7 +42,7 @@ function markersPlugin(getMarkers) {
  * series: [{ label, x: number[], y: number[], color? }] — each with its own x; joined here.
  * markers: [{ x, label, color? }] vertical lines. xLabel / yLabel: axis names.
  */
-export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [], height = 220, yRange, testId }) {
+export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [], height = 220, yRange, testId, emptyText = "no values yet" }) {
   const box = useRef(null);
   const plot = useRef(null);
   const zoomed = useRef(false);
@@ -105,7 +105,7 @@ export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [
         <span>{title}</span>
         {data && <small class="hint">drag to zoom · double-click to reset</small>}
       </figcaption>
-      {data ? <div ref={box} class="chart-box" /> : <div class="chart-empty">no values yet</div>}
+      {data ? <div ref={box} class="chart-box" /> : <div class="chart-empty">{emptyText}</div>}
     </figure>
   );
 }

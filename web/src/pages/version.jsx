@@ -159,7 +159,7 @@ function VersionView({ project, view, versionId }) {
           {version.status === "queued" ? "Queued: the run starts when a worker is free." : "Preparing the data: the charts start with the first batch."}
         </div>
       ) : null}
-      <TrainingCharts events={events} />
+      <TrainingCharts events={events} finished={!live(version)} />
     </>
   );
 }
