@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from pathlib import Path
 
@@ -170,3 +171,37 @@ def test_listing_pages_and_deleting(client: TestClient, ant_and_bee_files, platf
     assert not any(p.name.startswith(gone["sha256"]) for p in Path(platform.config.data_dir, "blobs").rglob("*"))
     # Filters need a view to filter by.
     assert client.get(f"/api/v1/projects/{project['id']}/images", params={"unannotated": True}).status_code == 422
+
+
+def test_the_same_image_uploaded_at_once_by_many_requests_is_one_image(platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.services import auth, images, projects
+
+    with platform.sessions() as session:
+        org = auth.ensure_organization(session, name="acme")
+        project_id = projects.create_project(session, organization_id=org.id, name="race").id
+        session.commit()
+    data = ant_and_bee_files["ants"][0].read_bytes()
+    start = threading.Barrier(8)
+    results: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def upload_once() -> None:
+        try:
+            start.wait()
+            with platform.sessions() as session:
+                project = session.get(images.Project, project_id)
+                checked = images.check_image(data=data, filename="same.jpg")
+                row, created = images.store_image(session, blobs=platform.blobs, project=project, image=checked)
+                session.commit()
+                results.append((row.id, created))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload_once) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len({image_id for image_id, _ in results}) == 1 and len(results) == 8
+    assert sum(created for _, created in results) == 1
