@@ -110,3 +110,22 @@ def test_torn_cache_file_is_recomputed(network, samples, tmp_path):
     files[0].write_bytes(b"\x93NUMPY garbage")
     again = _extract(network, samples[:1], tmp_path / "cache", copies=0)
     assert again.misses == 1 and np.allclose(again.features.numpy(), result.features.numpy(), atol=1e-5)
+
+
+def test_onnx_runtime_and_pytorch_give_the_same_features(network, samples, tmp_path, monkeypatch):
+    onnx = _extract(network, samples, tmp_path / "onnx", copies=1)
+    assert len(list((tmp_path / "onnx").rglob("backbone-b*.onnx"))) == 1  # exported once, kept beside the features
+    monkeypatch.setenv("VISIONTRAIN_FEATURE_BACKEND", "torch")
+    torch_features = _extract(network, samples, tmp_path / "torch", copies=1)
+    assert not list((tmp_path / "torch").rglob("*.onnx"))
+    assert torch.allclose(onnx.features, torch_features.features, atol=1e-4)
+
+
+def test_failed_export_falls_back_to_pytorch(network, samples, tmp_path, monkeypatch, caplog):
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("exporter cannot handle this model")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    result = _extract(network, samples[:2], tmp_path / "cache", copies=0)
+    assert result.misses == 2 and result.features.shape == (2, network.num_features)
+    assert "using PyTorch" in caplog.text and "exporter cannot handle this model" in caplog.text

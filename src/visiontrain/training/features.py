@@ -34,6 +34,7 @@ from visiontrain.models.backbones import weights_identity
 from visiontrain.models.classifier import TransferNet
 from visiontrain.models.preprocessing import Preprocessing
 from visiontrain.settings import TrainingSettings
+from visiontrain.training.backbone_runner import make_runner
 
 AUGMENTATION_FIELDS = ("horizontal_flip", "vertical_flip", "color", "scale", "skew", "gaussian_noise")
 
@@ -165,7 +166,8 @@ def extract_features(
     should_stop: Callable[[], bool] | None = None,
 ) -> FeatureSet:
     """Features for each sample's original and ``augmented_copies`` augmented views, from the cache
-    where present; the rest are computed in batches (channels_last, inference mode) and stored.
+    where present; the rest are computed in batches (``backbone_runner``: ONNX Runtime on the CPU,
+    PyTorch on a GPU) and stored.
 
     Each augmented copy is made with a seed derived from (image, copy, seed), so it is the same image
     whatever the batch or run. Raises ``InterruptedError`` when ``should_stop`` turns true.
@@ -189,20 +191,16 @@ def extract_features(
         on_progress(hits, total, hits)
 
     network.eval()
-    backbone = network.backbone.to(device)
-    channels_last = device.type == "cpu" or device.type == "cuda"
-    if channels_last:
-        backbone = backbone.to(memory_format=torch.channels_last)
-    batch_size = max(8, settings.batch_size)
+    runner = None
+    if pending:  # build (and maybe export) the runner only when something must be computed
+        runner = make_runner(network.backbone, device, image_size=preprocessing.image_size, export_dir=cache.dir,
+                             batch_size=settings.batch_size)
+    batch_size = runner.batch_size if runner else 1
     batch_rows: list[int] = []
     batch_tensors: list[torch.Tensor] = []
 
     def flush() -> None:
-        images = torch.stack(batch_tensors).to(device)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            output = backbone(images).float().cpu().numpy()
+        output = runner(torch.stack(batch_tensors))
         for row, vector in zip(batch_rows, output):
             sample_index, variant = divmod(row, len(variants))
             cache.put(hashes[sample_index], variants[variant], vector)
