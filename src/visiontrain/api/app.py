@@ -15,7 +15,18 @@ from fastapi import APIRouter, FastAPI
 
 from visiontrain import __version__
 from visiontrain.api.errors import install_error_handlers
-from visiontrain.api.routers import annotations, health, images, imports, models, projects, settings, versions, views
+from visiontrain.api.routers import (
+    annotations,
+    health,
+    images,
+    imports,
+    models,
+    projects,
+    settings,
+    tokens,
+    versions,
+    views,
+)
 from visiontrain.config import ServerConfig
 from visiontrain.services.platform import Platform
 from visiontrain.services.predictions import PredictorCache
@@ -30,13 +41,14 @@ detection) with its **concepts** and **annotations**. A **model** is a fixed set
 events), evaluation, predictions and exports.
 
 Every endpoint but `/health` needs an API token: `Authorization: Bearer <token>`; create one with
-`visiontrain token create`. A token sees only its organisation's projects.
+`visiontrain token create` (after that, also with `POST /api/v1/tokens`). A token sees only its organisation's
+projects and tokens.
 """
 
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    for module in (projects, images, views, annotations, imports, models, versions, settings):
+    for module in (projects, images, views, annotations, imports, models, versions, settings, tokens):
         router.include_router(module.router)
     return router
 

@@ -184,7 +184,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token: requests with it are refused from now on."""
     from visiontrain.services import auth
-    from visiontrain.services.errors import ServiceError
+    from visiontrain.services.errors import NotFound, ServiceError
 
     platform = _open(data_dir, database_url)
     try:
@@ -192,6 +192,8 @@ def token_revoke(
             auth.revoke_token(session, token_id=token_id)
             session.commit()
         console.print(f"token {token_id} revoked")
+    except NotFound as exc:
+        fail(f"{exc.message} (`visiontrain token list` shows them)")
     except ServiceError as exc:
         fail(exc.message)
     finally:

@@ -42,17 +42,27 @@ def create_token(session: Session, *, organization: str = DEFAULT_ORGANIZATION, 
     return token, secret
 
 
-def list_tokens(session: Session, *, include_revoked: bool = False) -> list[ApiToken]:
+def list_tokens(session: Session, *, organization_id: int | None = None, include_revoked: bool = False) -> list[ApiToken]:
+    """Tokens oldest first: one organisation's (``organization_id``) or, for the server's CLI, every one."""
     query = select(ApiToken).order_by(ApiToken.id)
+    if organization_id is not None:
+        query = query.where(ApiToken.organization_id == organization_id)
     if not include_revoked:
         query = query.where(ApiToken.revoked_at.is_(None))
     return list(session.scalars(query))
 
 
-def revoke_token(session: Session, *, token_id: int) -> ApiToken:
+def get_token(session: Session, *, token_id: int, organization_id: int | None = None) -> ApiToken:
+    """The token ``token_id``; with ``organization_id``, another organisation's token is not found either."""
     token = session.get(ApiToken, token_id)
-    if token is None:
-        raise NotFound(f"no token with id {token_id} (`visiontrain token list` shows them)")
+    if token is None or (organization_id is not None and token.organization_id != organization_id):
+        raise NotFound(f"no token with id {token_id}")
+    return token
+
+
+def revoke_token(session: Session, *, token_id: int, organization_id: int | None = None) -> ApiToken:
+    """Revoke a token at once (revoking one already revoked changes nothing); scoped like :func:`get_token`."""
+    token = get_token(session, token_id=token_id, organization_id=organization_id)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
     return token
