@@ -1,4 +1,4 @@
-"""The studio's smaller pages and states: sign-in refusal, identity on the tokens page, image detail,
+"""The studio's smaller pages and states: sign-in refusal, tokens made and revoked on their page, image detail,
 an unknown address, and the page a missing view gives."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from browser import chromium_page, screenshot
@@ -32,8 +33,21 @@ def test_tokens_page_image_detail_and_unknown_pages(studio, datasets_dir: Path):
         page.click("a:has-text('API tokens')")
         identity = page.wait_for_selector("[data-testid=identity]").inner_text()
         assert "studio browser tests" in identity
-        page.wait_for_selector("[data-testid=tokens-cli], [data-testid=tokens-table]")
+        page.wait_for_selector("[data-testid=token-row]:has-text('studio browser tests') .pill:has-text('this browser')")
+        page.fill("#token-name", "ci runner")
+        page.click("button:has-text('Create token')")
+        secret = page.wait_for_selector("[data-testid=new-token-secret]").inner_text().strip()
+        assert secret.startswith("vt_")
+        new_row = "[data-testid=token-row]:has-text('ci runner')"
+        page.wait_for_selector(f"{new_row} .badge:has-text('active')")
+        check = httpx.Client(base_url=f"{studio.url}/api/v1", headers={"Authorization": f"Bearer {secret}"})
+        assert check.get("/me").json()["token_name"] == "ci runner"
         screenshot(page, "30-tokens")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("button[aria-label='Revoke ci runner']")
+        page.wait_for_selector(f"{new_row} .badge:has-text('revoked')")
+        assert check.get("/me").status_code == 401
+        assert page.is_visible("[data-testid=token-row]:has-text('studio browser tests') .badge:has-text('active')")
 
         create_project_and_view(page, "Details", "species", "classification", "ants, bees")
         upload(page, [photo])
@@ -83,3 +97,18 @@ def test_a_zip_of_images_is_uploaded_and_what_is_not_an_image_is_listed(studio, 
         page.click(".topbar a:has-text('Projects')")
         page.wait_for_selector("[data-testid=project-card]:has-text('Field trip')")
         screenshot(page, "33-projects")
+
+
+def test_revoking_the_token_in_use_signs_the_browser_out(studio):
+    token = studio.api().post("/tokens", json={"name": "short-lived"}).json()["token"]
+    with chromium_page(studio.url) as page:
+        sign_in(page, token)
+        page.goto("/#/tokens")
+        page.wait_for_selector("[data-testid=token-row]:has-text('short-lived') .pill:has-text('this browser')")
+        questions: list[str] = []
+        page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+        page.click("button[aria-label='Revoke short-lived']")
+        page.wait_for_selector("button:has-text('Sign in')")
+        assert "signed in with" in questions[0] and "signed out" in questions[0]
+        assert page.evaluate("localStorage.getItem('visiontrain.token')") is None
+    assert studio.api().get("/me").status_code == 200  # the other tokens still work

@@ -1,42 +1,8 @@
 // API tokens: list, create (the secret is shown once), revoke.
 import { useState } from "preact/hooks";
-import { del, get, post } from "../api.js";
+import { auth, del, get, post } from "../api.js";
+import { navigate } from "../router.js";
 import { Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
-
-// Token management over the API (GET/POST/DELETE /tokens) is used when the server offers it; a server
-// that manages tokens only from its command line gets the commands to run instead.
-function CliTokens() {
-  return (
-    <div class="card" data-testid="tokens-cli">
-      <h3>Manage tokens on the server</h3>
-      <p class="help" style={{ marginTop: 0 }}>
-        This server manages API tokens from its command line, where only its administrator can reach them:
-      </p>
-      <table class="data">
-        <tbody>
-          <tr>
-            <td>
-              <code>visiontrain token create --name NAME</code>
-            </td>
-            <td>a new token (shown once: copy it)</td>
-          </tr>
-          <tr>
-            <td>
-              <code>visiontrain token list --all</code>
-            </td>
-            <td>the tokens (revoked ones too), with when each was last used</td>
-          </tr>
-          <tr>
-            <td>
-              <code>visiontrain token revoke ID</code>
-            </td>
-            <td>stop a token working at once</td>
-          </tr>
-        </tbody>
-      </table>
-    </div>
-  );
-}
 
 function Identity() {
   const me = useAsync(() => get("/me"), []);
@@ -50,12 +16,12 @@ function Identity() {
 }
 
 export function TokensPage() {
-  const tokens = useAsync(() => get("/tokens"), []);
-  const managedByCli = tokens.error && (tokens.error.status === 404 || tokens.error.status === 405);
+  // Revoked tokens stay listed (marked), so that a person sees what stopped working and when.
+  const tokens = useAsync(() => get("/tokens", { include_revoked: true }), []);
   const [name, setName] = useState("");
   const [created, setCreated] = useState(null);
   const [error, setError] = useState(null);
-  const list = tokens.data && (tokens.data.items || tokens.data);
+  const list = tokens.data;
 
   async function create(e) {
     e.preventDefault();
@@ -70,9 +36,18 @@ export function TokensPage() {
     }
   }
   async function revoke(t) {
-    if (!confirm(`Revoke the token "${t.name}"? Anything using it stops working at once.`)) return;
+    const question = t.current
+      ? `"${t.name}" is the token this browser is signed in with. Revoke it? You will be signed out, and anything else using it stops working at once.`
+      : `Revoke the token "${t.name}"? Anything using it stops working at once.`;
+    if (!confirm(question)) return;
+    setError(null);
     try {
-      await del(`/tokens/${t.id}`);
+      const revoked = await del(`/tokens/${t.id}`);
+      if (revoked.current) {
+        auth.clear();
+        return navigate("/login");
+      }
+      if (created && created.id === t.id) setCreated(null);
       tokens.reload();
     } catch (err) {
       setError(err);
@@ -84,16 +59,42 @@ export function TokensPage() {
       <div class="page-head">
         <div>
           <h1>API tokens</h1>
-          <p class="sub">Tokens let scripts, the CLI and this studio use the API. Only a hash is stored: copy a new token when it is shown.</p>
+          <p class="sub">
+            Tokens let scripts, the CLI and this studio use the API; each sees this organisation's projects only. Only a hash is stored: copy a
+            new token when it is shown.
+          </p>
         </div>
       </div>
       <Identity />
-      {managedByCli ? (
-        <CliTokens />
-      ) : (
-        <TokenList tokens={tokens} list={list} name={name} setName={setName} create={create} created={created} revoke={revoke} error={error} />
-      )}
+      <TokenList tokens={tokens} list={list} name={name} setName={setName} create={create} created={created} revoke={revoke} error={error} />
     </main>
+  );
+}
+
+function NewToken({ created }) {
+  const [copied, setCopied] = useState(false);
+  // The clipboard API exists on https and localhost only; elsewhere the secret is selected on click.
+  const canCopy = typeof navigator !== "undefined" && navigator.clipboard && window.isSecureContext;
+  async function copy() {
+    await navigator.clipboard.writeText(created.token);
+    setCopied(true);
+  }
+  return (
+    <div class="notice" data-testid="new-token">
+      <p style={{ marginTop: 0 }}>
+        Token <b>{created.name}</b> created. Copy it now: it will not be shown again.
+      </p>
+      <div class="token-row">
+        <code class="token-secret" data-testid="new-token-secret">
+          {created.token}
+        </code>
+        {canCopy && (
+          <button type="button" class="btn small" onClick={copy}>
+            {copied ? "Copied" : "Copy"}
+          </button>
+        )}
+      </div>
+    </div>
   );
 }
 
@@ -110,14 +111,7 @@ function TokenList({ tokens, list, name, setName, create, created, revoke, error
             Create token
           </button>
         </div>
-        {created && (
-          <div class="notice" data-testid="new-token">
-            <p>
-              Token <b>{created.name}</b> created. Copy it now: it will not be shown again.
-            </p>
-            <div class="token-secret">{created.token || created.secret}</div>
-          </div>
-        )}
+        {created && <NewToken created={created} />}
       </form>
       <ErrorNote error={error || tokens.error} onRetry={tokens.error ? tokens.reload : undefined} />
       <h2>Tokens</h2>
@@ -139,8 +133,11 @@ function TokenList({ tokens, list, name, setName, create, created, revoke, error
           </thead>
           <tbody>
             {list.map((t) => (
-              <tr key={t.id}>
-                <td>{t.name}</td>
+              <tr key={t.id} data-testid="token-row">
+                <td>
+                  {t.name}
+                  {t.current && <span class="pill">this browser</span>}
+                </td>
                 <td>
                   <code>{t.prefix}…</code>
                 </td>
@@ -149,7 +146,7 @@ function TokenList({ tokens, list, name, setName, create, created, revoke, error
                 <td>{t.revoked_at ? <span class="badge failed">revoked</span> : <span class="badge succeeded">active</span>}</td>
                 <td class="num">
                   {!t.revoked_at && (
-                    <button class="btn small danger" onClick={() => revoke(t)}>
+                    <button class="btn small danger" onClick={() => revoke(t)} aria-label={`Revoke ${t.name}`}>
                       Revoke
                     </button>
                   )}
