@@ -59,6 +59,19 @@ def test_report_counts_and_metrics_match_a_hand_computation():
     ]
     assert mistakes[0]["probability"] == pytest.approx(0.9)
     assert mistakes[1]["probabilities"] == pytest.approx({"cat": 0.6, "dog": 0.3, "bird": 0.1})
+    # Every image's prediction, in input order, right answers included.
+    predictions = report["predictions"]
+    assert [(p["path"], p["true"], p["predicted"]) for p in predictions] == [
+        ("img0.jpg", "cat", "cat"), ("img1.jpg", "dog", "dog"), ("img2.jpg", "dog", "cat"),
+        ("img3.jpg", "bird", "bird"), ("img4.jpg", "cat", "dog"), ("img5.jpg", "bird", "dog"),
+    ]
+    assert [p["probability"] for p in predictions] == pytest.approx([0.9, 0.7, 0.6, 0.8, 0.4, 0.9])
+    assert set(predictions[0]) == {"path", "true", "predicted", "probability"}
+    # Each confusion-matrix cell counts exactly the predictions with its (true, predicted) pair.
+    for row, true in enumerate(CLASSES):
+        for column, predicted in enumerate(CLASSES):
+            in_cell = [p for p in predictions if (p["true"], p["predicted"]) == (true, predicted)]
+            assert len(in_cell) == report["confusion_matrix"][row][column]
 
 
 def test_a_class_never_predicted_has_zero_precision_not_nan():
@@ -125,6 +138,8 @@ def test_evaluate_on_the_runs_validation_set_agrees_with_the_predictor(run_dir, 
     truth = np.array([0 if p.parent.name == "ants" else 1 for p in val])
     assert report["accuracy"] == pytest.approx(float((predicted == truth).mean()), abs=1e-6)
     assert len(report["misclassified"]) == int((predicted != truth).sum())
+    assert [p["path"] for p in report["predictions"]] == [str(p) for p in val]
+    assert [p["predicted"] for p in report["predictions"]] == [["ants", "bees"][i] for i in predicted]
     assert json.loads((run_dir / "evaluation.json").read_text()) == report
     assert (run_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

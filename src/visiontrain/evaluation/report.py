@@ -8,7 +8,10 @@ already has, and ``evaluate_model`` on a fresh pass over any dataset. Schema::
      "macro": {"precision", "recall", "f1"}  (mean over classes seen in labels or predictions),
      "confusion_matrix": [[...]]  (rows = true class, columns = predicted class),
      "misclassified": [{"path", "true", "predicted", "probability", "probabilities": {class: p}}]
-                      (most confident mistakes first)}
+                      (most confident mistakes first),
+     "predictions": [{"path", "true", "predicted", "probability"}]
+                    (every image, in input order; "probability" is the predicted class's, so that any
+                    cell of the confusion matrix, right answers included, can list its images)}
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def build_report(
         "macro": metrics["macro"],
         "confusion_matrix": metrics["confusion_matrix"],
         "misclassified": _misclassified(classes, labels, probs, [str(p) for p in paths]),
+        "predictions": _predictions(classes, labels, probs, [str(p) for p in paths]),
     }
 
 
@@ -77,6 +81,14 @@ def _misclassified(classes: list[str], labels: torch.Tensor, probs: torch.Tensor
             "probabilities": {name: round(float(p), DIGITS) for name, p in zip(classes, probs[i].tolist())},
         }
         for i in wrong
+    ]
+
+
+def _predictions(classes: list[str], labels: torch.Tensor, probs: torch.Tensor, paths: list[str]) -> list[dict[str, Any]]:
+    confidence, predicted = probs.max(dim=1)
+    return [
+        {"path": path, "true": classes[truth], "predicted": classes[guess], "probability": round(p, DIGITS)}
+        for path, truth, guess, p in zip(paths, labels.tolist(), predicted.tolist(), confidence.tolist())
     ]
 
 
