@@ -44,6 +44,9 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         assert "holiday-notes.jpg" in rejected and "image" in rejected.lower(), rejected
         page.wait_for_function("document.querySelectorAll('[data-testid=thumb] img').length === 12")
         page.wait_for_function("[...document.querySelectorAll('[data-testid=thumb] img')].every(i => i.complete && i.naturalWidth > 0)")
+        # The grid loads thumbnails, not the photos themselves.
+        widths = page.eval_on_selector_all("[data-testid=thumb] img", "imgs => imgs.map(i => [i.src, i.naturalWidth, i.naturalHeight])")
+        assert all("max_side=" in src and max(w, h) <= 384 for src, w, h in widths), widths
         screenshot(page, "03-images-uploaded")
 
         # Annotate every image with the number keys: 1 = ants, 2 = bees (the file name tells which).
@@ -110,6 +113,19 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         page.click("a:has-text('Evaluation')")
         page.wait_for_selector("[data-testid=confusion-matrix]")
         assert page.locator("[data-testid=per-class-table] tbody tr").count() == 3  # ants, bees, mean
+        # Every cell shows its images, right answers (the diagonal) included, each with its photo.
+        version_id = int(page.url.split("/versions/")[1].split("/")[0])
+        matrix = api.get(f"/versions/{version_id}").json()["evaluation"]["confusion_matrix"]
+        for row, true in enumerate(("ants", "bees")):
+            for column, predicted in enumerate(("ants", "bees")):
+                page.click(f"[data-testid=cell-{row}-{column}]")
+                page.wait_for_selector(f"[data-testid=gallery-title]:has-text('True {true}, predicted {predicted}: {matrix[row][column]} image(s)')")
+                cards = page.locator("[data-testid=gallery-item]")
+                assert cards.count() == matrix[row][column], (true, predicted)
+                for caption in cards.all_inner_texts():
+                    assert f"true {true}" in caption and f"predicted {predicted}" in caption and "%" in caption, caption
+                page.wait_for_function("[...document.querySelectorAll('[data-testid=gallery-item] img')].every(i => i.complete && i.naturalWidth > 0)")
+                assert page.locator("[data-testid=gallery-item] img").count() == matrix[row][column]
         page.click("[data-testid=cell-0-0]")
         page.wait_for_selector("[data-testid=gallery-title]:has-text('True ants, predicted ants')")
         screenshot(page, "08-evaluation")

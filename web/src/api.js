@@ -26,6 +26,11 @@ export const auth = {
 };
 
 export const imageSrc = (projectId, imageId) => `${API}/projects/${projectId}/images/${imageId}/content`;
+// Grids and galleries load a JPEG thumbnail (made once by the server, then cached by the browser). One
+// size everywhere, so that each image has one stored thumbnail: cards are up to ~200 px wide, and twice
+// that keeps them sharp on dense screens once cropped to a square.
+export const THUMB_SIDE = 384;
+export const thumbnailSrc = (projectId, imageId) => `${imageSrc(projectId, imageId)}?max_side=${THUMB_SIDE}`;
 
 export class ApiError extends Error {
   constructor(status, message, detail) {

@@ -5,12 +5,9 @@
 ``{"settings": {name: value}, "reasons": {name: why}, "warnings": [...]}``. It changes nothing.
 Kept here, beside the heuristic, and included by :func:`visiontrain.web.mount`.
 
-Asked of the platform API (the studio already uses each when it appears; see web/README.md):
-- token management: GET/POST/DELETE /api/v1/tokens for the caller's organisation (the tokens page
-  shows the CLI commands while these answer 404);
-- GET /api/v1/projects/{id}/images/{id}/thumbnail: the grids load full images for now;
-- evaluation reports with every validation image's prediction (``predictions``, shaped like
-  ``misclassified``), so a diagonal cell of the confusion matrix can show its images too.
+The studio also relies on these platform routes, made for it: ``GET/POST/DELETE /api/v1/tokens`` (the
+tokens page), ``…/images/{id}/content?max_side=N`` (thumbnails in grids), and the evaluation report's
+``predictions`` (every validation image, so that any cell of the confusion matrix shows its images).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 // Small shared pieces: loading and empty states, error notes, authenticated images, data hooks.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { imageSrc } from "../api.js";
+import { imageSrc, thumbnailSrc } from "../api.js";
 
 export function Spinner({ label = "Loading…" }) {
   return (
@@ -65,13 +65,14 @@ export function usePolling(loader, deps, { interval = 1500, active = true } = {}
 }
 
 // An image of the project (the token travels in the cookie); a placeholder while it loads or if it fails.
-export function ProjectImage({ projectId, imageId, alt, ...rest }) {
+// `thumbnail`: a small JPEG for grids instead of the original file.
+export function ProjectImage({ projectId, imageId, alt, thumbnail = false, ...rest }) {
   const [state, setState] = useState("loading");
   return (
     <>
       {state === "failed" && <div class="img-missing">image could not be loaded</div>}
       <img
-        src={imageSrc(projectId, imageId)}
+        src={thumbnail ? thumbnailSrc(projectId, imageId) : imageSrc(projectId, imageId)}
         alt={alt}
         decoding="async"
         onLoad={() => setState("ok")}

@@ -1,5 +1,5 @@
-// Evaluation: confusion matrix heatmap (click a cell to see those images), per-class precision,
-// recall and F1, and a gallery of misclassified images with predicted and true labels and probabilities.
+// Evaluation: confusion matrix heatmap (click any cell, right answers included, to see its images),
+// per-class precision, recall and F1, and a gallery of misclassified images with their probabilities.
 import { useState } from "preact/hooks";
 import { get } from "../api.js";
 import { ConfusionMatrix, Probabilities } from "../components/confusion.jsx";
@@ -23,23 +23,42 @@ function withImages(report, samples) {
 }
 
 function ImageCard({ project, item }) {
+  const right = item.true === item.predicted;
   return (
     <div class="thumb" data-testid="gallery-item">
       <div class="frame">
         {item.image_id != null ? (
-          <ProjectImage projectId={project.id} imageId={item.image_id} alt={item.image_name} loading="lazy" />
+          <ProjectImage projectId={project.id} imageId={item.image_id} alt={item.image_name} loading="lazy" thumbnail />
         ) : (
           <div class="img-missing">{item.image_name || item.path}</div>
         )}
       </div>
       <div class="caption">
         <div>
-          true <b class="probs true">{item.true}</b> · predicted <b style={{ color: item.true === item.predicted ? "var(--ok)" : "var(--bad)" }}>{item.predicted}</b>
+          true <b class="probs true">{item.true}</b> · predicted <b style={{ color: right ? "var(--ok)" : "var(--bad)" }}>{item.predicted}</b>
         </div>
-        <Probabilities probabilities={item.probabilities} truth={item.true} predicted={item.predicted} limit={3} />
+        {item.probabilities ? (
+          <Probabilities probabilities={item.probabilities} truth={item.true} predicted={item.predicted} limit={3} />
+        ) : (
+          <Probabilities probabilities={{ [item.predicted]: item.probability }} truth={item.true} predicted={item.predicted} limit={1} />
+        )}
       </div>
     </div>
   );
+}
+
+// The images of one cell. A mistake's images come from `misclassified` (every concept's probability,
+// most confident first); right answers from `predictions`, least sure first: the borderline ones matter.
+function cellImages(report, cell) {
+  const inCell = (m) => m.true === cell.true && m.predicted === cell.predicted;
+  if (cell.true !== cell.predicted) return (report.misclassified || []).filter(inCell);
+  return (report.predictions || []).filter(inCell).sort((a, b) => a.probability - b.probability);
+}
+
+function galleryTitle(cell) {
+  if (!cell) return "Misclassified images, most confident first";
+  const what = `True ${cell.true}, predicted ${cell.predicted}: ${cell.count} image(s)`;
+  return cell.true === cell.predicted && cell.count > 1 ? `${what}, least sure first` : what;
 }
 
 function PerClass({ report }) {
@@ -95,9 +114,9 @@ function Report({ project, view, versionId }) {
         {version.status === "succeeded" ? "This version has no evaluation report." : `The report is written when the version finishes training (it is ${version.status}).`}
       </Empty>
     );
-  const all = report.predictions || null; // every validation image, when the server provides it
-  const pool = all || report.misclassified || [];
-  const shown = cell ? pool.filter((m) => m.true === cell.true && m.predicted === cell.predicted) : report.misclassified || [];
+  const shown = cell ? cellImages(report, cell) : report.misclassified || [];
+  // A report written before `predictions` existed lists the images of mistakes only.
+  const rightAnswersUnlisted = cell && cell.true === cell.predicted && cell.count > 0 && !report.predictions;
   return (
     <>
       <div class="stats">
@@ -134,7 +153,7 @@ function Report({ project, view, versionId }) {
         </section>
       </div>
       <h2 data-testid="gallery-title">
-        {cell ? `True ${cell.true}, predicted ${cell.predicted}: ${cell.count} image(s)` : "Misclassified images, most confident first"}
+        {galleryTitle(cell)}
         {cell && (
           <button class="btn small" style={{ marginLeft: "0.75rem" }} onClick={() => setCell(null)}>
             Show all mistakes
@@ -142,8 +161,8 @@ function Report({ project, view, versionId }) {
         )}
       </h2>
       {shown.length === 0 ? (
-        <Empty title={cell ? (cell.count === 0 ? "No image in this cell" : "These images are predicted correctly") : "No mistakes on the validation images"}>
-          {cell && cell.count > 0 && !all ? "The report lists the images of mistakes only; this cell holds right answers." : null}
+        <Empty title={cell ? (cell.count === 0 ? "No image in this cell" : "These images are not listed") : "No mistakes on the validation images"}>
+          {rightAnswersUnlisted ? "This version's report lists the images of mistakes only; train a new version to see right answers too." : null}
         </Empty>
       ) : (
         <div class="gallery" data-testid="gallery">

@@ -92,7 +92,7 @@ function Grid({ project, view, query, refresh }) {
           {(items || []).map((img) => (
             <a class="thumb" href={`#${base}/images/${img.id}`} key={img.id} data-testid="thumb">
               <div class="frame">
-                <ProjectImage projectId={project.id} imageId={img.id} alt={img.original_name} loading="lazy" />
+                <ProjectImage projectId={project.id} imageId={img.id} alt={img.original_name} loading="lazy" thumbnail />
               </div>
               <div class="caption">
                 <span title={img.original_name}>{img.original_name}</span>
