@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -112,6 +113,13 @@ def test_train_watch_evaluate_predict_export(client: TestClient, workers: Worker
     assert done["started_at"] <= done["finished_at"] and done["timings"]["total"] > 0
     evaluation = done["evaluation"]
     assert len(evaluation["confusion_matrix"]) == 2 and sum(map(sum, evaluation["confusion_matrix"])) == 4  # 4 validation images
+    # Every validation image's prediction, named by the content-addressed copy the worker trained on:
+    # its sha256 finds the version's sample (and so the project image the studio shows).
+    samples = {s["sha256"]: s for s in client.get(f"/api/v1/versions/{version['id']}/samples").json()}
+    assert len(evaluation["predictions"]) == 4
+    for prediction in evaluation["predictions"]:
+        sample = samples[re.search(r"[0-9a-f]{64}", prediction["path"]).group(0)]
+        assert sample["split"] == "val" and sample["annotation"] == prediction["true"] and sample["image_id"] is not None
     assert {a["kind"] for a in done["artifacts"]} >= {"checkpoint", "onnx"}
 
     probe = [sorted((datasets_dir / "ants_bees" / "val" / label).glob("*.jpg"))[0] for label in ("ants", "bees")]
