@@ -11,6 +11,7 @@ Run directory (names are stable; the platform and other tools read them):
                          classes, timings {seconds per stage}, counts, rejected files, warnings
     best.pt              the best checkpoint (``models.checkpoint``): enough alone to predict
     evaluation.json      accuracy, per-class precision/recall/F1/support, confusion matrix, misclassified
+                         images, and every image's prediction (``predictions``)
     confusion_matrix.png the confusion matrix as a picture
     model.onnx           written by ``export`` (on demand)
 """
