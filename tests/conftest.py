@@ -43,3 +43,4 @@ def ants_bees_small(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory
 def _isolated_feature_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read or fill the user's real feature cache (one cache per test session)."""
     monkeypatch.setenv("VISIONTRAIN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
+

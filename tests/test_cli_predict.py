@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from visiontrain.cli.main import app
-from visiontrain.models.checkpoint import save_checkpoint
-from visiontrain.models.classifier import build_network
-from visiontrain.models.preprocessing import resolve_preprocessing
-from visiontrain.settings import TrainingSettings
+
+from model_checkpoints import write_random_head_checkpoint
 
 CLASSES = ["ants", "bees", "wasps"]
 runner = CliRunner()
@@ -22,14 +19,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A real checkpoint: the pretrained lite0 backbone with a seeded random 3-class head."""
-    torch.manual_seed(0)
-    settings = TrainingSettings(image_size=96)
-    network = build_network(settings, len(CLASSES))
-    preprocessing = resolve_preprocessing(network.backbone, image_size=96, resize_mode="squash")
-    run = tmp_path_factory.mktemp("cli_predict_run")
-    save_checkpoint(run / "best.pt", network=network, settings=settings, classes=CLASSES, preprocessing=preprocessing,
-                    epoch=1, stage="head", metrics={"val_accuracy": 0.0})
-    return run
+    return write_random_head_checkpoint(tmp_path_factory.mktemp("cli_predict_run"), CLASSES)
 
 
 @pytest.fixture(scope="module")

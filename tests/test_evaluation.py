@@ -16,11 +16,9 @@ from visiontrain.cli.main import app
 from visiontrain.data.errors import DataError
 from visiontrain.evaluation.evaluate import evaluate_model
 from visiontrain.evaluation.report import build_report, write_report
-from visiontrain.models.checkpoint import save_checkpoint
-from visiontrain.models.classifier import build_network
-from visiontrain.models.preprocessing import resolve_preprocessing
 from visiontrain.predict import Predictor
-from visiontrain.settings import TrainingSettings
+
+from model_checkpoints import write_random_head_checkpoint
 
 PROBABILITIES = np.array(
     [
@@ -117,16 +115,8 @@ def test_write_report_writes_the_json_and_a_png_picture(tmp_path, num_classes):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, ants_bees_small):
     """A real checkpoint (pretrained lite0 backbone, seeded random head) and its validation list."""
-    torch.manual_seed(0)
-    settings = TrainingSettings(image_size=96)
-    network = build_network(settings, 2)
-    preprocessing = resolve_preprocessing(network.backbone, image_size=96, resize_mode="squash")
-    run = tmp_path_factory.mktemp("evaluate_run")
-    save_checkpoint(run / "best.pt", network=network, settings=settings, classes=["ants", "bees"],
-                    preprocessing=preprocessing, epoch=1, stage="head", metrics={"val_accuracy": 0.0})
     val = sorted((ants_bees_small / "val").glob("*/*.jpg"))
-    (run / "val_samples.json").write_text(json.dumps([{"path": str(p), "label": p.parent.name} for p in val]))
-    return run
+    return write_random_head_checkpoint(tmp_path_factory.mktemp("evaluate_run"), ["ants", "bees"], val_images=val)
 
 
 def test_evaluate_on_the_runs_validation_set_agrees_with_the_predictor(run_dir, ants_bees_small):

@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from visiontrain.cli.main import app
 from visiontrain.export import ONNX_FILE, export_model, read_onnx_metadata
-from visiontrain.models.checkpoint import load_checkpoint, save_checkpoint
-from visiontrain.models.classifier import build_network
-from visiontrain.models.preprocessing import resolve_preprocessing
+from visiontrain.models.checkpoint import load_checkpoint
 from visiontrain.predict import Predictor
-from visiontrain.settings import TrainingSettings
+
+from model_checkpoints import write_random_head_checkpoint
 
 CLASSES = ["ants", "bees"]
 
 
 def _save_run(run, seed: int, val_paths) -> None:
     """A real checkpoint: the pretrained lite0 backbone with a seeded random head."""
-    torch.manual_seed(seed)
-    settings = TrainingSettings(image_size=96)
-    network = build_network(settings, len(CLASSES))
-    preprocessing = resolve_preprocessing(network.backbone, image_size=96, resize_mode="squash")
-    save_checkpoint(run / "best.pt", network=network, settings=settings, classes=CLASSES, preprocessing=preprocessing,
-                    epoch=1, stage="head", metrics={"val_accuracy": 0.0})
-    (run / "val_samples.json").write_text(json.dumps([{"path": str(p), "label": p.parent.name} for p in val_paths]))
-
+    write_random_head_checkpoint(run, CLASSES, seed=seed, val_images=list(val_paths))
 
 @pytest.fixture(scope="module")
 def photos(ants_bees_small):

@@ -10,11 +10,10 @@ import torch
 
 from visiontrain.data.images import open_image
 from visiontrain.data.transforms import model_input
-from visiontrain.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from visiontrain.models.classifier import build_network
-from visiontrain.models.preprocessing import resolve_preprocessing
+from visiontrain.models.checkpoint import CheckpointError, load_checkpoint
 from visiontrain.predict import Predictor, measure_throughput
-from visiontrain.settings import TrainingSettings
+
+from model_checkpoints import write_random_head_checkpoint
 
 CLASSES = ["ants", "bees", "wasps"]
 
@@ -22,14 +21,7 @@ CLASSES = ["ants", "bees", "wasps"]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, ants_bees_small):
     """A real checkpoint: the pretrained lite0 backbone with a seeded random 3-class head."""
-    torch.manual_seed(0)
-    settings = TrainingSettings(image_size=96)
-    network = build_network(settings, len(CLASSES))
-    preprocessing = resolve_preprocessing(network.backbone, image_size=96, resize_mode="squash")
-    run = tmp_path_factory.mktemp("predict_run")
-    save_checkpoint(run / "best.pt", network=network, settings=settings, classes=CLASSES, preprocessing=preprocessing,
-                    epoch=1, stage="head", metrics={"val_accuracy": 0.0})
-    return run
+    return write_random_head_checkpoint(tmp_path_factory.mktemp("predict_run"), CLASSES)
 
 
 @pytest.fixture(scope="module")
