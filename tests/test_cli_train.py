@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -56,7 +57,8 @@ def test_settings_lists_every_setting_with_group_and_yaml_round_trips():
     assert schema["properties"]["learning_rate"]["default"] == 0.001
 
 
-def test_ctrl_c_stops_after_the_current_batch_and_keeps_the_best_checkpoint(ants_bees_small, tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_after_the_current_batch_and_keeps_the_best_checkpoint(ants_bees_small, tmp_path, signal_name):
     import os
     import signal
     import subprocess
@@ -77,12 +79,13 @@ def test_ctrl_c_stops_after_the_current_batch_and_keeps_the_best_checkpoint(ants
                 break
             assert process.poll() is None, process.stdout.read()
             time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, signal_name))
         output, _ = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 130, output
-    assert "Stopping after the current batch" in output
+    if signal_name == "SIGINT":
+        assert "Stopping after the current batch" in output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "cancelled" and summary["epochs_run"]["head"] < 1000
     assert (out / "best.pt").is_file()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -63,23 +64,34 @@ def as_settings(settings: TrainingSettings | dict[str, Any] | None) -> TrainingS
 
 
 @contextmanager
-def _ctrl_c_stops(flag: threading.Event) -> Iterator[None]:
-    """First Ctrl-C: stop after the current batch; a second one interrupts at once."""
+def _stop_signals(flag: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the run after the current batch (a second Ctrl-C interrupts at once).
+
+    A SIGTERM handler already installed (the platform's worker has one) is still called.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous_term = signal.getsignal(signal.SIGTERM)
 
-    def handler(signum: int, frame: Any) -> None:
+    def on_interrupt(signum: int, frame: Any) -> None:
         if flag.is_set():
             raise KeyboardInterrupt
         flag.set()
         print("\nStopping after the current batch (Ctrl-C again to abort at once)...", flush=True)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    def on_terminate(signum: int, frame: Any) -> None:
+        flag.set()
+        if callable(previous_term):
+            previous_term(signum, frame)
+
+    previous_int = signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGTERM, on_terminate)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 class _Run:
@@ -167,7 +179,12 @@ class _Run:
             self.settings, max_epochs=epochs, checkpoint_dir=self.run_dir / CHECKPOINTS_DIR / stage, checkpoint_name="best",
             callbacks=[reporter, stop], device=device, progress=self.progress,
         )
-        trainer.fit(module, train_loader, val_loader)
+        try:
+            trainer.fit(module, train_loader, val_loader)
+        except SIGTERMException:
+            # Lightning ends fit this way after a SIGTERM (our handler has set the stop flag too):
+            # a stop request like any other, so the best checkpoint so far is kept.
+            stop.stopped = True
         return (checkpoint.best_model_path or None), reporter
 
     def best_of(self, stage: str) -> dict[str, Any] | None:
@@ -204,7 +221,7 @@ def run_training(
     started = time.perf_counter()
     summary: dict[str, Any] = {"status": "running"}
     try:
-        with _ctrl_c_stops(interrupted):
+        with _stop_signals(interrupted):
             summary = _train(run, data, validation_data)
     except (DataError, SettingsError) as exc:
         summary = {"status": "failed", "message": str(exc)}
