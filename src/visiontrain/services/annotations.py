@@ -12,19 +12,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from visiontrain.data.importers.base import Box
 from visiontrain.services.errors import InvalidInput
 from visiontrain.services.views import concepts_by_name
 from visiontrain.store.base import Split, ViewKind, utcnow
 from visiontrain.store.models import Annotation, Concept, Image, View, ViewImage
-
-
-@dataclass(frozen=True)
-class Box:
-    concept: str
-    x_min: float
-    y_min: float
-    x_max: float
-    y_max: float
 
 
 @dataclass
