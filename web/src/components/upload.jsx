@@ -1,49 +1,13 @@
 // Drag-and-drop upload of many images or zips, with progress and the list of rejected files; and
 // the import of an annotated archive into a view.
-import { useRef, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { get, upload } from "../api.js";
+import { Dropzone } from "./dropzone.jsx";
 import { useAsync } from "./ui.jsx";
 
 // Images go one per request (a few at a time): the API takes a request all or nothing, so one bad
 // file must not sink the others, and each refusal names its file.
 const PARALLEL = 3;
-
-function Dropzone({ label, hint, accept, multiple, onFiles, testId, disabled }) {
-  const input = useRef(null);
-  const [over, setOver] = useState(false);
-  return (
-    <div
-      class={`dropzone ${over ? "over" : ""}`}
-      onClick={() => !disabled && input.current.click()}
-      onDragOver={(e) => {
-        e.preventDefault();
-        setOver(true);
-      }}
-      onDragLeave={() => setOver(false)}
-      onDrop={(e) => {
-        e.preventDefault();
-        setOver(false);
-        if (!disabled && e.dataTransfer.files.length) onFiles([...e.dataTransfer.files]);
-      }}
-      data-testid={testId}
-    >
-      <strong>{label}</strong>
-      <div>{hint}</div>
-      <input
-        ref={input}
-        type="file"
-        accept={accept}
-        multiple={multiple}
-        hidden
-        data-testid={`${testId}-input`}
-        onChange={(e) => {
-          if (e.currentTarget.files.length) onFiles([...e.currentTarget.files]);
-          e.currentTarget.value = "";
-        }}
-      />
-    </div>
-  );
-}
 
 function ProgressBar({ value, label }) {
   return (

@@ -1,8 +1,9 @@
 // Predict: drop an image on a version, see its labels (or boxes drawn on it) and probabilities.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { upload } from "../api.js";
 import { href, navigate } from "../router.js";
 import { BoxEditor } from "../components/box-editor.jsx";
+import { Dropzone } from "../components/dropzone.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
 import { modelsWithVersions } from "./models.jsx";
@@ -64,8 +65,6 @@ function Result({ view, file, result }) {
 function Predictor({ project, view, query }) {
   const base = viewBase(project.id, view.id);
   const models = useAsync(() => modelsWithVersions(view.id), [view.id]);
-  const input = useRef(null);
-  const [over, setOver] = useState(false);
   const [state, setState] = useState(null); // {file, result?, error?, busy}
   const list = models.data || null;
   if (models.error) return <ErrorNote error={models.error} onRetry={models.reload} />;
@@ -108,25 +107,14 @@ function Predictor({ project, view, query }) {
         </div>
         <a href={href(`${base}/versions/${versionId}/evaluation`)}>how good is it?</a>
       </div>
-      <div
-        class={`dropzone ${over ? "over" : ""}`}
-        data-testid="predict-dropzone"
-        onClick={() => input.current.click()}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setOver(true);
-        }}
-        onDragLeave={() => setOver(false)}
-        onDrop={(e) => {
-          e.preventDefault();
-          setOver(false);
-          send([...e.dataTransfer.files]);
-        }}
-      >
-        <strong>Drop an image here</strong>
-        <div>or click to choose one</div>
-        <input ref={input} type="file" accept="image/*" hidden onChange={(e) => send([...e.currentTarget.files])} />
-      </div>
+      <Dropzone
+        label="Drop an image here"
+        hint="or click to choose one"
+        accept="image/*"
+        multiple={false}
+        onFiles={send}
+        testId="predict-dropzone"
+      />
       <div style={{ marginTop: "1rem" }}>
         {state && state.busy && <Spinner label="Predicting…" />}
         {state && state.error && <ErrorNote error={state.error} />}
