@@ -123,7 +123,7 @@ class _Run:
     # --- data
 
     def prepare_data(self, data: DatasetSpec | str | Path, validation_data: str | Path | None) -> tuple[DatasetSpec, list[Sample], list[Sample]]:
-        from visiontrain.data.checks import check_images, dataset_warnings
+        from visiontrain.data.checks import check_images, dataset_warnings, require_training_images
         from visiontrain.data.sources import load_dataset
         from visiontrain.data.split import stratified_split
 
@@ -138,9 +138,7 @@ class _Run:
         spec.rejected = [*spec.rejected, *rejected]
         if val is None:
             train, val = stratified_split(train, self.settings.validation_split, self.settings.seed)
-        empty = [c for c in spec.classes if not any(s.label == c for s in train)]
-        if empty:
-            raise DataError(f"no usable training images left for class(es) {', '.join(empty)}")
+        require_training_images(spec.classes, train)
         missing_val = [c for c in spec.classes if not any(s.label == c for s in val)]
         if missing_val:
             raise DataError(f"no validation images for class(es) {', '.join(missing_val)}: add validation images for them, or leave the validation set to the split")
