@@ -1,7 +1,8 @@
-"""The dataset description the engine trains on: paths and labels, nothing else.
+"""The dataset description the engine trains on: paths and targets, nothing else.
 
-Importers (ImageFolder, CSV, later COCO/YOLO/VOC through the platform) produce a
-:class:`DatasetSpec`; the engine never reads a database or an HTTP request.
+Importers (ImageFolder, CSV, COCO, YOLO, VOC: ``data.sources`` for the CLI, the platform's snapshot
+for the worker) produce a :class:`DatasetSpec`; the engine never reads a database or an HTTP request.
+The spec names its task (``tasks`` registry): what a sample's ``labels`` mean is the task's business.
 """
 
 from __future__ import annotations
@@ -13,10 +14,28 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Sample:
-    """One training image and its class label (classification)."""
+    """One image and its concepts.
+
+    ``labels``: classification, exactly one class; tagging, zero or more concepts (none: the image
+    is annotated "without concept", an all-negative example). A plain string is taken as one label,
+    so ``Sample(path, "cat")`` is a classification sample.
+    """
 
     path: Path
-    label: str
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.labels, str):
+            object.__setattr__(self, "labels", (self.labels,))
+        elif not isinstance(self.labels, tuple):
+            object.__setattr__(self, "labels", tuple(self.labels))
+
+    @property
+    def label(self) -> str:
+        """The one class of a classification sample."""
+        if len(self.labels) != 1:
+            raise ValueError(f"{self.path} has {len(self.labels)} labels; a classification sample has exactly one")
+        return self.labels[0]
 
 
 @dataclass(frozen=True)
@@ -29,10 +48,11 @@ class Rejected:
 
 @dataclass
 class DatasetSpec:
-    """Images and labels for one training run.
+    """Images and targets for one training run.
 
     ``val`` is None when the validation set is to be split off ``train`` by the settings'
-    ``validation_split``; otherwise it is the user's own validation set.
+    ``validation_split``; otherwise it is the user's own validation set. ``test`` is a held-out set
+    that is never used to choose a model: it is evaluated once after training (test metrics).
     """
 
     classes: list[str]
@@ -40,7 +60,10 @@ class DatasetSpec:
     val: list[Sample] | None = None
     rejected: list[Rejected] = field(default_factory=list)
     source: str = ""
+    task: str = "classification"
+    test: list[Sample] | None = None
 
     def class_counts(self, samples: list[Sample] | None = None) -> dict[str, int]:
-        counts = Counter(s.label for s in (self.train if samples is None else samples))
+        """Images per class (tagging: images carrying each concept), in ``classes`` order."""
+        counts = Counter(label for s in (self.train if samples is None else samples) for label in s.labels)
         return {c: counts.get(c, 0) for c in self.classes}

@@ -90,7 +90,7 @@ def read_validation_samples(run_dir: str | Path) -> list[Sample]:
         raise DataError(f"{run_dir} has no {VAL_SAMPLES_FILE} (no record of its validation set): give a dataset to evaluate on")
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
-        samples = [Sample(path=run_dir / str(row["path"]), label=str(row["label"])) for row in rows]
+        samples = [Sample(path=run_dir / str(row["path"]), labels=str(row["label"])) for row in rows]
     except (ValueError, TypeError, KeyError) as exc:
         raise DataError(f"{path} is not a list of {{\"path\", \"label\"}} records ({type(exc).__name__}: {exc})") from None
     if not samples:
