@@ -110,6 +110,9 @@ class TrainingSettings(BaseModel):
     head_layers: int = _field(0, "Hidden layers in the new head before the output layer (0: a linear head).", "Head", ge=0, le=4)
     head_units: int = _field(256, "Units in each hidden layer of the head.", "Head", ge=8, le=8192)
     dropout: float = _field(0.2, "Fraction of features dropped at random while training the head (0 to 0.9).", "Head", ge=0.0, le=0.9)
+    balance_concepts: bool = _field(
+        False, "Tagging: weight each concept's positive images by how rare the concept is (helps concepts seen on few images).", "Head"
+    )
 
     # --- Optimizer
     optimizer: Optimizer = _field(Optimizer.adam, "Algorithm that updates the weights.", "Optimizer")
@@ -133,15 +136,15 @@ class TrainingSettings(BaseModel):
 
     # --- Early stopping
     epochs: int = _field(20, "Most passes over the training images for the head.", "Early stopping", ge=1, le=1000)
-    early_stopping: bool = _field(True, "Stop when validation accuracy stops improving.", "Early stopping")
+    early_stopping: bool = _field(True, "Stop when the validation metric (accuracy; mAP for tagging) stops improving.", "Early stopping")
     patience: int = _field(5, "Epochs without improvement before training stops.", "Early stopping", ge=1, le=1000)
-    min_delta: float = _field(0.001, "Smallest rise in validation accuracy that counts as improvement.", "Early stopping", ge=0.0, le=1.0)
+    min_delta: float = _field(0.001, "Smallest rise in the validation metric that counts as improvement.", "Early stopping", ge=0.0, le=1.0)
 
     # --- Data & split
     batch_size: int = _field(32, "Images per step on each device.", "Data & split", ge=1, le=4096)
     validation_split: float = _field(
         0.2,
-        "Fraction of images held out for validation (stratified by class, seeded); ignored when a validation set is given.",
+        "Fraction of images held out for validation (stratified by concept, seeded); ignored when a validation set is given.",
         "Data & split",
         gt=0.0,
         lt=1.0,
