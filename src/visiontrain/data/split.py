@@ -1,12 +1,28 @@
-"""Holding out a validation set: stratified by class, seeded, the same on every run and platform."""
+"""Holding out a validation set: stratified, seeded, the same on every run and platform.
+
+- :func:`stratified_split`: classification, stratified by class.
+- :func:`multilabel_split`: tagging, iterative stratification over concepts (Sechidis, Tsoumakas and
+  Vlahavas, 2011), so every concept with at least 2 images has one on each side.
+- :func:`extend_split`: an existing assignment (the platform's view split) extended to new samples
+  without moving any sample already assigned; with nothing assigned it is exactly the split above.
+
+Every decision is seeded by the seed and the sample's path or class name, never by the order in
+which the samples were listed.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
 
 from visiontrain.data.dataset import Sample
 from visiontrain.data.errors import DataError
+
+TRAIN = "train"
+VAL = "val"
 
 
 def stratified_split(
@@ -19,8 +35,7 @@ def stratified_split(
     images of another between train and val. ``classes``: the classes the model will have;
     one with no samples at all is an error too.
     """
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}")
+    _check_fraction(fraction)
     by_class: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
         by_class[sample.label].append(sample)
@@ -36,21 +51,231 @@ def stratified_split(
             f"class {_names(too_small)} has only 1 image: at least 2 are needed so one can be used for "
             "validation; add images or give a validation folder"
         )
+    train, val, _ = _extend_classes(samples, {}, fraction, seed)
+    return train, val
 
+
+def multilabel_split(
+    samples: list[Sample], fraction: float, seed: int, *, classes: list[str]
+) -> tuple[list[Sample], list[Sample], list[str]]:
+    """Split multi-label ``samples`` into (train, val, warnings), about ``fraction`` of each concept in val.
+
+    Iterative stratification: the rarest concept is placed first, each of its images on the side
+    that still lacks most of that concept. Images without any concept ("without concept",
+    all-negative examples) are spread so that each side holds about its share of images. Every
+    concept with at least 2 images ends with one on each side; a warning names each concept that
+    does not (it has fewer than 2 images).
+    """
+    return extend_split(samples, {}, fraction, seed, classes=classes, multilabel=True)
+
+
+def extend_split(
+    samples: list[Sample],
+    assigned: Mapping[str, str],
+    fraction: float,
+    seed: int,
+    *,
+    classes: list[str] | None = None,
+    multilabel: bool = False,
+) -> tuple[list[Sample], list[Sample], list[str]]:
+    """(train, val, warnings) for ``samples``, keeping every side already in ``assigned``.
+
+    ``assigned`` maps a sample's path (``Path.as_posix()``) to ``"train"`` or ``"val"``; those samples
+    stay where they are, the others are placed so that each class (or concept) gets as close to
+    ``fraction`` in val as the kept ones allow, with at least one image on each side where it has two.
+    With nothing assigned this is :func:`stratified_split` (classification) or
+    :func:`multilabel_split` (``multilabel``). Classification never raises for small classes here:
+    a class left on one side is named in the warnings.
+    """
+    _check_fraction(fraction)
+    for key, side in assigned.items():
+        if side not in (TRAIN, VAL):
+            raise ValueError(f"side of {key} must be 'train' or 'val', got {side!r}")
+    if multilabel:
+        return _extend_multilabel(samples, assigned, fraction, seed, classes)
+    train, val, warnings = _extend_classes(samples, assigned, fraction, seed)
+    return train, val, warnings
+
+
+# --- classification
+
+
+def _extend_classes(
+    samples: list[Sample], assigned: Mapping[str, str], fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample], list[str]]:
+    by_class: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_class[sample.label].append(sample)
     train: list[Sample] = []
     val: list[Sample] = []
     for label in sorted(by_class):
         # Sorted first: the split must not depend on the order the files were listed in.
-        items = sorted(by_class[label], key=lambda s: s.path.as_posix())
-        random.Random(f"{seed}:{label}").shuffle(items)
-        n_val = min(max(round(len(items) * fraction), 1), len(items) - 1)
-        val.extend(items[:n_val])
-        train.extend(items[n_val:])
-    return _sorted(train), _sorted(val)
+        items = sorted(by_class[label], key=_key)
+        kept = [s for s in items if _key(s) in assigned]
+        new = [s for s in items if _key(s) not in assigned]
+        random.Random(f"{seed}:{label}").shuffle(new)
+        kept_val = sum(assigned[_key(s)] == VAL for s in kept)
+        need_val = max(0, _target(len(items), fraction) - kept_val)
+        n_val = min(need_val, len(new))
+        for sample in kept:
+            (val if assigned[_key(sample)] == VAL else train).append(sample)
+        val.extend(new[:n_val])
+        train.extend(new[n_val:])
+    return _sorted(train), _sorted(val), _one_sided(train, val, by_class)
+
+
+def _one_sided(train: list[Sample], val: list[Sample], by_class: Mapping[str, list[Sample]]) -> list[str]:
+    """Classes that ended on one side only (a single image, or kept sides that force it)."""
+    train_keys, val_keys = {_key(s) for s in train}, {_key(s) for s in val}
+    out = []
+    for label in sorted(by_class):
+        items = by_class[label]
+        n_train = sum(_key(s) in train_keys for s in items)
+        n_val = sum(_key(s) in val_keys for s in items)
+        if n_train == 0 or n_val == 0:
+            reason = "only 1 image" if len(items) < 2 else "the images already placed allow no other way"
+            out.append(f"class {label!r} is not on both sides ({n_train} training, {n_val} validation; {reason})")
+    return out
+
+
+# --- multi-label
+
+
+def _extend_multilabel(
+    samples: list[Sample], assigned: Mapping[str, str], fraction: float, seed: int, classes: list[str] | None
+) -> tuple[list[Sample], list[Sample], list[str]]:
+    concepts = sorted(set(classes) if classes is not None else {c for s in samples for c in s.labels})
+    known = set(concepts)
+    items = sorted(samples, key=_key)
+    labels = {_key(s): [c for c in dict.fromkeys(s.labels) if c in known] for s in items}
+    side: dict[str, str] = {_key(s): assigned[_key(s)] for s in items if _key(s) in assigned}
+    # A seeded order per image (not a shuffle of the list): adding an image does not reorder the others.
+    new = sorted((s for s in items if _key(s) not in side), key=lambda s: _draw(seed, s))
+
+    totals = {c: 0 for c in concepts}
+    for s in items:
+        for c in labels[_key(s)]:
+            totals[c] += 1
+    # How many more of each concept each side still wants, after the kept samples.
+    want = {VAL: {c: _target(totals[c], fraction) for c in concepts}}
+    want[TRAIN] = {c: totals[c] - want[VAL][c] for c in concepts}
+    want_images = {VAL: _target(len(items), fraction) if len(items) >= 2 else 0}
+    want_images[TRAIN] = len(items) - want_images[VAL]
+    for key, chosen in side.items():
+        want_images[chosen] -= 1
+        for c in labels[key]:
+            want[chosen][c] -= 1
+
+    def place(sample: Sample, chosen: str) -> None:
+        key = _key(sample)
+        side[key] = chosen
+        want_images[chosen] -= 1
+        for c in labels[key]:
+            want[chosen][c] -= 1
+
+    target = {side_: dict(counts) for side_, counts in want.items()}
+    target_images = dict(want_images)
+
+    def choose(sample: Sample, concept: str) -> str:
+        # The concept being placed decides when only one side still wants it; otherwise each side's
+        # need for all of the image's concepts, relative to what it wanted at the start, then its need
+        # for images, then a seeded draw.
+        if (want[VAL][concept] > 0) != (want[TRAIN][concept] > 0):
+            return VAL if want[VAL][concept] > 0 else TRAIN
+        need = {
+            side_: sum(want[side_][c] / max(target[side_][c], 1) for c in labels[_key(sample)])
+            for side_ in (VAL, TRAIN)
+        }
+        if need[VAL] != need[TRAIN]:
+            return VAL if need[VAL] > need[TRAIN] else TRAIN
+        images = {side_: want_images[side_] / max(target_images[side_], 1) for side_ in (VAL, TRAIN)}
+        if images[VAL] != images[TRAIN]:
+            return VAL if images[VAL] > images[TRAIN] else TRAIN
+        return VAL if _draw(seed, sample, "tie") < fraction else TRAIN
+
+    remaining = [s for s in new if labels[_key(s)]]
+    while remaining:
+        left = defaultdict(int)
+        for s in remaining:
+            for c in labels[_key(s)]:
+                left[c] += 1
+        # The rarest concept among the unplaced images goes first (ties: by name, deterministic).
+        concept = min(left, key=lambda c: (left[c], c))
+        carrying = [s for s in remaining if concept in labels[_key(s)]]
+        for sample in carrying:
+            place(sample, choose(sample, concept))
+        placed = {_key(s) for s in carrying}
+        remaining = [s for s in remaining if _key(s) not in placed]
+    for sample in (s for s in new if not labels[_key(s)]):  # without concept: by each side's share of images
+        place(sample, VAL if want_images[VAL] > want_images[TRAIN] else TRAIN)
+
+    _repair(items, labels, side, movable={_key(s) for s in new}, concepts=concepts)
+
+    warnings = []
+    for c in concepts:
+        n_train = sum(1 for s in items if c in labels[_key(s)] and side[_key(s)] == TRAIN)
+        n_val = sum(1 for s in items if c in labels[_key(s)] and side[_key(s)] == VAL)
+        if n_train == 0 or n_val == 0:
+            reason = f"only {totals[c]} image" if totals[c] < 2 else "the images already placed allow no other way"
+            warnings.append(f"concept {c!r} is not on both sides ({n_train} training, {n_val} validation; {reason})")
+    train = [s for s in items if side[_key(s)] == TRAIN]
+    val = [s for s in items if side[_key(s)] == VAL]
+    return _sorted(train), _sorted(val), warnings
+
+
+def _repair(
+    items: list[Sample], labels: Mapping[str, list[str]], side: dict[str, str], *, movable: set[str], concepts: list[str]
+) -> None:
+    """Move single new images so that each concept with 2+ images is on both sides, when that breaks no other one."""
+    for concept in concepts:
+        carrying = [s for s in items if concept in labels[_key(s)]]
+        if len(carrying) < 2:
+            continue
+        for empty in (VAL, TRAIN):
+            if any(side[_key(s)] == empty for s in carrying):
+                continue
+            other = TRAIN if empty == VAL else VAL
+            candidates = [s for s in carrying if _key(s) in movable]
+            # Prefer the image whose move leaves every one of its concepts still on the side it leaves.
+            for sample in sorted(candidates, key=lambda s: (len(labels[_key(s)]), _key(s))):
+                key = _key(sample)
+                safe = all(
+                    any(side[_key(o)] == other and _key(o) != key for o in items if c in labels[_key(o)])
+                    or sum(1 for o in items if c in labels[_key(o)]) < 2
+                    for c in labels[key]
+                )
+                if safe:
+                    side[key] = empty
+                    break
+
+
+# --- shared
+
+
+def _target(n: int, fraction: float) -> int:
+    """Validation images wanted out of ``n``: about the fraction, but at least 1 and leaving at least 1 for training."""
+    if n < 2:
+        return 0
+    return min(max(round(n * fraction), 1), n - 1)
+
+
+def _draw(seed: int, sample: Sample, purpose: str = "order") -> float:
+    """A number in [0, 1) fixed by the seed and the sample's path alone."""
+    digest = hashlib.sha256(f"{seed}:{purpose}:{_key(sample)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}")
+
+
+def _key(sample: Sample) -> str:
+    return Path(sample.path).as_posix()
 
 
 def _sorted(samples: list[Sample]) -> list[Sample]:
-    return sorted(samples, key=lambda s: (s.path.as_posix(), s.label))
+    return sorted(samples, key=lambda s: (s.path.as_posix(), s.labels))
 
 
 def _names(labels: list[str]) -> str:
