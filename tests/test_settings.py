@@ -85,3 +85,38 @@ def test_yaml_round_trip_keeps_every_setting():
 
     assert TrainingSettings(**yaml.safe_load(settings.to_yaml())) == settings
     assert settings.non_default() == {"optimizer": "rmsprop", "head_layers": 2, "devices": 2}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": True}, "epochs: Input should be a valid integer"),
+        ({"epochs": "2"}, "epochs: Input should be a valid integer"),
+        ({"epochs": 2.0}, "epochs: Input should be a valid integer"),
+        ({"fine_tune": 1}, "fine_tune: Input should be a valid boolean"),
+        ({"horizontal_flip": "yes"}, "horizontal_flip: Input should be a valid boolean"),
+        ({"learning_rate": "0.1"}, "learning_rate: Input should be a valid number"),
+        ({"dropout": False}, "dropout: Input should be a valid number"),
+        ({"image_size": "96"}, "image_size: Input should be a valid integer"),
+        ({"devices": "2"}, "devices"),
+        ({"seed": 2**32}, "seed: Input should be less than or equal to 4294967295"),
+    ],
+)
+def test_numbers_and_booleans_are_strict(overrides, message):
+    """`epochs: true` used to become 1 and `"2"` 2; a seed beyond 32 bits validated and then failed the run."""
+    with pytest.raises(SettingsError, match=message):
+        load_settings(overrides=overrides)
+
+
+def test_strict_types_still_take_what_files_flags_and_forms_send(tmp_path):
+    assert TrainingSettings(learning_rate=1).learning_rate == 1.0  # a float takes an int
+    assert TrainingSettings(seed=2**32 - 1).seed == 2**32 - 1
+    assert TrainingSettings(backbone="resnet18", optimizer="sgd", schedule="step", accelerator="cpu").backbone == "resnet18"
+    path = tmp_path / "settings.yaml"
+    path.write_text("learning_rate: 1e-2\nfine_tune_learning_rate: 1e-4\nepochs: 3\nfine_tune: true\ndevices: auto\nimage_size: null\n")
+    settings = load_settings(path, dict(parse_assignment(a) for a in ("weight_decay=1e-5", "batch_size=16", "warmup=false", "devices=1")))
+    assert (settings.learning_rate, settings.fine_tune_learning_rate, settings.epochs, settings.fine_tune) == (1e-2, 1e-4, 3, True)
+    assert settings.weight_decay == 1e-5
+    assert (settings.batch_size, settings.warmup, settings.devices, settings.image_size) == (16, False, 1, None)
+    stored = TrainingSettings(epochs=4, dropout=0.5).model_dump(mode="json")  # what a version keeps and a worker reads back
+    assert TrainingSettings(**stored) == TrainingSettings.model_validate_json(TrainingSettings(**stored).model_dump_json())

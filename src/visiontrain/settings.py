@@ -11,6 +11,7 @@ Precedence is single and stated: defaults < settings file < flags / API body (se
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -78,6 +79,10 @@ class Accelerator(StrEnum):
     gpu = "gpu"
 
 
+# numpy's and Lightning's seeding take 32 bits: a larger seed validates in Python but fails the run.
+MAX_SEED = 2**32 - 1
+
+
 class SettingsError(ValueError):
     """Settings that cannot be used; the message names each bad field and what is allowed."""
 
@@ -85,13 +90,18 @@ class SettingsError(ValueError):
 class TrainingSettings(BaseModel):
     """Every option of a training run, each with a default and a one-line meaning."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True, validate_default=True)
+    # strict: numbers and booleans must arrive as numbers and booleans (`epochs: true` or `"2"` is refused, not
+    # turned into 1 or 2); a float still takes an int. Choices (enums) are named by their string value.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_enum_values=True, validate_default=True, strict=True
+    )
 
     # --- Backbone
     backbone: Backbone = _field(
         Backbone.efficientnet_lite0,
         "ImageNet-pretrained network that turns an image into features (efficientnet_lite0/1/2 work offline).",
         "Backbone",
+        strict=False,
     )
     pretrained: bool = _field(True, "Start from ImageNet weights (off: random weights, needs far more data).", "Backbone")
     weights_path: str | None = _field(
@@ -104,6 +114,7 @@ class TrainingSettings(BaseModel):
         ResizeMode.squash,
         "How images reach that size: squash (stretch), center_crop (cut the edges), letterbox (pad to square).",
         "Backbone",
+        strict=False,
     )
 
     # --- Head
@@ -115,7 +126,7 @@ class TrainingSettings(BaseModel):
     )
 
     # --- Optimizer
-    optimizer: Optimizer = _field(Optimizer.adam, "Algorithm that updates the weights.", "Optimizer")
+    optimizer: Optimizer = _field(Optimizer.adam, "Algorithm that updates the weights.", "Optimizer", strict=False)
     learning_rate: float = _field(1e-3, "Step size of the head's training (the most important knob).", "Optimizer", gt=0.0, le=10.0)
     weight_decay: float = _field(1e-4, "L2 penalty that keeps weights small (0: none).", "Optimizer", ge=0.0, le=1.0)
     momentum: float = _field(0.9, "Momentum for sgd and rmsprop (ignored by the others).", "Optimizer", ge=0.0, lt=1.0)
@@ -125,6 +136,7 @@ class TrainingSettings(BaseModel):
         Schedule.on_plateau,
         "How the learning rate changes over epochs: none, on_plateau, step or exponential.",
         "Schedule",
+        strict=False,
     )
     warmup: bool = _field(True, "Raise the learning rate linearly from near zero through the first epoch.", "Schedule")
     schedule_factor: float = _field(
@@ -149,7 +161,9 @@ class TrainingSettings(BaseModel):
         gt=0.0,
         lt=1.0,
     )
-    seed: int = _field(42, "Random seed: same seed, data and settings give the same model on the CPU.", "Data & split", ge=0)
+    seed: int = _field(
+        42, "Random seed: same seed, data and settings give the same model on the CPU.", "Data & split", ge=0, le=MAX_SEED
+    )
 
     # --- Augmentation
     augmented_copies: int = _field(
@@ -182,9 +196,13 @@ class TrainingSettings(BaseModel):
     )
 
     # --- Hardware
-    accelerator: Accelerator = _field(Accelerator.auto, "Where to train: auto (GPU when there is one), cpu or gpu.", "Hardware")
+    accelerator: Accelerator = _field(
+        Accelerator.auto, "Where to train: auto (GPU when there is one), cpu or gpu.", "Hardware", strict=False
+    )
     devices: int | Literal["auto"] = _field(
-        "auto", "Number of GPUs for data-parallel training (auto: all); batch_size is per device.", "Hardware"
+        "auto",
+        "GPUs for data-parallel training (auto: one; 2 or more: that many, each in its own process); batch_size is per device.",
+        "Hardware",
     )
     mixed_precision: bool = _field(True, "Use 16-bit mixed precision on a GPU (ignored on the CPU).", "Hardware")
 
@@ -275,7 +293,12 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise SettingsError(f"settings file {path} must hold a mapping of setting: value")
+    if path.suffix != ".json":  # YAML 1.1 reads `1e-4` (no dot) as a string; it is a number to anyone writing it
+        data = {k: float(v) if isinstance(v, str) and _YAML_EXPONENT.match(v) else v for k, v in data.items()}
     return data
+
+
+_YAML_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def load_settings(

@@ -116,3 +116,40 @@ def test_cancel_and_delete_a_queued_version(client: TestClient, ant_and_bee_file
     client.post(f"/api/v1/versions/{queued['id']}/cancel")
     assert client.delete(f"/api/v1/projects/{project['id']}").status_code == 204
     assert client.get(f"/api/v1/models/{model['id']}").status_code == 404
+
+
+def test_settings_that_cannot_run_here_are_422_naming_the_field_and_what_works(  # type: ignore[no-untyped-def]
+    client: TestClient, ant_and_bee_files, monkeypatch
+) -> None:
+    """They validate anywhere but would fail the run seconds later on this machine: refused at creation."""
+    from visiontrain import settings_check
+
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    url = f"/api/v1/models/{model['id']}/versions"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # an offline machine, whatever this one is
+    monkeypatch.setattr(settings_check, "gpu_count", lambda: 0)  # and one without a GPU
+
+    def refused(settings: dict, field: str) -> str:
+        response = client.post(url, json={"settings": {**TINY, **settings}})
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert [tuple(e["loc"]) for e in detail] == [("body", "settings", field)], detail
+        return detail[0]["msg"]
+
+    message = refused({"backbone": "resnet18"}, "backbone")
+    assert "cannot reach" in message and "efficientnet_lite0, efficientnet_lite1, efficientnet_lite2" in message
+    assert "resnet18" not in message.split("work here:")[1]
+    assert "no CUDA GPU" in refused({"accelerator": "gpu"}, "accelerator") and "auto, cpu" in refused({"accelerator": "gpu"}, "accelerator")
+    assert "1, auto" in refused({"devices": 2}, "devices")
+    assert "4294967295" in refused({"seed": 2**32}, "seed")
+    for field, value in (("epochs", True), ("epochs", "2"), ("batch_size", 8.0), ("fine_tune", 1), ("learning_rate", "0.1")):
+        refused({field: value}, field)
+
+    monkeypatch.setattr(settings_check, "gpu_count", lambda: 2)  # a machine with two GPUs: 3 is too many
+    assert "1, 2, auto" in refused({"devices": 3}, "devices")
+    assert client.get(url).json() == []  # nothing was queued
+
+    # What does run here is still accepted: an offline backbone, random weights, a float given as an int.
+    for ok in ({"pretrained": False, "backbone": "resnet18"}, {"learning_rate": 1}, {"devices": 2, "accelerator": "gpu"}):
+        response = client.post(url, json={"settings": {**TINY, **ok}})
+        assert response.status_code == 201, (ok, response.text)

@@ -98,19 +98,76 @@ def weights_identity(name: str, *, pretrained: bool, weights_path: str | None) -
     return f"hub:{spec.timm_name}"
 
 
+_PROBES: dict[str, tuple[float, bool]] = {}
+PROBE_TTL_SECONDS = 30.0
+
+
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
     """A quick DNS + TCP probe, so an offline machine gets the error at once instead of after a
-    minute of download retries."""
+    minute of download retries. The answer is kept for ``PROBE_TTL_SECONDS`` (the server asks it
+    each time a version is created)."""
     import os
     import socket
+    import time
 
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
         return False
+    known = _PROBES.get(host)
+    if known is not None and time.monotonic() - known[0] < PROBE_TTL_SECONDS:
+        return known[1]
     try:
         with socket.create_connection((host, 443), timeout=timeout):
-            return True
+            reachable = True
     except OSError:
-        return False
+        reachable = False
+    _PROBES[host] = (time.monotonic(), reachable)
+    return reachable
+
+
+def cached_hub_weights(name: str) -> str | None:
+    """The local file of a hub backbone's pretrained weights when an earlier download left it in the
+    Hugging Face cache (then no network is needed), else None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from timm.models import get_pretrained_cfg
+    except ImportError:
+        return None
+    cfg = get_pretrained_cfg(get_spec(name).timm_name)
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    for filename in filter(None, (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin")):
+        found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def pretrained_weights_problem(name: str, *, pretrained: bool, weights_path: str | None) -> str | None:
+    """Why this machine cannot get the weights a run with these settings starts from (None: it can).
+
+    Cheap: no download is attempted (a DNS + TCP probe at most), so the server can ask it when a
+    version is created and the engine before any data is prepared.
+    """
+    spec = get_spec(name)
+    if weights_path or not pretrained:
+        return None  # a local file (read, and checked, by the run) or random weights
+    if spec.offline_weights is not None:
+        try:
+            path = Path(spec.offline_weights())
+        except ImportError as exc:
+            return f"the package that holds {name}'s weights is not installed ({exc.name})"
+        return None if path.is_file() else f"{name}'s packaged weights file is missing ({path})"
+    if cached_hub_weights(name) is not None or hub_reachable():
+        return None
+    return (
+        f"{name} downloads its pretrained weights from the model hub, which this machine cannot reach "
+        f"(and no earlier download is cached)"
+    )
+
+
+def available_backbones(*, pretrained: bool = True) -> list[str]:
+    """The backbones whose weights this machine has or can fetch now."""
+    return [n for n in BACKBONES if pretrained_weights_problem(n, pretrained=pretrained, weights_path=None) is None]
 
 
 def _offline_error(spec: BackboneSpec, reason: str) -> BackboneError:
@@ -124,10 +181,12 @@ def _offline_error(spec: BackboneSpec, reason: str) -> BackboneError:
 def _from_hub(spec: BackboneSpec) -> nn.Module:
     import timm
 
-    if not hub_reachable():
+    cached = cached_hub_weights(spec.name)
+    if cached is None and not hub_reachable():
         raise _offline_error(spec, "the model hub cannot be reached")
     try:
-        return timm.create_model(spec.timm_name, pretrained=True, num_classes=0)
+        overlay = {"file": cached} if cached else None  # load the cached file without asking the hub
+        return timm.create_model(spec.timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
     except Exception as exc:  # timm raises many kinds (HTTP, OSError, HF hub errors)
         raise _offline_error(spec, f"{type(exc).__name__}: {str(exc)[:200]}") from None
 

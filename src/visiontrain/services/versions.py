@@ -19,6 +19,7 @@ from visiontrain.data.errors import DataError
 from visiontrain.data.split import stratified_split
 from visiontrain.services.errors import Conflict, InvalidInput, NotFound
 from visiontrain.settings import TrainingSettings
+from visiontrain.settings_check import settings_runnable_here
 from visiontrain.store.base import Split, VersionStatus, ViewKind, utcnow
 from visiontrain.store.models import (
     Annotation,
@@ -53,6 +54,9 @@ def create_version(
             "leave it empty to start from the backbone's built-in weights",
             loc=("body", "settings", "weights_path"),
         )
+    problems = settings_runnable_here(settings)  # validates anywhere, but would fail on this machine
+    if problems:
+        raise InvalidInput("; ".join(str(p) for p in problems), loc=("body", "settings", problems[0].field))
     name = (name or "").strip() or _next_name(session, model)
     if session.scalar(select(ModelVersion.id).where(ModelVersion.model_id == model.id, ModelVersion.name == name)):
         raise Conflict(f"model {model.name!r} already has a version named {name!r}")

@@ -1,0 +1,82 @@
+"""Can these settings run on this machine? One answer for every interface.
+
+:class:`~visiontrain.settings.TrainingSettings` checks what is true anywhere (types, bounds,
+combinations). What depends on the machine is checked here: the backbone's pretrained weights
+(packaged, cached or downloadable now), a GPU when ``accelerator`` is ``gpu``, and no more
+``devices`` than exist. The server asks it when a version is created (a 422 naming the field and
+the values that work here) and the engine asks it before any data is prepared, so the CLI and the
+worker fail early the same way instead of seconds or minutes into a run.
+
+The answer is about the machine that asks: the server's check assumes its workers run on machines
+like it (the usual single-host set-up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from visiontrain.settings import SettingsError, TrainingSettings
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One setting that cannot run here: which, why, and the values that would."""
+
+    field: str
+    message: str
+    works_here: tuple[str, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        hint = f"; values that work here: {', '.join(self.works_here)}" if self.works_here else ""
+        return f"{self.field}: {self.message}{hint}"
+
+
+def gpu_count() -> int:
+    """CUDA devices this process can use (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def settings_runnable_here(settings: TrainingSettings) -> list[Problem]:
+    """Every reason these settings would fail on this machine (empty: they can run)."""
+    from visiontrain.models import backbones
+
+    problems: list[Problem] = []
+    reason = backbones.pretrained_weights_problem(
+        settings.backbone, pretrained=settings.pretrained, weights_path=settings.weights_path
+    )
+    if reason is not None:
+        works = backbones.available_backbones(pretrained=True)
+        problems.append(Problem("backbone", f"{reason} (or set pretrained to false)", tuple(works)))
+
+    # Only a GPU question needs CUDA asked (and torch imported): the defaults never do.
+    wants_gpu = settings.accelerator == "gpu"
+    many = isinstance(settings.devices, int) and settings.devices > 1
+    if wants_gpu or many:
+        gpus = gpu_count()
+        if wants_gpu and gpus == 0:
+            problems.append(Problem("accelerator", "is 'gpu' but this machine has no CUDA GPU", ("auto", "cpu")))
+        if many:
+            on_gpu = settings.accelerator != "cpu" and gpus > 0
+            if not on_gpu:
+                where = "accelerator is 'cpu'" if settings.accelerator == "cpu" else "this machine has no CUDA GPU"
+                problems.append(
+                    Problem("devices", f"is {settings.devices} but {where}: the CPU trains in one process", ("1", "auto"))
+                )
+            elif settings.devices > gpus:  # type: ignore[operator]
+                problems.append(
+                    Problem(
+                        "devices",
+                        f"is {settings.devices} but this machine has {gpus} GPU{'s' if gpus != 1 else ''}",
+                        (*(str(n) for n in range(1, gpus + 1)), "auto"),
+                    )
+                )
+    return problems
+
+
+def check_runnable_here(settings: TrainingSettings) -> None:
+    """Raise :class:`SettingsError` (one line per problem) when the settings cannot run here."""
+    problems = settings_runnable_here(settings)
+    if problems:
+        raise SettingsError("\n".join(str(p) for p in problems))
