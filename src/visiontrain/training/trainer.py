@@ -18,9 +18,14 @@ from visiontrain.settings import TrainingSettings
 
 
 def resolve_device(settings: TrainingSettings) -> torch.device:
-    """The device for work done outside the Trainer (feature extraction, evaluation)."""
-    if settings.accelerator == "gpu" and not torch.cuda.is_available():
-        raise RuntimeError("accelerator is 'gpu' but no CUDA device is available: set accelerator to auto or cpu")
+    """The device for work done outside the Trainer (feature extraction, evaluation).
+
+    Settings this machine cannot run (no GPU for ``accelerator: gpu``, more ``devices`` than exist,
+    hub weights offline) raise SettingsError here, the same check the server makes at creation.
+    """
+    from visiontrain.settings_check import check_runnable_here
+
+    check_runnable_here(settings)
     if settings.accelerator != "cpu" and torch.cuda.is_available():
         return torch.device("cuda", 0)
     return torch.device("cpu")
