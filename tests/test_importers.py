@@ -247,7 +247,7 @@ def test_csv_box_layout_gives_the_same_boxes_and_the_split(raccoon_zip: Path) ->
     assert from_csv.boxes == from_voc.boxes and sum(map(len, from_csv.boxes.values())) == 8
     expected_split, missing_at = {}, []
     with zipfile.ZipFile(raccoon_zip) as archive:
-        for split, file_name in (("train", "train_labels.csv"), ("val", "test_labels.csv")):
+        for split, file_name in (("train", "train_labels.csv"), ("test", "test_labels.csv")):  # test: held out
             for line, row in enumerate(csv.reader(archive.read(file_name).decode().splitlines()), start=1):
                 if row[0] == "raccoon-99.jpg":
                     missing_at.append(f"listed in {file_name} line {line} but not found in the archive")
@@ -310,7 +310,9 @@ def test_csv_labels_for_classification_and_tagging(ants_bees_small: Path, tmp_pa
     reasons = dict(dataset.rejected)
     assert reasons["photos/missing.jpg"] == "listed in labels.csv line 8 but not found in the archive"
     assert reasons[f"photos/{ants[2].name}"].startswith("labelled ants, bees")
-    assert any("empty label" in w and bees[2].name in w for w in dataset.warnings)
+    # An empty label is refused by line (the image itself is imported, unannotated).
+    assert reasons[f"photos/{bees[2].name}"].startswith("labels.csv line 7 has no label")
+    assert f"photos/{bees[2].name}" in {image.name for image in dataset.images} - set(dataset.labels)
 
     tagged = import_archive(archive, task="tagging")
     assert tagged.tags[f"photos/{ants[2].name}"] == ["ants", "bees"]

@@ -8,9 +8,13 @@ train and validation) become human-readable warnings; a class with nothing to le
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image as PILImage
 
 from visiontrain.data.dataset import Rejected, Sample
 from visiontrain.data.errors import DataError, ImageError
@@ -21,33 +25,83 @@ from visiontrain.data.images import open_image
 MIN_IMAGE_SIDE = 8
 # Enough decoded pixels to prove the file decodes, few enough that the check is quick (JPEG draft).
 CHECK_DECODE_SIZE = 64
+# The one recommended minimum per class (or per concept) for every interface: CLI warnings, the platform's suggestions.
 MIN_IMAGES_PER_CLASS = 10
 IMBALANCE_RATIO = 3.0
 MAX_LISTED = 5
+# Verdicts remembered per process (a few hundred bytes each): enough for any dataset trained at once.
+MAX_REMEMBERED_VERDICTS = 200_000
+_EXIF_ORIENTATION = 0x0112
+_SIDES_SWAPPED = frozenset({5, 6, 7, 8})
+_VERDICTS: OrderedDict[tuple[str, int, int], ImageInfo | str] = OrderedDict()
+_VERDICTS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image file that decodes, and its size in pixels after EXIF orientation."""
+
+    width: int
+    height: int
+
+
+def inspect_image(path: str | Path) -> ImageInfo | str:
+    """The one rule for "is this file a usable training image": its size, or the reason it is not.
+
+    Used by the importers (CLI and platform) and by :func:`check_images`. The verdict is remembered
+    for the file as it is now (path, size, modification time), so a dataset read by an importer and
+    then checked by the runner is decoded once, not twice.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+        key: tuple[str, int, int] | None = (str(path.absolute()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None  # open_image gives the reason
+    if key is not None:
+        with _VERDICTS_LOCK:
+            cached = _VERDICTS.get(key)
+        if cached is not None:
+            return cached
+    verdict = _inspect(path)
+    if key is not None:
+        with _VERDICTS_LOCK:
+            _VERDICTS[key] = verdict
+            while len(_VERDICTS) > MAX_REMEMBERED_VERDICTS:
+                _VERDICTS.popitem(last=False)
+    return verdict
+
+
+def _inspect(path: Path) -> ImageInfo | str:
+    try:
+        open_image(path, draft_size=CHECK_DECODE_SIZE)
+    except ImageError as exc:
+        return str(exc).replace(str(path), path.name)  # never a folder the user did not name
+    try:
+        # The header gives the full size (a draft decode of a JPEG is smaller) and the EXIF orientation.
+        with PILImage.open(path) as header:
+            width, height = header.size
+            orientation = header.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # noqa: BLE001 - it decoded, so only the header's metadata is unreadable
+        return "cannot read the image header"
+    if orientation in _SIDES_SWAPPED:
+        width, height = height, width
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return f"image is only {width}x{height} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} are needed"
+    return ImageInfo(width=width, height=height)
 
 
 def check_images(samples: list[Sample], *, workers: int = 2) -> tuple[list[Sample], list[Rejected]]:
     """Decode every image; return (the ones that decode, the rejected ones with the reason).
 
     The order of ``samples`` is kept. Pillow releases the GIL while decoding, so threads help.
+    Images an importer has already inspected (unchanged since) are not decoded again.
     """
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="image-check") as pool:
-        reasons = list(pool.map(_problem, [s.path for s in samples]))
-    kept = [s for s, reason in zip(samples, reasons) if reason is None]
-    rejected = [Rejected(s.path, reason) for s, reason in zip(samples, reasons) if reason is not None]
+        verdicts = list(pool.map(inspect_image, [s.path for s in samples]))
+    kept = [s for s, verdict in zip(samples, verdicts) if isinstance(verdict, ImageInfo)]
+    rejected = [Rejected(s.path, verdict) for s, verdict in zip(samples, verdicts) if isinstance(verdict, str)]
     return kept, rejected
-
-
-def _problem(path: Path) -> str | None:
-    try:
-        image = open_image(path, draft_size=CHECK_DECODE_SIZE)
-    except ImageError as exc:
-        return str(exc)
-    # A draft decode never shrinks a side below CHECK_DECODE_SIZE, so a small side here is the file's own.
-    width, height = image.size
-    if min(width, height) < MIN_IMAGE_SIDE:
-        return f"image is only {width}x{height} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} are needed"
-    return None
 
 
 def class_counts(classes: list[str], samples: list[Sample]) -> dict[str, int]:

@@ -1,337 +1,209 @@
-"""Importing a dataset from disk: an ImageFolder tree or a CSV of ``path,label`` rows.
+"""Reading a dataset from disk for the engine: the platform's importers, converted into a :class:`DatasetSpec`.
 
-Both produce a :class:`DatasetSpec` with absolute paths, sorted so that the same data always gives
-the same order. Files that cannot be training images (wrong type, missing, labelled twice) are
-listed in ``rejected`` with a reason; decoding every image is left to :mod:`.checks`.
+The CLI and the platform read data with one set of rules (:mod:`visiontrain.data.importers`): the
+same layouts (ImageFolder, CSV, COCO, YOLO, VOC, detected the same way), the same header names and
+delimiters, the same split folders and values, the same test for a usable image
+(:func:`visiontrain.data.checks.inspect_image`). What differs is only what each can do with an
+image that carries no annotation: the platform imports it unannotated, the engine cannot train on
+it, so here it is listed in ``rejected`` with the reason.
+
+Splits: ``train`` (or none given) trains; ``val`` is the validation set (None when nothing is
+marked val: the run splits one off); ``test`` goes to :attr:`DatasetSpec.test`, a held-out set
+that is never used to choose a model and is evaluated after training.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from visiontrain.data.archives import ArchiveError
 from visiontrain.data.dataset import DatasetSpec, Rejected, Sample
 from visiontrain.data.errors import DataError
-from visiontrain.data.images import IMAGE_EXTENSIONS
 
-TRAIN_FOLDER_NAMES = ("train", "training")
-VAL_FOLDER_NAMES = ("val", "valid", "validation")
-# Held-out test sets sit beside train/val in many published datasets; they are not ours to train on.
-TEST_FOLDER_NAMES = ("test", "testing")
-# Operating-system litter (macOS resource forks, Windows thumbnails) is not the user's data.
-IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
-
+# The tasks the engine trains from a dataset on disk (detection comes with its task in the registry).
+ENGINE_TASKS = ("classification", "tagging")
 FOLDER_LAYOUT_HELP = (
-    "expected <folder>/<class>/<images> (validation split off automatically) "
-    "or <folder>/train/<class>/<images> with <folder>/val/<class>/<images>"
+    "expected <folder>/<class>/<images> (validation split off automatically), or <folder>/train/<class>/<images> "
+    "with <folder>/val/<class>/<images> (and <folder>/test/<class>/<images>, held out)"
+)
+CSV_HELP = (
+    "expected rows path,label (tagging: path,labels with labels joined by ';', empty for none), optionally a "
+    "split column (train, val or test); header optional"
 )
 
-PATH_HEADERS = ("path", "filename", "file", "image", "image_path", "filepath", "file_path")
-LABEL_HEADERS = ("label", "class", "concept", "category")
-SPLIT_HEADERS = ("split", "subset")
-SPLIT_VALUES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val"}
-CSV_HELP = "expected rows path,label (optionally path,label,split with split train or val), header optional"
-MAX_LISTED_ERRORS = 5
 
+def load_dataset(
+    path: str | Path,
+    validation: str | Path | None = None,
+    *,
+    task: str = "classification",
+    format: str | None = None,  # noqa: A002 - the importers' parameter name
+) -> DatasetSpec:
+    """Read ``path`` (a dataset folder in any importable layout, or a ``.csv`` file) for ``task``.
 
-def load_dataset(path: str | Path, validation: str | Path | None = None) -> DatasetSpec:
-    """Import ``path`` (an ImageFolder directory or a ``.csv`` file).
-
-    ``validation`` (a folder ``<folder>/<class>/<images>`` or a CSV) replaces any validation set
-    found in ``path``.
+    ``format``: one of the importers' format names, or None to detect it as the platform does.
+    ``validation`` (a folder or CSV without a split of its own) replaces any validation set found in
+    ``path``. Raises :class:`DataError` with a message naming the file, line or folder at fault.
     """
-    spec = _load_any(Path(path))
+    if task not in ENGINE_TASKS:
+        raise DataError(f"cannot train a {task!r} model from a dataset on disk; tasks: {', '.join(ENGINE_TASKS)}")
+    spec = _load_any(Path(path), task, format)
     if validation is None:
         return spec
-    val_spec = _load_any(Path(validation))
-    if val_spec.val is not None:
+    val_spec = _load_any(Path(validation), task, None, role="validation")
+    # A validation set is one side: marked all train or all val (a file called val.csv), not both, no test.
+    if val_spec.test is not None or (val_spec.val is not None and val_spec.train):
         raise DataError(
-            f"the validation set {validation} has its own train/val split: give a folder laid out as "
-            "<folder>/<class>/<images> or a CSV of path,label rows"
+            f"the validation set {validation} has its own train/val/test split: give a folder laid out as "
+            "<folder>/<class>/<images> or a CSV without a split column"
         )
-    train_classes = {s.label for s in spec.train}
-    unknown = sorted({s.label for s in val_spec.train} - train_classes)
-    if unknown:
-        raise DataError(
-            f"the validation set {validation} has classes with no training images: {_quoted(unknown)}; "
-            f"the training set {path} has {_quoted(sorted(train_classes))}"
-        )
+    val_samples = val_spec.val or val_spec.train
+    _require_known_labels(spec.classes, val_samples, f"the validation set {validation}", task)
     return DatasetSpec(
-        classes=sorted(train_classes),
+        classes=spec.classes,
         train=spec.train,
-        val=val_spec.train,
+        val=val_samples,
         rejected=_sorted_rejected([*spec.rejected, *val_spec.rejected]),
         source=f"{spec.source}; validation: {val_spec.source}",
+        task=task,
+        test=spec.test,
     )
 
 
-def _load_any(path: Path) -> DatasetSpec:
-    if path.is_dir():
-        return load_image_folder(path)
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return load_csv(path)
-    if not path.exists():
-        raise DataError(f"dataset not found: {path} does not exist")
-    raise DataError(f"cannot import {path}: give an image folder ({FOLDER_LAYOUT_HELP}) or a .csv file ({CSV_HELP})")
-
-
-# --- ImageFolder
-
-
-def load_image_folder(root: Path) -> DatasetSpec:
-    """Import ``root/<class>/<images>`` (train only) or ``root/train|val/<class>/<images>``."""
-    root = Path(root).absolute()
+def load_image_folder(root: str | Path, *, task: str = "classification") -> DatasetSpec:
+    """Read ``root/<class>/<images>`` or ``root/train|val|test/<class>/<images>``."""
+    root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root} is not a directory ({FOLDER_LAYOUT_HELP})")
-    folders = {p.name: p for p in _visible_children(root) if p.is_dir()}
-    train_dir = _first_present(folders, TRAIN_FOLDER_NAMES)
-    if train_dir is None:
-        if _first_present(folders, VAL_FOLDER_NAMES) is not None:
-            raise DataError(f"{root} has a validation folder but no train folder ({FOLDER_LAYOUT_HELP})")
-        train, rejected = _read_class_folders(root, require_images=True)
-        return _folder_spec(root, train, None, rejected, "ImageFolder")
-
-    val_dir = _first_present(folders, VAL_FOLDER_NAMES)
-    test_dirs = [name for name in folders if name.lower() in TEST_FOLDER_NAMES]
-    expected = {train_dir.name, *([val_dir.name] if val_dir else []), *test_dirs}
-    unexpected = sorted(set(folders) - expected)
-    if unexpected:
-        raise DataError(
-            f"{root} mixes a {train_dir.name}/ folder with other folders ({_quoted(unexpected)}); {FOLDER_LAYOUT_HELP}"
-        )
-    train, rejected = _read_class_folders(train_dir, require_images=True)
-    rejected += _loose_images(root, "not inside train/ or val/; left out")
-    val = None
-    if val_dir is not None:
-        val, val_rejected = _read_class_folders(val_dir, require_images=False)
-        rejected += val_rejected
-        unknown = sorted({s.label for s in val} - {s.label for s in train})
-        if unknown:
-            raise DataError(
-                f"{val_dir} has class folders with no counterpart in {train_dir}: {_quoted(unknown)}; "
-                "every validation class needs training images"
-            )
-    folders_used = f"{train_dir.name}/ + {val_dir.name}/" if val_dir else f"{train_dir.name}/"
-    unused = f"; {', '.join(t + '/' for t in test_dirs)} not used" if test_dirs else ""
-    layout = f"ImageFolder ({folders_used}{unused})"
-    return _folder_spec(root, train, val, rejected, layout)
+    return _load_any(root, task, "imagefolder")
 
 
-def _folder_spec(
-    root: Path, train: list[Sample], val: list[Sample] | None, rejected: list[Rejected], layout: str
+def load_csv(csv_path: str | Path, root: str | Path | None = None, *, task: str = "classification") -> DatasetSpec:
+    """Read a CSV of ``path,label[,split]`` rows; relative paths start from ``root`` (default: the CSV's folder,
+    then ``images/`` beside it)."""
+    return _load_any(Path(csv_path), task, "csv", root=None if root is None else Path(root))
+
+
+def _load_any(
+    path: Path, task: str, format_name: str | None, root: Path | None = None, role: str = "training"
 ) -> DatasetSpec:
-    return DatasetSpec(
-        classes=sorted({s.label for s in train}),
-        train=_sorted_samples(train),
-        val=None if val is None else _sorted_samples(val),
-        rejected=_sorted_rejected(rejected),
-        source=f"{layout} {root}",
-    )
+    from visiontrain.data.importers import import_archive, import_file
 
-
-def _read_class_folders(parent: Path, *, require_images: bool) -> tuple[list[Sample], list[Rejected]]:
-    """One class per sub-folder of ``parent``; images in nested folders belong to that class."""
-    class_dirs = sorted((p for p in _visible_children(parent) if p.is_dir()), key=lambda p: p.name)
-    if not class_dirs:
-        raise DataError(f"no class folders in {parent}: {FOLDER_LAYOUT_HELP}")
-    samples: list[Sample] = []
-    rejected = _loose_images(parent, "not inside a class folder; left out")
-    for class_dir in class_dirs:
-        found = 0
-        for file in _walk_files(class_dir):
-            if file.suffix.lower() in IMAGE_EXTENSIONS:
-                samples.append(Sample(file, class_dir.name))
-                found += 1
-            else:
-                kind = f"extension {file.suffix!r}" if file.suffix else "no file extension"
-                rejected.append(Rejected(file, f"not an image file ({kind})"))
-        if found == 0 and require_images:
-            raise DataError(
-                f"class folder {class_dir} has no images (file types read: "
-                f"{', '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove the folder"
-            )
-    return samples, rejected
-
-
-def _loose_images(folder: Path, reason: str) -> list[Rejected]:
-    """Images lying beside the class folders: reported, since they have no label."""
-    return [
-        Rejected(p, reason)
-        for p in _visible_children(folder)
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    ]
-
-
-def _walk_files(folder: Path) -> Iterable[Path]:
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not _is_hidden(d)]
-        for name in files:
-            if not _is_hidden(name):
-                yield Path(current) / name
-
-
-def _visible_children(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if not _is_hidden(p.name)), key=lambda p: p.name)
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".") or name in IGNORED_NAMES
-
-
-def _first_present(folders: dict[str, Path], names: tuple[str, ...]) -> Path | None:
-    for name, path in sorted(folders.items()):
-        if name.lower() in names:
-            return path
-    return None
-
-
-# --- CSV
-
-
-def load_csv(csv_path: Path, root: Path | None = None) -> DatasetSpec:
-    """Import a CSV of ``path,label[,split]`` rows; relative paths are read from ``root`` or the CSV's folder."""
-    csv_path = Path(csv_path).absolute()
-    base = Path(root).absolute() if root is not None else csv_path.parent
-    rows = _read_rows(csv_path)
-    if not rows:
-        raise DataError(f"{csv_path} has no rows: {CSV_HELP}")
-    columns, first_data = _columns(csv_path, rows)
-
-    labels_by_path: dict[Path, tuple[str, str, int]] = {}  # path -> (label, split, line)
-    conflicts: dict[Path, list[tuple[str, int]]] = {}
-    rejected: list[Rejected] = []
-    errors: list[str] = []
-    for line, cells in rows[first_data:]:
-        parsed = _parse_row(cells, columns, line)
-        if isinstance(parsed, str):
-            errors.append(parsed)
-            continue
-        raw_path, label, split = parsed
-        path = _resolve(raw_path, base)
-        if split == "test":
-            rejected.append(Rejected(path, f"line {line}: marked as a held-out test image; not used for training"))
-            continue
-        if path in labels_by_path:
-            first_label, _, first_line = labels_by_path[path]
-            if first_label != label:
-                conflicts.setdefault(path, [(first_label, first_line)]).append((label, line))
-            continue  # the same path and label twice (e.g. one row per box) is one sample
-        labels_by_path[path] = (label, split, line)
-    if errors:
-        more = f" (and {len(errors) - MAX_LISTED_ERRORS} more)" if len(errors) > MAX_LISTED_ERRORS else ""
-        raise DataError(f"{csv_path}: {'; '.join(errors[:MAX_LISTED_ERRORS])}{more}. {CSV_HELP}")
-
-    train: list[Sample] = []
-    val: list[Sample] = []
-    for path, (label, split, line) in labels_by_path.items():
-        if path in conflicts:
-            described = ", ".join(f"'{lab}' (line {ln})" for lab, ln in conflicts[path])
-            rejected.append(Rejected(path, f"labelled with different classes: {described}; give one label per image"))
-        elif not path.is_file():
-            reason = "is a folder, not an image file" if path.is_dir() else "file not found"
-            rejected.append(Rejected(path, f"{reason} (line {line})"))
-        else:
-            (val if split == "val" else train).append(Sample(path, label))
-
-    if not train:
-        example = next(iter(labels_by_path), None)
-        raise DataError(
-            f"{csv_path} lists no training image that exists (relative paths are read from {base}; "
-            f"e.g. {example} is missing): give the folder the paths are relative to"
-        )
-    unknown = sorted({s.label for s in val} - {s.label for s in train})
-    if unknown:
-        raise DataError(f"{csv_path}: validation rows use classes with no training rows: {_quoted(unknown)}")
-    has_val_rows = any(split == "val" for _, split, _ in labels_by_path.values())
-    if has_val_rows and not val:
-        raise DataError(f"{csv_path} marks validation rows, but none of their images exists (paths read from {base})")
-    return DatasetSpec(
-        classes=sorted({s.label for s in train}),
-        train=_sorted_samples(train),
-        val=_sorted_samples(val) if has_val_rows else None,
-        rejected=_sorted_rejected(rejected),
-        source=f"CSV {csv_path}",
-    )
-
-
-def _read_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
-    """Non-blank rows with their 1-based line numbers; comma, semicolon or tab separated."""
+    if not path.exists():
+        raise DataError(f"dataset not found: {path} does not exist")
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{csv_path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {csv_path}: {exc.strerror or exc}") from None
-    lines = text.splitlines()
-    first = next((ln for ln in lines if ln.strip()), "")
-    delimiter = "," if "," in first else "\t" if "\t" in first else ";" if ";" in first else ","
-    reader = csv.reader(lines, delimiter=delimiter)
-    return [(reader.line_num, [c.strip() for c in cells]) for cells in reader if any(c.strip() for c in cells)]
-
-
-def _columns(csv_path: Path, rows: list[tuple[int, list[str]]]) -> tuple[tuple[int, int, int | None], int]:
-    """(path, label, split) column indices and the index of the first data row."""
-    line, header = rows[0]
-    names = [c.lower() for c in header]
-    path_col = next((names.index(n) for n in PATH_HEADERS if n in names), None)
-    label_col = next((names.index(n) for n in LABEL_HEADERS if n in names), None)
-    if path_col is not None and label_col is not None:
-        split_col = next((names.index(n) for n in SPLIT_HEADERS if n in names), None)
-        return (path_col, label_col, split_col), 1
-    if path_col is not None or label_col is not None or not _looks_like_path(header[0]):
-        raise DataError(
-            f"{csv_path} line {line} looks like a header ({', '.join(header)}) but its columns are not "
-            f"recognised: name the image column one of {', '.join(PATH_HEADERS)} and the class column "
-            f"one of {', '.join(LABEL_HEADERS)}"
-        )
-    return (0, 1, 2 if len(header) >= 3 else None), 0
-
-
-def _looks_like_path(cell: str) -> bool:
-    return Path(cell.replace("\\", "/")).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def _parse_row(cells: list[str], columns: tuple[int, int, int | None], line: int) -> tuple[str, str, str] | str:
-    """(path, label, split) or an error message naming the line."""
-    path_col, label_col, split_col = columns
-    needed = max(c for c in columns if c is not None) + 1
-    if len(cells) < needed:
-        return f"line {line} has {len(cells)} column(s), {needed} expected"
-    raw_path, label = cells[path_col], cells[label_col]
-    if not raw_path:
-        return f"line {line} has no image path"
-    if not label:
-        return f"line {line} has no label"
-    split = "train"
-    if split_col is not None:
-        value = cells[split_col].lower()
-        if value in ("test", "testing"):
-            split = "test"
-        elif value in SPLIT_VALUES:
-            split = SPLIT_VALUES[value]
+        if path.is_dir():
+            imported = import_archive(path, format=format_name, task=task)
+        elif path.is_file() and path.suffix.lower() == ".csv":
+            imported = import_file(path, task=task, root=root)
         else:
-            return f"line {line} has split {cells[split_col]!r}; use train, val or test"
-    return raw_path, label, split
+            raise DataError(
+                f"cannot import {path}: give a dataset folder ({FOLDER_LAYOUT_HELP}; or COCO, YOLO, Pascal VOC) "
+                f"or a .csv file ({CSV_HELP})"
+            )
+    except ArchiveError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    return to_spec(imported, source=path.absolute(), require_train=role == "training")
 
 
-def _resolve(raw_path: str, base: Path) -> Path:
-    if os.sep == "/" and "\\" in raw_path:
-        raw_path = raw_path.replace("\\", "/")  # written on Windows
-    path = Path(raw_path).expanduser()
-    return path if path.is_absolute() else base / path
+def to_spec(imported: object, *, source: Path | None = None, require_train: bool = True) -> DatasetSpec:
+    """The engine's view of an :class:`~visiontrain.data.importers.ImportedDataset`: samples by split,
+    every image without an annotation in ``rejected`` with the reason."""
+    from visiontrain.data.importers import ImportedDataset
+
+    assert isinstance(imported, ImportedDataset)
+    task = imported.task
+    root = (imported.root or Path(".")).absolute()
+    files = {image.name: image.path.absolute() for image in imported.images}
+
+    def path_of(name: str) -> Path:
+        return files.get(name) or (Path(name) if Path(name).is_absolute() else root / name)
+
+    annotations: dict[str, tuple[str, ...]] = (
+        {name: (label,) for name, label in imported.labels.items()}
+        if task == "classification"
+        else {name: tuple(tags) for name, tags in imported.tags.items()}
+    )
+    rejected = [Rejected(path_of(name), reason) for name, reason in imported.rejected]
+    explained = {name for name, _ in imported.rejected}
+    sides: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    for image in imported.images:
+        labels = annotations.get(image.name)
+        if labels is None:
+            if image.name not in explained:
+                rejected.append(Rejected(path_of(image.name), _unannotated_reason(imported.format, task)))
+            continue
+        sides[imported.split.get(image.name) or "train"].append(Sample(path_of(image.name), labels))
+    train, val, test = (_sorted_samples(sides[s]) for s in ("train", "val", "test"))
+    where = source or root
+    if not train and not require_train:
+        if not val and not test:
+            raise DataError(f"{where} has no annotated image ({len(rejected)} file(s) left out)")
+        return DatasetSpec(
+            classes=sorted({label for s in val + test for label in s.labels}), train=[], val=val or None,
+            rejected=_sorted_rejected(rejected), source=f"{_TITLES.get(imported.format, imported.format)} {where}",
+            task=task, test=test or None,
+        )
+    if not train:
+        counts = f"{len(val)} validation, {len(test)} test" if val or test else "no annotated image"
+        raise DataError(
+            f"{where} has no training images ({counts}; {len(rejected)} file(s) left out"
+            + (f", e.g. {rejected[0].path.name}: {rejected[0].reason}" if rejected else "")
+            + ")"
+        )
+    classes = sorted({label for s in train for label in s.labels})
+    if task == "classification" or classes:
+        _require_known_labels(classes, val, f"{where} (validation)", task)
+        _require_known_labels(classes, test, f"{where} (test)", task)
+    return DatasetSpec(
+        classes=classes,
+        train=train,
+        val=val or None,
+        rejected=_sorted_rejected(rejected),
+        source=f"{_TITLES.get(imported.format, imported.format)} {where}{_split_note(train, val, test)}",
+        task=task,
+        test=test or None,
+    )
 
 
-# --- shared
+_TITLES = {"imagefolder": "ImageFolder", "csv": "CSV", "coco": "COCO", "yolo": "YOLO", "voc": "Pascal VOC"}
+
+
+def _unannotated_reason(format_name: str, task: str) -> str:
+    if format_name == "imagefolder":
+        return "not inside a class folder: no label; left out"
+    what = "label" if task == "classification" else "tags"
+    return f"no {what} for this image in the {_TITLES.get(format_name, format_name)} annotations; left out"
+
+
+def _split_note(train: list[Sample], val: list[Sample], test: list[Sample]) -> str:
+    parts = [f"{len(train)} train"]
+    if val:
+        parts.append(f"{len(val)} validation")
+    if test:
+        parts.append(f"{len(test)} test, held out")
+    return f" ({', '.join(parts)})"
+
+
+def _require_known_labels(classes: list[str], samples: list[Sample], where: str, task: str) -> None:
+    known = set(classes)
+    unknown = sorted({label for s in samples for label in s.labels} - known)
+    if unknown:
+        what = "classes" if task == "classification" else "concepts"
+        raise DataError(
+            f"{where} has {what} with no training images: {_quoted(unknown[:10])}"
+            f"{' ...' if len(unknown) > 10 else ''}; the training set has {_quoted(classes[:20])}"
+            f"{' ...' if len(classes) > 20 else ''}"
+        )
 
 
 def _sorted_samples(samples: list[Sample]) -> list[Sample]:
-    return sorted(samples, key=lambda s: (s.path.as_posix(), s.label))
+    return sorted(samples, key=lambda s: (s.path.as_posix(), s.labels))
 
 
 def _sorted_rejected(rejected: list[Rejected]) -> list[Rejected]:
-    return sorted(rejected, key=lambda r: r.path.as_posix())
+    return sorted(rejected, key=lambda r: (r.path.as_posix(), r.reason))
 
 
 def _quoted(names: Iterable[str]) -> str:

@@ -74,15 +74,18 @@ def import_annotated(
 ) -> ImportReport:
     """Images, concepts, annotations and fixed splits from an annotated dataset into ``view``.
 
+    A ``test`` split (a ``test/`` folder, ``split`` column or ``test_labels.csv``) is stored as such:
+    held out, never validation, so no version picks its checkpoint or stops early on it.
+
     Concepts missing from the view are created; an image already in the project (same bytes) keeps
     its identity and takes the archive's annotation in this view.
     """
     from visiontrain.data.importers import import_archive
 
     try:
-        dataset = import_archive(source, format=format_name, task=view.kind)
+        dataset = import_archive(source, format=format_name, task=view.kind, display_name=filename)
     except DataError as exc:
-        raise BadFile(filename, str(exc)) from None
+        raise BadFile(filename, str(exc).removeprefix(f"{filename}: ")) from None
     try:
         report = ImportReport(format=dataset.format, rejected=list(dataset.rejected), warnings=list(dataset.warnings))
         report.summary = dataset.summary()

@@ -58,6 +58,8 @@ class ViewKind(StrEnum):
 class Split(StrEnum):
     train = "train"
     val = "val"
+    # Held out: never trained on nor used to choose a model (stored as a plain string: no migration needed).
+    test = "test"
 
 
 class VersionStatus(StrEnum):

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from visiontrain.data.importers.folder import DatasetFolder
 
 TASKS = ("classification", "tagging", "detection")
-Split = Literal["train", "val"]
+# "test": a held-out set, never used to choose a model (neither trained on nor validated on).
+Split = Literal["train", "val", "test"]
 
 
 @dataclass(frozen=True)

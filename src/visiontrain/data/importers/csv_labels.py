@@ -1,12 +1,15 @@
 """CSV files of labels or boxes, with the images beside them in the archive.
 
 Two layouts, recognised from the header:
-- labels: ``path,label`` (header optional), with an optional ``split`` column. Classification takes
-  one label per image; tagging takes ``a;b`` or several rows per image, an empty label meaning
-  "without concept".
+- labels: ``path,label`` (header optional), with an optional ``split`` column (train, val or test).
+  Classification takes one label per image; tagging takes ``a;b`` or several rows per image, an
+  empty label meaning "without concept".
 - boxes: ``filename,width,height,class,xmin,ymin,xmax,ymax`` (the TensorFlow object-detection CSV;
   width and height optional), one row per box, for detection or tagging.
 Several CSV files are read together; ``train_labels.csv``/``test_labels.csv`` give the split by name.
+Cells are separated by commas, tabs or semicolons (whichever the first line uses, in that order).
+A row whose annotation cannot be taken (no label for classification, an unknown split, conflicting
+labels) is rejected naming its file and line; its image is imported unannotated.
 """
 
 from __future__ import annotations
@@ -24,9 +27,16 @@ from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, Spli
 from visiontrain.data.importers.builder import DatasetBuilder, listing
 from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name, join, parent_of
 
-PATH_HEADERS = ("path", "filename", "file_name", "file", "image", "image_path", "filepath", "file_path")
-LABEL_HEADERS = ("label", "labels", "class", "class_name", "concept", "category", "tags", "tag")
+PATH_HEADERS = ("path", "filename", "file_name", "file", "image", "image_path", "filepath", "file_path", "image_name")
+LABEL_HEADERS = (
+    "label", "labels", "class", "class_name", "classes", "concept", "concepts", "category", "tags", "tag",
+)
 SPLIT_HEADERS = ("split", "subset", "set")
+DELIMITERS = (",", "\t", ";")
+CSV_HELP = (
+    "expected rows path,label (or path,labels with labels joined by ';' for tagging), optionally a split column "
+    "(train, val or test); header optional"
+)
 CORNER_HEADERS = ("xmin", "ymin", "xmax", "ymax")
 TAG_SEPARATOR = ";"
 _MAX_CSV_BYTES = 512 * 1024 * 1024
@@ -59,8 +69,8 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
     if not tables:
         reasons = [f"{name}: {reason}" for name, reason in _tables(folder).items()]
         raise ArchiveError(
-            "no usable CSV file: expected path,label rows or filename,class,xmin,ymin,xmax,ymax rows"
-            + (f" ({'; '.join(reasons[:3])})" if reasons else " (the archive holds no .csv file)")
+            f"no usable CSV file ({CSV_HELP}, or filename,class,xmin,ymin,xmax,ymax rows)"
+            + (f": {'; '.join(reasons[:3])}" if reasons else " (the archive holds no .csv file)")
         )
     kinds = {layout.kind for layout, _ in tables.values()}
     if task == "detection" and "boxes" not in kinds:
@@ -71,49 +81,55 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
         raise ArchiveError("these CSV files hold boxes; import them into a detection or tagging view")
     wanted = {"detection": {"boxes"}, "classification": {"labels"}, "tagging": {"labels", "boxes"}}[task]
 
-    builder = DatasetBuilder(folder, "csv", task)
-    rows_by_image: dict[str, list[_Row]] = defaultdict(list)
+    # References first: when only the CSV was given (the CLI), the images it names are the dataset.
+    resolved: list[tuple[str, _Row]] = []
     missing: dict[str, str] = {}
+    read_tables: list[str] = []
     for csv_name, (layout, rows) in tables.items():
         if layout.kind not in wanted:
             continue
-        builder.mark_read(csv_name)
+        read_tables.append(csv_name)
         here = parent_of(csv_name)
         bases = [base for base in (here, join(here, "images")) if base]
         file_split = _split_from_file_name(csv_name)
         for line, cells in rows:
             reference = cells[layout.path].strip()
-            image = folder.find_image(reference, *bases)
+            image = folder.find_image(reference, *bases, on_disk=not folder.scanned)
             if image is None:
-                missing.setdefault(reference, f"listed in {csv_name} line {line} but not found in the archive")
-            elif builder.has_image(image):
-                rows_by_image[image].append(_Row(f"{csv_name} line {line}", cells, layout, file_split))
+                where = "not found in the archive" if folder.scanned else f"not found (relative paths are read from {here or '.'})"
+                missing.setdefault(reference or f"(empty path, {csv_name} line {line})", f"listed in {csv_name} line {line} but {where}")
+            else:
+                resolved.append((image, _Row(f"{csv_name} line {line}", cells, layout, file_split)))
+
+    builder = DatasetBuilder(folder, "csv", task)
+    for csv_name in read_tables:
+        builder.mark_read(csv_name)
     for reference, reason in missing.items():
-        builder.reject(reference or "(empty path)", reason)
+        builder.reject(reference, reason)
+    rows_by_image: dict[str, list[_Row]] = defaultdict(list)
+    for image, row in resolved:
+        if builder.has_image(image):
+            rows_by_image[image].append(row)
 
     read_rows = {"classification": _classify, "tagging": _tag, "detection": _detect}[task]
-    empty_labels: list[str] = []
-    unknown_splits: set[str] = set()
     for image, rows in rows_by_image.items():
-        read_rows(builder, image, rows, empty_labels)
-        _apply_split(builder, image, rows, unknown_splits)
-    if unknown_splits:
-        builder.warn(
-            f"split values {', '.join(sorted(unknown_splits))} are not train or val (nor valid, validation, test) "
-            "and were ignored"
-        )
-    if empty_labels:
-        builder.warn(
-            f"{len(empty_labels)} image(s) have an empty label, which a classification view cannot take; "
-            f"they were imported unannotated: {listing(sorted(empty_labels))}"
-        )
+        split = _split_of(builder, image, rows)
+        if split is False:
+            continue  # rejected: an unknown split must not send the image to training by default
+        read_rows(builder, image, rows)
+        if split:
+            builder.set_split(image, split)
     return builder.build()
 
 
-def _classify(builder: DatasetBuilder, image: str, rows: list[_Row], empty_labels: list[str]) -> None:
+def _classify(builder: DatasetBuilder, image: str, rows: list[_Row]) -> None:
     labels = {label for row in rows for label in _labels(row)}
     if not labels:
-        empty_labels.append(image)
+        builder.reject(
+            image,
+            f"{rows[0].source} has no label: a classification view takes exactly one concept per image "
+            "(import into a tagging view for images without concept)",
+        )
     elif len(labels) > 1:
         builder.reject(
             image,
@@ -124,14 +140,14 @@ def _classify(builder: DatasetBuilder, image: str, rows: list[_Row], empty_label
         builder.set_label(image, labels.pop())
 
 
-def _tag(builder: DatasetBuilder, image: str, rows: list[_Row], _empty: list[str]) -> None:
+def _tag(builder: DatasetBuilder, image: str, rows: list[_Row]) -> None:
     builder.mark_annotated(image)  # an empty label is the explicit "without concept"
     for row in rows:
         for label in _labels(row):
             builder.add_tag(image, label)
 
 
-def _detect(builder: DatasetBuilder, image: str, rows: list[_Row], _empty: list[str]) -> None:
+def _detect(builder: DatasetBuilder, image: str, rows: list[_Row]) -> None:
     boxes = []
     for row in rows:
         layout = row.layout
@@ -164,17 +180,25 @@ def _labels(row: _Row) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def _apply_split(builder: DatasetBuilder, image: str, rows: list[_Row], unknown: set[str]) -> None:
+def _split_of(builder: DatasetBuilder, image: str, rows: list[_Row]) -> Split | None | bool:
+    """The image's split (None: not given), or False when a row gives one that is not train, val or test
+    (the image is rejected, naming the row). Rows that disagree are refused too: one image, one side."""
+    splits: dict[str, str] = {}
     for row in rows:
         split = row.file_split
         if row.layout.split is not None:
             value = row.cells[row.layout.split].strip()
             if value and value.lower() not in SPLIT_FOLDERS:
-                unknown.add(repr(value))
-            split = SPLIT_FOLDERS.get(value.lower(), split) if value else split
+                builder.reject(image, f"{row.source} has split {value!r}; use train, val or test (or leave it empty)")
+                return False
+            split = SPLIT_FOLDERS[value.lower()] if value else split  # type: ignore[assignment]
         if split:
-            builder.set_split(image, split)
-            return
+            splits.setdefault(split, row.source)
+    if len(splits) > 1:
+        described = ", ".join(f"{split} ({source})" for split, source in splits.items())
+        builder.reject(image, f"put in several splits: {described}; give each image one")
+        return False
+    return next(iter(splits), None)  # type: ignore[return-value]
 
 
 def _tables(folder: DatasetFolder) -> dict[str, tuple[_Layout, list[tuple[int, list[str]]]] | str]:
@@ -192,8 +216,8 @@ def _read_table(folder: DatasetFolder, name: str) -> tuple[_Layout, list[tuple[i
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         return "not UTF-8 text"
-    first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
+    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = next((d for d in DELIMITERS if d in first_line), ",")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         rows = [(reader.line_num, cells) for cells in reader if any(cell.strip() for cell in cells)]
@@ -203,7 +227,11 @@ def _read_table(folder: DatasetFolder, name: str) -> tuple[_Layout, list[tuple[i
         return "empty"
     layout = _layout(rows[0][1])
     if layout is None:
-        return "no recognised columns (expected path,label or filename,class,xmin,ymin,xmax,ymax)"
+        return (
+            f"line {rows[0][0]} ({', '.join(c.strip() for c in rows[0][1])[:120]}) names no recognised columns: "
+            f"name the image column one of {', '.join(PATH_HEADERS)} and the label column one of "
+            f"{', '.join(LABEL_HEADERS)} (or give filename,class,xmin,ymin,xmax,ymax rows)"
+        )
     header_present = not is_image_name(rows[0][1][layout.path].strip())
     data = rows[1:] if header_present else rows
     width = max([layout.path, layout.label, layout.split or 0, *(layout.corners or ()), *(layout.size or ())]) + 1

@@ -1,8 +1,11 @@
-"""ImageFolder: one folder per class, ``<class>/<images>`` or ``train/<class>/...`` with ``val/<class>/...``.
+"""ImageFolder: one folder per class, ``<class>/<images>`` or ``train/<class>/...`` with ``val/<class>/...``
+(and ``test/<class>/...``, a held-out set).
 
 The class is the first folder below the root (or below the split folder); deeper folders belong to
 it. For tagging each image gets its folder's concept as its one tag. Images outside any class folder
-are imported unannotated; other files inside class folders are rejected as not images.
+are imported unannotated; other files inside class folders are rejected as not images. A split
+folder (``train/``) beside class folders is refused: a class called "train" is far less likely than
+a misplaced folder, and guessing either way would mislabel images.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
         raise ArchiveError(
             "no class folders found: expected <class>/<images>, or train/<class>/<images> with val/<class>/<images>"
         )
+    _check_split_layout(folder)
     builder = DatasetBuilder(folder, "imagefolder", task, split_from_folders=False)
     for name in folder.files:
         located = _class_of(folder, name)
@@ -64,15 +68,33 @@ def _class_of(folder: DatasetFolder, name: str) -> tuple[str, str | None] | None
     return folders[0].strip(), split
 
 
+def _top_folders(folder: DatasetFolder) -> tuple[set[str], set[str]]:
+    """(top-level folders holding images, those among them holding images inside sub-folders)."""
+    parts = [PurePosixPath(name).parts for name in folder.image_names]
+    return {p[0] for p in parts if len(p) > 1}, {p[0] for p in parts if len(p) > 2}
+
+
 def _has_split_folders(folder: DatasetFolder) -> bool:
-    """True when every top-level folder holding images is a split (train, val, ...) with class folders in it."""
+    """True when a top-level folder is a split (train, val, test, ...) with class folders in it."""
     if "imagefolder_split" not in folder.parsed:
-        top = {PurePosixPath(name).parts[0] for name in folder.image_names if len(PurePosixPath(name).parts) > 1}
-        nested = {
-            PurePosixPath(name).parts[0] for name in folder.image_names if len(PurePosixPath(name).parts) > 2
-        }
-        folder.parsed["imagefolder_split"] = bool(top) and all(t.lower() in SPLIT_FOLDERS and t in nested for t in top)
+        _, nested = _top_folders(folder)
+        folder.parsed["imagefolder_split"] = any(t.lower() in SPLIT_FOLDERS for t in nested)
     return bool(folder.parsed["imagefolder_split"])
+
+
+def _check_split_layout(folder: DatasetFolder) -> None:
+    if not _has_split_folders(folder):
+        return
+    top, _ = _top_folders(folder)
+    splits = sorted(t for t in top if t.lower() in SPLIT_FOLDERS)
+    others = sorted(t for t in top if t.lower() not in SPLIT_FOLDERS)
+    if others:
+        raise ArchiveError(
+            f"the dataset mixes split folders ({', '.join(s + '/' for s in splits)}) with other folders of images "
+            f"({', '.join(o + '/' for o in others[:5])}{' ...' if len(others) > 5 else ''}): expected <class>/<images>, "
+            "or train/<class>/<images> with val/<class>/<images> (and test/<class>/<images>); "
+            "move those folders into a split folder"
+        )
 
 
 FORMAT = register(
