@@ -2,7 +2,10 @@
 # Start a throw-away PostgreSQL server for the test suite and print its URL on stdout (last line).
 #
 #   export VISIONTRAIN_TEST_POSTGRES_URL="$(scripts/ci-postgres.sh)"
-#   scripts/ci-postgres.sh stop DIR     # stops the server started in DIR (printed on stderr)
+#   scripts/ci-postgres.sh stop DIR     # stops the server started in DIR (printed on stderr) and removes DIR
+#
+# With $VISIONTRAIN_PG_STATE_FILE set, DIR is written to that file as soon as it exists, so a caller
+# can stop and remove the server on exit even when the start failed half-way (.ci/run does).
 #
 # On a fresh Debian machine it installs PostgreSQL with apt when initdb/pg_ctl are missing. The
 # cluster lives in a new temporary directory, listens on 127.0.0.1 at a free port (or
@@ -25,8 +28,12 @@ as_db_user() {  # initdb and postgres refuse to run as root
 
 if [[ "${1:-}" == "stop" ]]; then
     dir=${2:?usage: ci-postgres.sh stop DIR}
-    as_db_user "$(find_bin pg_ctl)" -D "$dir/data" -m fast -w stop >&2
+    pg_ctl=$(find_bin pg_ctl)
+    if [[ -n "$pg_ctl" && -d "$dir/data" ]] && as_db_user "$pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        as_db_user "$pg_ctl" -D "$dir/data" -m fast -w stop >&2
+    fi
     rm -rf "$dir"
+    log "stopped; removed $dir"
     exit 0
 fi
 
@@ -47,6 +54,7 @@ fi
 
 port=${VISIONTRAIN_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 dir=$(mktemp -d -t visiontrain-pg.XXXXXX)
+[[ -n "${VISIONTRAIN_PG_STATE_FILE:-}" ]] && echo "$dir" >"$VISIONTRAIN_PG_STATE_FILE"
 chmod 755 "$dir"
 [[ $(id -u) -eq 0 ]] && chown postgres "$dir"
 
