@@ -34,6 +34,15 @@ from visiontrain.store.models import Artifact, ModelVersion, VersionSample
 
 log = logging.getLogger("visiontrain.worker")
 CANCEL_POLL_SECONDS = 1.0
+# Artifact kind -> picture a run may write (classification: confusion matrix; tagging: precision-recall curves).
+PICTURES = {"confusion_matrix": "confusion_matrix.png", "pr_curves": "pr_curves.png"}
+
+
+def _labels(annotation: Any) -> tuple[str, ...]:
+    """A snapshot annotation as a sample's labels: a name is one label, a list is the image's concepts."""
+    if isinstance(annotation, str):
+        return (annotation,)
+    return tuple(annotation or ())
 
 
 class TrainingWorker:
@@ -153,16 +162,21 @@ class TrainingWorker:
         return Path(os.environ.get("VISIONTRAIN_CACHE_DIR") or self.config.data_dir / "feature-cache")
 
     def _load_job(self, version_id: int) -> tuple[TrainingSettings, DatasetSpec]:
-        """The version's settings and its snapshot as the engine's dataset description."""
+        """The version's settings and its snapshot as the engine's dataset description (the view's task).
+
+        A snapshot row's annotation is one concept name (classification) or a list of them (tagging;
+        ``[]``: without concept, an all-negative example): the sample's labels either way.
+        """
         with self.platform.sessions() as session:
             version = session.get(ModelVersion, version_id)
             assert version is not None
+            task = version.model.view.kind
             classes = [c.name for c in version.model.concepts]
             samples = session.scalars(select(VersionSample).where(VersionSample.version_id == version_id).order_by(VersionSample.id)).all()
             settings = TrainingSettings(**version.settings)
-            train = [Sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.train]
-            val = [Sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.val]
-        return settings, DatasetSpec(classes=classes, train=train, val=val, source=f"version {version_id}")
+            train = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.train]
+            val = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.val]
+        return settings, DatasetSpec(classes=classes, train=train, val=val, source=f"version {version_id}", task=task)
 
     def _local_file(self, sample: VersionSample) -> Path:
         try:
@@ -189,9 +203,9 @@ class TrainingWorker:
                 except Exception as exc:  # the checkpoint still predicts; say why there is no ONNX file
                     log.exception("version %d: ONNX export failed", version_id)
                     warnings.append(f"ONNX export failed: {type(exc).__name__}: {exc}")
-        confusion = run_dir / "confusion_matrix.png"
-        if confusion.is_file():
-            artifacts.append(("confusion_matrix", confusion))
+        for kind, picture in PICTURES.items():  # the task's picture: confusion matrix or PR curves
+            if (run_dir / picture).is_file():
+                artifacts.append((kind, run_dir / picture))
         evaluation_file = run_dir / "evaluation.json"
         evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.is_file() else None
         summary = {**summary, "warnings": warnings}

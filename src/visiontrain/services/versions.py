@@ -1,39 +1,28 @@
 """Model versions: one training run each, queued here and run by a worker (``visiontrain.jobs``).
 
-Creating a version takes a snapshot of the images and annotations it will train on, with each
-image's side (train or validation) decided now: images the user fixed keep their side; when the
-user fixed no validation images, the rest are split by the settings' ``validation_split``
-(stratified, seeded). Later edits to annotations never change a version.
+Creating a version takes a snapshot of the images and annotations it will train on, one row per
+image, with each image's side (train or validation) decided now: images the user fixed keep their
+side; when the user fixed no validation images, the others take their side in the view's split
+(``services.splits``: stored on the view, stratified and seeded, extended to new images without
+moving old ones), so every version of every model on the view is judged on the same validation
+images. Later edits to annotations never change a version.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from visiontrain.data.dataset import Sample
-from visiontrain.data.errors import DataError
-from visiontrain.data.split import stratified_split
+from visiontrain.services import splits
 from visiontrain.services.errors import Conflict, InvalidInput, NotFound
 from visiontrain.settings import TrainingSettings
 from visiontrain.settings_check import settings_runnable_here
 from visiontrain.store.base import Split, VersionStatus, ViewKind, utcnow
-from visiontrain.store.models import (
-    Annotation,
-    Artifact,
-    Concept,
-    Image,
-    Model,
-    ModelVersion,
-    VersionMetric,
-    VersionSample,
-    ViewImage,
-)
+from visiontrain.store.models import Artifact, Model, ModelVersion, VersionMetric, VersionSample
 
-TRAINABLE_KINDS = frozenset({ViewKind.classification})
+TRAINABLE_KINDS = frozenset({ViewKind.classification, ViewKind.tagging})
 
 
 def create_version(
@@ -44,7 +33,7 @@ def create_version(
     if kind not in TRAINABLE_KINDS:
         raise InvalidInput(
             f"training {kind.value} models is not available yet (view {model.view_id} is a {kind.value} view; "
-            "only classification views can be trained for now). Its images and annotations are kept.",
+            "only classification and tagging views can be trained for now). Its images and annotations are kept.",
             loc=("path", "model_id"),
         )
     if settings.weights_path is not None:
@@ -60,13 +49,14 @@ def create_version(
     name = (name or "").strip() or _next_name(session, model)
     if session.scalar(select(ModelVersion.id).where(ModelVersion.model_id == model.id, ModelVersion.name == name)):
         raise Conflict(f"model {model.name!r} already has a version named {name!r}")
-    samples = _snapshot(session, model=model, settings=settings)
+    samples, data_split = _snapshot(session, model=model, settings=settings)
     version = ModelVersion(
         model_id=model.id,
         name=name,
         settings=settings.model_dump(mode="json"),
         status=VersionStatus.queued.value,
         sample_count=len(samples),
+        data_split=data_split,
     )
     session.add(version)
     session.flush()
@@ -86,51 +76,76 @@ def _next_name(session: Session, model: Model) -> str:
     return f"v{number}"
 
 
-def _snapshot(session: Session, *, model: Model, settings: TrainingSettings) -> list[VersionSample]:
-    """Annotated images of the model's concepts, each with its label and side; checked before anything is stored."""
-    concept_ids = [c.id for c in model.concepts]
-    rows = session.execute(
-        select(Image, Concept.name, ViewImage.split)
-        .join(Annotation, Annotation.image_id == Image.id)
-        .join(Concept, Concept.id == Annotation.concept_id)
-        .join(ViewImage, (ViewImage.image_id == Image.id) & (ViewImage.view_id == Annotation.view_id))
-        .where(Annotation.view_id == model.view_id, Annotation.concept_id.in_(concept_ids), ViewImage.annotated.is_(True))
-        .order_by(Image.id)
-    ).all()
-    fixed_val = [(image, label) for image, label, split in rows if split == Split.val]
-    fixed_train = [(image, label) for image, label, split in rows if split == Split.train]
-    free = [(image, label) for image, label, split in rows if split is None]
-    by_key = {image.blob_key: image for image, _, _ in rows}
-    if fixed_val:
-        train, val = fixed_train + free, fixed_val
-    else:
-        try:
-            split_train, split_val = stratified_split(
-                [Sample(Path(image.blob_key), label) for image, label in free], settings.validation_split, settings.seed
-            )
-        except DataError as exc:
-            raise InvalidInput(f"cannot split the annotated images: {exc}", loc=("body", "settings", "validation_split")) from None
-        train = fixed_train + [(by_key[s.path.as_posix()], s.label) for s in split_train]
-        val = [(by_key[s.path.as_posix()], s.label) for s in split_val]
+def _snapshot(
+    session: Session, *, model: Model, settings: TrainingSettings
+) -> tuple[list[VersionSample], dict[str, Any]]:
+    """One row per annotated image of the model's concepts with its label(s) and side, and which split that is.
+
+    Classification: the images of the model's classes, each with its one class. Tagging: every
+    annotated image of the view with the model's concepts it shows (none: "without concept", an
+    all-negative example). Checked (each concept on both sides) before anything is stored.
+    """
+    kind = ViewKind(model.view.kind)
+    state = splits.split_state(
+        session, view=model.view, persist=True, fraction=settings.validation_split, seed=settings.seed
+    )
+    names = [c.name for c in model.concepts]
+    chosen = set(names)
+    rows: list[tuple[splits.SplitEntry, Any]] = []
+    for entry in state.entries:
+        if kind == ViewKind.classification:
+            if len(entry.labels) == 1 and entry.labels[0] in chosen:
+                rows.append((entry, entry.labels[0]))
+        else:
+            rows.append((entry, [n for n in names if n in entry.labels]))
+    fixed_val = any(entry.fixed == Split.val for entry, _ in rows)
+    # The user's own validation set, when they fixed one; otherwise the view's split.
+    side = {
+        entry.image.id: (entry.fixed or Split.train.value) if fixed_val else entry.side for entry, _ in rows
+    }
+
+    def shows(annotation: Any, concept: str) -> bool:
+        return annotation == concept if kind == ViewKind.classification else concept in annotation
+
     problems = []
-    for concept in model.concepts:
-        n_train = sum(1 for _, label in train if label == concept.name)
-        n_val = sum(1 for _, label in val if label == concept.name)
+    for concept in names:
+        n_train = sum(1 for e, a in rows if shows(a, concept) and side[e.image.id] == Split.train)
+        n_val = sum(1 for e, a in rows if shows(a, concept) and side[e.image.id] == Split.val)
         if n_train == 0 or n_val == 0:
-            problems.append(f"{concept.name!r} ({n_train} training, {n_val} validation)")
+            problems.append(f"{concept!r} ({n_train} training, {n_val} validation)")
     if problems:
+        what = "annotated images" if kind == ViewKind.classification else "at least one image showing it"
         raise InvalidInput(
-            "every concept needs annotated images on both sides, training and validation; too few for "
+            f"every concept needs {what} on both sides, training and validation; too few for "
             + ", ".join(problems)
             + ": annotate more images (at least 2 per concept) or fix their split",
             loc=("path", "model_id"),
         )
-    return [
-        VersionSample(image_id=image.id, sha256=image.sha256, blob_key=image.blob_key, image_name=image.original_name,
-                      annotation=label, split=side.value)
-        for side, pairs in ((Split.train, train), (Split.val, val))
-        for image, label in pairs
+    warnings = []
+    if state.fraction != settings.validation_split and not fixed_val:
+        warnings.append(
+            f"validated on the view's split ({state.fraction:g} of the images, seed {state.seed}), not validation_split "
+            f"{settings.validation_split:g}: every version of the view is judged on the same images; re-split the view to change it"
+        )
+    val_shas = [e.image.sha256 for e, _ in rows if side[e.image.id] == Split.val]
+    data_split = {
+        "source": "fixed" if fixed_val else "view",
+        "validation_split": state.fraction,
+        "seed": state.seed,
+        "generation": state.generation,
+        "train_images": len(rows) - len(val_shas),
+        "validation_images": len(val_shas),
+        "validation_digest": splits.validation_digest(val_shas),
+        "warnings": warnings + [w for w in state.warnings if any(f"{n!r}" in w for n in names)],
+    }
+    samples = [
+        VersionSample(image_id=entry.image.id, sha256=entry.image.sha256, blob_key=entry.image.blob_key,
+                      image_name=entry.image.original_name, annotation=annotation, split=side[entry.image.id])
+        for wanted in (Split.train, Split.val)
+        for entry, annotation in rows
+        if side[entry.image.id] == wanted
     ]
+    return samples, data_split
 
 
 def get_version(session: Session, *, organization_id: int, version_id: int) -> ModelVersion:
@@ -197,7 +212,9 @@ def get_artifact(session: Session, *, version: ModelVersion, kind: str) -> Artif
 
 
 def headline_metric(version: ModelVersion) -> dict[str, Any] | None:
-    """The number a list shows: best validation accuracy, when there is one."""
-    if version.best_metrics and "val_accuracy" in version.best_metrics:
-        return {"name": "val_accuracy", "value": version.best_metrics["val_accuracy"]}
+    """The number a list shows: the best value of the metric the run chose its checkpoint by (the summary's
+    ``monitor``: val_accuracy for classification, val_map for tagging; val_accuracy for older runs)."""
+    monitor = (version.summary or {}).get("monitor") or "val_accuracy"
+    if version.best_metrics and monitor in version.best_metrics:
+        return {"name": monitor, "value": version.best_metrics[monitor]}
     return None

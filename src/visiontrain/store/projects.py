@@ -55,6 +55,11 @@ class View(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(enum_column(ViewKind))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The view's validation split (``services.splits``): made once, with this fraction and seed, then
+    # extended to new images without moving old ones; None until the first version or re-split.
+    split_fraction: Mapped[float | None] = mapped_column(Float)
+    split_seed: Mapped[int | None] = mapped_column(Integer)
+    split_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # +1 at each re-split
 
     project: Mapped[Project] = relationship(back_populates="views")
     concepts: Mapped[list["Concept"]] = relationship(
@@ -75,10 +80,12 @@ class Concept(Base):
 
 
 class ViewImage(Base):
-    """An image's state in one view: annotated or not, and its fixed split (None: the split setting decides).
+    """An image's state in one view: annotated or not, its fixed split and its side in the view's split.
 
     ``annotated`` is True once the user has said what the image shows, even when that is nothing
-    (a tagging image "without concept", a detection image with no boxes).
+    (a tagging image "without concept", a detection image with no boxes). ``split``: the side the
+    user fixed (None: the view's split decides). ``assigned_split``: the side the view's split gave
+    it (None: not placed yet); it never changes until the view is re-split.
     """
 
     __tablename__ = "view_images"
@@ -87,6 +94,7 @@ class ViewImage(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True)
     annotated: Mapped[bool] = mapped_column(Boolean, default=False)
     split: Mapped[str | None] = mapped_column(enum_column(Split))
+    assigned_split: Mapped[str | None] = mapped_column(enum_column(Split))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

@@ -79,6 +79,9 @@ class ModelVersion(Base):
     best_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Which validation images it is judged on: the view's split fraction, seed and generation, the
+    # digest of its validation images (equal digests: comparable metrics) and the split's warnings.
+    data_split: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     model: Mapped[Model] = relationship(back_populates="versions")
     worker: Mapped[Worker | None] = relationship()
@@ -88,8 +91,9 @@ class ModelVersion(Base):
 class VersionSample(Base):
     """The snapshot: one image and its annotation exactly as the version trained on them.
 
-    Self-contained (bytes key and label copied), so later edits or deletions change nothing.
-    ``annotation``: the concept name (classification), a list of names (tagging) or boxes (detection).
+    Self-contained (bytes key and label copied), so later edits or deletions change nothing. One row
+    per image. ``annotation``: the concept name (classification), the list of the image's concept
+    names (tagging; ``[]``: without concept, an all-negative example) or boxes (detection).
     """
 
     __tablename__ = "version_samples"

@@ -29,8 +29,9 @@ from visiontrain.store.models import ModelVersion
 
 router = APIRouter(tags=["versions"])
 
-ArtifactKind = Literal["checkpoint", "onnx", "confusion_matrix"]
-_DOWNLOAD_NAMES = {"checkpoint": "best.pt", "onnx": "model.onnx", "confusion_matrix": "confusion_matrix.png"}
+ArtifactKind = Literal["checkpoint", "onnx", "confusion_matrix", "pr_curves"]
+_DOWNLOAD_NAMES = {"checkpoint": "best.pt", "onnx": "model.onnx", "confusion_matrix": "confusion_matrix.png",
+                   "pr_curves": "pr_curves.png"}
 STREAM_POLL_SECONDS = 0.5
 
 
@@ -50,6 +51,7 @@ def present(version: ModelVersion) -> VersionPublic:
         best_metrics=version.best_metrics,
         summary=version.summary,
         evaluation=version.evaluation,
+        data_split=version.data_split,
         artifacts=[
             ArtifactPublic(kind=a.kind, size_bytes=a.size_bytes, url=f"/api/v1/versions/{version.id}/artifacts/{a.kind}")
             for a in version.artifacts
@@ -156,12 +158,12 @@ async def stream_events(
     "/versions/{version_id}/artifacts/{kind}",
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
-    summary="Download a file the version produced: checkpoint (best.pt), onnx (model.onnx), confusion_matrix",
+    summary="Download a file the version produced: checkpoint (best.pt), onnx (model.onnx), confusion_matrix or pr_curves (PNG)",
 )
 def download_artifact(kind: ArtifactKind, version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
     artifact = service.get_artifact(session, version=version, kind=kind)
     filename = f"{version.model.name}-{version.name}-{_DOWNLOAD_NAMES[kind]}".replace("/", "_")
-    media = "image/png" if kind == "confusion_matrix" else "application/octet-stream"
+    media = "image/png" if kind in ("confusion_matrix", "pr_curves") else "application/octet-stream"
     return FileResponse(blobs.local_path(artifact.blob_key), media_type=media, filename=filename)
 
 

@@ -3,7 +3,16 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from visiontrain.api.deps import ProjectDep, SessionDep, ViewDep
-from visiontrain.api.schemas.views import ConceptCreate, ConceptPublic, ViewCreate, ViewPublic, ViewUpdate
+from visiontrain.api.schemas.views import (
+    ConceptCreate,
+    ConceptPublic,
+    ResplitRequest,
+    ViewCreate,
+    ViewPublic,
+    ViewSplit,
+    ViewUpdate,
+)
+from visiontrain.services import splits
 from visiontrain.services import views as service
 from visiontrain.store.models import View
 
@@ -54,6 +63,30 @@ def rename_view(body: ViewUpdate, view: ViewDep, session: SessionDep) -> ViewPub
 def delete_view(view: ViewDep, session: SessionDep) -> None:
     service.delete_view(session, view=view)
     session.commit()
+
+
+# --- the view's validation split
+
+
+@router.get("/views/{view_id}/split", response_model=ViewSplit, tags=["split"],
+            summary="The view's validation split: sides per image count and per concept, and its warnings")
+def get_split(view: ViewDep, session: SessionDep) -> ViewSplit:
+    return ViewSplit(**splits.split_state(session, view=view, persist=False).summary(view))
+
+
+@router.post(
+    "/views/{view_id}/split/resplit",
+    response_model=ViewSplit,
+    tags=["split"],
+    summary="Split the view's images afresh (new fraction or seed); the only action that moves images between sides",
+    description="Versions made before keep the split they were judged on (their `data_split.generation`); "
+    "versions made after are judged on the new one. Images fixed by the user keep their side.",
+)
+def resplit(view: ViewDep, session: SessionDep, body: ResplitRequest | None = None) -> ViewSplit:
+    body = body or ResplitRequest()
+    state = splits.resplit(session, view=view, fraction=body.validation_split, seed=body.seed)
+    session.commit()
+    return ViewSplit(**state.summary(view))
 
 
 # --- concepts

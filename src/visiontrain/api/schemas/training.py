@@ -73,6 +73,10 @@ class VersionPublic(VersionSummary):
     best_metrics: dict[str, Any] | None
     summary: dict[str, Any] | None
     evaluation: dict[str, Any] | None
+    data_split: dict[str, Any] | None = Field(
+        None, description="The split it was judged on: source (view or fixed), validation_split, seed, generation, "
+        "train_images, validation_images, validation_digest (equal digests: the same validation images), warnings."
+    )
     artifacts: list[ArtifactPublic] = Field(default_factory=list)
 
 
@@ -99,9 +103,18 @@ class LabelProbability(BaseModel):
     probability: float
 
 
+class TagProbability(LabelProbability):
+    """Tagging: every concept, whether it is on (probability at or above its threshold) and that threshold."""
+
+    on: bool
+    threshold: float
+
+
 class Prediction(BaseModel):
     file: str = Field(description="The uploaded file's name.")
-    predictions: list[LabelProbability] = Field(description="Most probable first, at most top_k.")
+    predictions: list[TagProbability | LabelProbability] = Field(
+        description="Most probable first: classification, at most top_k labels; tagging, every concept with `on` and `threshold`."
+    )
 
 
 class SettingsSchema(BaseModel):

@@ -43,6 +43,33 @@ class ConceptPublic(Public):
     image_count: int = Field(0, description="Images annotated with this concept.")
 
 
+class ConceptSides(BaseModel):
+    train: int
+    val: int
+
+
+class ViewSplit(BaseModel):
+    """The view's validation split: every version of every model on the view is judged on it."""
+
+    validation_split: float = Field(description="Fraction of the images it holds out for validation.")
+    seed: int
+    generation: int = Field(description="Goes up by one at each re-split; versions record theirs.")
+    made: bool = Field(description="False until the first version or a re-split stores it (this is what it would be).")
+    images: int = Field(description="Annotated images of the view.")
+    train: int
+    val: int
+    fixed_train: int = Field(description="Images the user fixed to training (PUT /split).")
+    fixed_val: int
+    fixed_validation_only: bool = Field(description="True when the user fixed validation images: they alone are the validation set.")
+    concepts: dict[str, ConceptSides] = Field(description="Images showing each concept on each side.")
+    warnings: list[str]
+
+
+class ResplitRequest(BaseModel):
+    validation_split: float | None = Field(None, gt=0, lt=1, description="Default: the view's current fraction.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Default: the view's current seed.")
+
+
 class ImportFormat(BaseModel):
     name: str
     title: str

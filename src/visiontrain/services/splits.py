@@ -1,0 +1,167 @@
+"""One validation split per view, so that every version of every model on it is judged on the same images.
+
+The view keeps its split: a fraction and a seed, and for each annotated image the side it was given
+(``ViewImage.assigned_split``). The first version (or an explicit re-split) makes it, stratified by
+class (classification) or by concept (tagging, detection: an image's set of concepts; iterative
+stratification); later versions extend it to newly annotated images without moving any image
+already placed. Sides the user fixed (``ViewImage.split``) are respected and counted in the
+stratification. Only :func:`resplit` moves images, and it says so (the view's ``split_generation``
+goes up; versions record the generation they were judged on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visiontrain.data.dataset import Sample
+from visiontrain.data.split import extend_split
+from visiontrain.services.errors import InvalidInput
+from visiontrain.settings import TrainingSettings
+from visiontrain.store.base import Split, ViewKind
+from visiontrain.store.models import Annotation, Concept, Image, View, ViewImage
+
+
+@dataclass
+class SplitEntry:
+    """One annotated image of the view: its concepts (all of the view's), fixed side and split side."""
+
+    row: ViewImage
+    image: Image
+    labels: tuple[str, ...]
+    fixed: str | None
+    assigned: str | None
+
+    @property
+    def side(self) -> str:
+        """Where it goes when the user fixed no validation images: the fixed side, else the split's."""
+        return self.fixed or self.assigned or Split.train.value
+
+
+@dataclass
+class SplitState:
+    fraction: float
+    seed: int
+    generation: int
+    made: bool  # False: the view has no stored split yet (this is what the first version would make)
+    entries: list[SplitEntry] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    placed: int = 0  # images given a side by this call
+
+    def summary(self, view: View) -> dict[str, Any]:
+        """What the API shows: counts per side (fixed or by the split) and per concept, and warnings."""
+        counts = {"train": 0, "val": 0, "fixed_train": 0, "fixed_val": 0}
+        per_concept: dict[str, dict[str, int]] = {c.name: {"train": 0, "val": 0} for c in view.concepts}
+        fixed_val = any(e.fixed == Split.val for e in self.entries)
+        for entry in self.entries:
+            side = entry.fixed or (Split.train.value if fixed_val else entry.assigned) or Split.train.value
+            counts[side] += 1
+            if entry.fixed:
+                counts[f"fixed_{entry.fixed}"] += 1
+            for label in entry.labels:
+                per_concept.setdefault(label, {"train": 0, "val": 0})[side] += 1
+        return {
+            "validation_split": self.fraction,
+            "seed": self.seed,
+            "generation": self.generation,
+            "made": self.made,
+            "images": len(self.entries),
+            **counts,
+            "fixed_validation_only": fixed_val,
+            "concepts": per_concept,
+            "warnings": self.warnings,
+        }
+
+
+def _entries(session: Session, view: View) -> list[SplitEntry]:
+    rows = session.execute(
+        select(ViewImage, Image).join(Image, Image.id == ViewImage.image_id)
+        .where(ViewImage.view_id == view.id, ViewImage.annotated.is_(True))
+        .order_by(Image.id)
+    ).all()
+    labels: dict[int, list[str]] = defaultdict(list)
+    for image_id, name in session.execute(
+        select(Annotation.image_id, Concept.name).join(Concept, Concept.id == Annotation.concept_id)
+        .where(Annotation.view_id == view.id).order_by(Annotation.id)
+    ):
+        if name not in labels[image_id]:
+            labels[image_id].append(name)
+    return [
+        SplitEntry(row=row, image=image, labels=tuple(labels.get(image.id, ())), fixed=row.split, assigned=row.assigned_split)
+        for row, image in rows
+    ]
+
+
+def _key(image: Image) -> str:
+    return image.sha256  # content-addressed: the same photo keeps its place in the seeded order
+
+
+def split_state(
+    session: Session, *, view: View, persist: bool, fraction: float | None = None, seed: int | None = None
+) -> SplitState:
+    """The view's split with every annotated image placed.
+
+    ``persist``: store the sides given to new images (and, on a view without a split yet, the
+    fraction and seed: ``fraction``/``seed`` or the settings' defaults). Otherwise nothing is
+    written: it is what the next version would train on.
+    """
+    defaults = TrainingSettings()
+    made = view.split_fraction is not None
+    use_fraction = view.split_fraction if made else (fraction if fraction is not None else defaults.validation_split)
+    use_seed = view.split_seed if made and view.split_seed is not None else (seed if seed is not None else defaults.seed)
+    entries = _entries(session, view)
+    kind = ViewKind(view.kind)
+    samples = [Sample(Path(_key(e.image)), e.labels) for e in entries]
+    # Kept: the sides the user fixed and the sides the split gave before; the others are placed now.
+    assigned = {_key(e.image): e.fixed or e.assigned for e in entries if e.fixed or e.assigned}
+    if kind == ViewKind.classification:
+        usable = [s for s in samples if len(s.labels) == 1]
+        train, val, warnings = extend_split(usable, assigned, use_fraction, use_seed)
+    else:
+        train, val, warnings = extend_split(
+            samples, assigned, use_fraction, use_seed, classes=[c.name for c in view.concepts], multilabel=True
+        )
+    side = {s.path.as_posix(): Split.train.value for s in train} | {s.path.as_posix(): Split.val.value for s in val}
+    placed = 0
+    for entry in entries:
+        if entry.fixed is None and entry.assigned is None and _key(entry.image) in side:
+            entry.assigned = side[_key(entry.image)]
+            placed += 1
+    if persist:
+        if not made:
+            view.split_fraction, view.split_seed = use_fraction, use_seed
+        for entry in entries:
+            if entry.fixed is None and entry.row.assigned_split is None and entry.assigned is not None:
+                entry.row.assigned_split = entry.assigned
+        session.flush()
+    return SplitState(
+        fraction=use_fraction, seed=use_seed, generation=view.split_generation or 0, made=made or persist,
+        entries=entries, warnings=warnings, placed=placed,
+    )
+
+
+def resplit(session: Session, *, view: View, fraction: float | None = None, seed: int | None = None) -> SplitState:
+    """Split the view's images afresh (the only way images move): new fraction and seed if given."""
+    if fraction is not None and not 0.0 < fraction < 1.0:
+        raise InvalidInput(f"validation_split must be between 0 and 1 (exclusive), got {fraction}", loc=("body", "validation_split"))
+    if seed is not None and seed < 0:
+        raise InvalidInput(f"seed must be 0 or more, got {seed}", loc=("body", "seed"))
+    defaults = TrainingSettings()
+    view.split_fraction = fraction if fraction is not None else (view.split_fraction or defaults.validation_split)
+    view.split_seed = seed if seed is not None else (view.split_seed if view.split_seed is not None else defaults.seed)
+    view.split_generation = (view.split_generation or 0) + 1
+    for row in session.scalars(select(ViewImage).where(ViewImage.view_id == view.id, ViewImage.assigned_split.is_not(None))):
+        row.assigned_split = None
+    session.flush()
+    return split_state(session, view=view, persist=True)
+
+
+def validation_digest(sha256s: list[str]) -> str:
+    """Names a validation set: equal digests, the same validation images."""
+    return hashlib.sha256("\n".join(sorted(sha256s)).encode()).hexdigest()
