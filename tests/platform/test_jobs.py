@@ -67,20 +67,24 @@ def test_a_cancelled_version_is_not_claimed(client: TestClient, platform: Platfo
         assert queue.claim_next(session, worker_id=_worker(platform)) is None
 
 
-def test_versions_of_a_dead_worker_process_are_marked_failed(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_is_judged_by_its_heartbeat_not_its_process_id(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    """A worker in another container shares the hostname but not the PID namespace: its pid is not visible
+    here, yet it is alive and beating. Only a heartbeat older than the stale period gives it up."""
     version_id, other_id = _queue_versions(client, ant_and_bee_files, 2)
-    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead_pid.wait()  # reaped: its pid no longer exists
-    dead = _worker(platform, pid=dead_pid.pid)
+    invisible = subprocess.Popen([sys.executable, "-c", "pass"])
+    invisible.wait()  # reaped: no process with this pid exists in this namespace
+    elsewhere = _worker(platform, pid=invisible.pid)  # same hostname (register_worker records this one's)
     alive = _worker(platform)
     with platform.sessions() as session:
-        assert queue.claim_next(session, worker_id=dead) == version_id
+        assert queue.claim_next(session, worker_id=elsewhere) == version_id
         assert queue.claim_next(session, worker_id=alive) == other_id
-        failed = queue.recover_stale(session, stale_after_seconds=60, current_worker_id=None)
-    assert failed == [version_id]
+        assert queue.recover_stale(session, stale_after_seconds=60, current_worker_id=None) == []
+        session.execute(update(Worker).where(Worker.id == elsewhere).values(heartbeat_at=utcnow() - timedelta(seconds=120)))
+        session.commit()
+        assert queue.recover_stale(session, stale_after_seconds=60, current_worker_id=None) == [version_id]
     version = client.get(f"/api/v1/versions/{version_id}").json()
     assert version["status"] == "failed"
-    assert version["error"].startswith("worker stopped unexpectedly (worker process") and "is gone" in version["error"]
+    assert version["error"].startswith("worker stopped unexpectedly (worker") and "silent for 1" in version["error"]
     assert client.get(f"/api/v1/versions/{other_id}").json()["status"] == "running"
 
 
@@ -125,3 +129,137 @@ def test_a_version_whose_images_vanished_fails_with_the_reason(client: TestClien
     assert failed["status"] == "failed" and failed["finished_at"]
     assert failed["error"].startswith(f"image {sample['image_name']} is missing from storage") and sample["sha256"] in failed["error"]
 
+
+
+def _claimed_by_a_worker(platform: Platform, version_id: int):  # type: ignore[no-untyped-def]
+    from visiontrain.jobs.worker import TrainingWorker
+
+    worker = TrainingWorker(platform)
+    worker.worker_id = _worker(platform)
+    with platform.sessions() as session:
+        assert queue.claim_next(session, worker_id=worker.worker_id) == version_id
+    return worker
+
+
+def _given_up_by_recovery(platform: Platform, worker_id: str) -> list[int]:
+    with platform.sessions() as session:
+        session.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow() - timedelta(seconds=600)))
+        session.commit()
+        return queue.recover_stale(session, stale_after_seconds=60)
+
+
+def test_results_of_a_version_given_up_by_recovery_are_not_stored(client: TestClient, platform: Platform, ant_and_bee_files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.models.checkpoint import CHECKPOINT_NAME
+    from visiontrain.store.models import Artifact
+
+    version_id, owned_id = _queue_versions(client, ant_and_bee_files, 2)
+    worker = _claimed_by_a_worker(platform, version_id)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / CHECKPOINT_NAME).write_bytes(b"weights")
+    (run_dir / "confusion_matrix.png").write_bytes(b"png")
+    assert _given_up_by_recovery(platform, worker.worker_id) == [version_id]
+    worker._store_results(version_id, run_dir, {"status": "cancelled", "best_epoch": 3})
+    with platform.sessions() as session:
+        assert session.scalars(select(Artifact).where(Artifact.version_id == version_id)).all() == []
+    assert not platform.blobs.exists(f"versions/{version_id}/{CHECKPOINT_NAME}")
+    version = client.get(f"/api/v1/versions/{version_id}").json()
+    assert version["status"] == "failed" and version["error"].startswith("worker stopped unexpectedly")
+    assert version["best_epoch"] is None
+
+    # The same call for a version the worker still owns stores everything (the test above is not vacuous).
+    worker = _claimed_by_a_worker(platform, owned_id)
+    worker._store_results(owned_id, run_dir, {"status": "cancelled", "best_epoch": 3})
+    with platform.sessions() as session:
+        kinds = sorted(a.kind for a in session.scalars(select(Artifact).where(Artifact.version_id == owned_id)))
+    assert kinds == ["checkpoint", "confusion_matrix"]
+    assert platform.blobs.exists(f"versions/{owned_id}/{CHECKPOINT_NAME}")
+    assert client.get(f"/api/v1/versions/{owned_id}").json()["status"] == "cancelled"
+
+
+def test_the_cancel_poll_stops_a_version_that_is_no_longer_this_workers(client: TestClient, platform: Platform, ant_and_bee_files, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.jobs import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "CANCEL_POLL_SECONDS", 0.0)  # read the database on every call
+    version_id, other_id = _queue_versions(client, ant_and_bee_files, 2)
+    worker = _claimed_by_a_worker(platform, version_id)
+    poll = worker_module._CancelPoll(worker, version_id)
+    assert poll() is False and poll.given_up is None
+    assert _given_up_by_recovery(platform, worker.worker_id) == [version_id]
+    assert poll() is True
+    assert poll.given_up == "it is failed" and poll.cancel_requested is False  # not a user's cancel
+
+    worker = _claimed_by_a_worker(platform, other_id)
+    poll = worker_module._CancelPoll(worker, other_id)
+    assert poll() is False
+    client.post(f"/api/v1/versions/{other_id}/cancel")
+    assert poll() is True and poll.cancel_requested is True and poll.given_up is None
+
+
+class _FlakySessions:
+    """A session factory whose first ``failures`` sessions fail to commit, like a database that went away."""
+
+    def __init__(self, sessions, failures: int):  # type: ignore[no-untyped-def]
+        self.sessions, self.failures, self.calls = sessions, failures, 0
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        from sqlalchemy.exc import OperationalError
+
+        self.calls += 1
+        session = self.sessions()
+        if self.calls <= self.failures:
+            def broken_commit() -> None:
+                raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+
+            session.commit = broken_commit
+        return session
+
+
+def test_a_database_error_while_storing_metrics_does_not_reach_the_training(client: TestClient, platform: Platform, ant_and_bee_files, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.jobs import metrics
+    from visiontrain.jobs.metrics import MetricsWriter
+
+    monkeypatch.setattr(metrics, "RETRY_SECONDS", 0.0)
+    [version_id] = _queue_versions(client, ant_and_bee_files, 1)
+    flaky = _FlakySessions(platform.sessions, failures=2)
+    writer = MetricsWriter(flaky, version_id)  # type: ignore[arg-type]
+    events = [{"type": "epoch", "stage": "head", "epoch": n, "val_accuracy": n / 10} for n in (1, 2, 3)]
+    writer(events[0])  # the engine's callback: no exception although the write failed
+    writer(events[1])  # failed again: both kept
+    assert (writer.pending, writer.written, writer.failures) == (2, 0, 2)
+    writer(events[2])  # the database is back: all three, in order
+    assert (writer.pending, writer.written) == (0, 3)
+    stored = client.get(f"/api/v1/versions/{version_id}/metrics").json()
+    assert [row["epoch"] for row in stored] == [1, 2, 3]
+
+    # The last flush retries; when every attempt fails it says so and keeps the rows.
+    writer = MetricsWriter(_FlakySessions(platform.sessions, failures=4), version_id)  # type: ignore[arg-type]
+    writer({"type": "batch", "stage": "head", "step": 1, "loss": 0.5})
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    with pytest.raises(OperationalError):
+        writer.flush(attempts=2, wait_seconds=0.0)
+    assert writer.pending == 1
+    writer.flush(attempts=3, wait_seconds=0.0)  # two more failures, then a success
+    assert writer.pending == 0 and writer.written == 1
+
+
+def test_metrics_buffered_through_a_long_outage_stay_bounded_and_keep_the_epochs(monkeypatch) -> None:
+    from visiontrain.jobs import metrics
+    from visiontrain.jobs.metrics import MetricsWriter
+
+    monkeypatch.setattr(metrics, "MAX_BUFFERED", 10)
+
+    def down():  # type: ignore[no-untyped-def]
+        raise ConnectionError("database unreachable")
+
+    writer = MetricsWriter(down, version_id=1)  # type: ignore[arg-type]
+    for step in range(30):
+        writer({"type": "batch", "stage": "head", "step": step})
+        if step % 10 == 9:
+            writer({"type": "epoch", "stage": "head", "epoch": step // 10 + 1})
+    assert writer.pending <= 10 + 3
+    kept = writer._buffer
+    assert [e["epoch"] for e in kept if e["type"] == "epoch"] == [1, 2, 3]
+    assert writer.dropped == 33 - writer.pending

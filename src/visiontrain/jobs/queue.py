@@ -68,24 +68,14 @@ def requeue(session: Session, *, version_id: int, worker_id: str) -> bool:
     return bool(moved)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def recover_stale(session: Session, *, stale_after_seconds: float, current_worker_id: str | None = None) -> list[int]:
     """Mark failed every running version whose worker is gone; returns their ids.
 
-    Gone: the worker row is missing or says it stopped, its heartbeat is older than
-    ``stale_after_seconds``, or it ran on this host and its process no longer exists.
+    Gone: the worker row is missing or says it stopped, or its heartbeat is older than
+    ``stale_after_seconds``. Heartbeats only: a process id says nothing across PID namespaces
+    (two containers share a hostname and a pid, and each sees none of the other's processes).
     """
     now = utcnow()
-    host = socket.gethostname()
     failed = []
     rows = session.execute(
         select(ModelVersion.id, ModelVersion.worker_id, Worker)
@@ -100,8 +90,6 @@ def recover_stale(session: Session, *, stale_after_seconds: float, current_worke
             reason = "its worker is no longer registered"
         elif worker.stopped_at is not None:
             reason = f"worker {worker.hostname}:{worker.pid} exited while training"
-        elif worker.hostname == host and not _pid_alive(worker.pid):
-            reason = f"worker process {worker.pid} on {host} is gone"
         elif now - worker.heartbeat_at > timedelta(seconds=stale_after_seconds):
             silent = int((now - worker.heartbeat_at).total_seconds())
             reason = f"worker {worker.hostname}:{worker.pid} has been silent for {silent} s"

@@ -129,7 +129,10 @@ class TrainingWorker:
             summary = engine.train(
                 settings, spec, run_dir, callback=writer, should_stop=should_stop, cache_dir=self._cache_dir()
             )
-            writer.flush()
+            self._flush_quietly(writer, version_id)
+            if should_stop.given_up:  # recovery (or another worker) took the version: nothing of this run is kept
+                log.warning("version %d: no longer running on this worker (%s): results dropped", version_id, should_stop.given_up)
+                return
             if summary.get("status") == "cancelled" and self.stopping.is_set() and not should_stop.cancel_requested:
                 self._requeue(version_id)  # stopped by our shutdown, not by the user: train it again later
                 return
@@ -153,10 +156,11 @@ class TrainingWorker:
 
     @staticmethod
     def _flush_quietly(writer: MetricsWriter, version_id: int) -> None:
+        """The last metrics rows, with a few retries; the run's results are stored even when they cannot be."""
         try:
-            writer.flush()
+            writer.flush(attempts=3)
         except Exception:
-            log.exception("could not store the last metrics of version %d", version_id)
+            log.exception("could not store the last %d metrics rows of version %d", writer.pending, version_id)
 
     def _cache_dir(self) -> Path:
         return Path(os.environ.get("VISIONTRAIN_CACHE_DIR") or self.config.data_dir / "feature-cache")
@@ -209,19 +213,21 @@ class TrainingWorker:
         evaluation_file = run_dir / "evaluation.json"
         evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.is_file() else None
         summary = {**summary, "warnings": warnings}
-        for _, path in artifacts:
-            self.platform.blobs.put_file(f"versions/{version_id}/{path.name}", path)
+        if not self._owns(version_id):
+            log.warning("version %d: given up by recovery while it trained; its results are not stored", version_id)
+            return
+        keys = [f"versions/{version_id}/{path.name}" for _, path in artifacts]
+        for key, (_, path) in zip(keys, artifacts):
+            self.platform.blobs.put_file(key, path)
         with self.platform.sessions() as session:
-            for kind, path in artifacts:
-                session.add(
-                    Artifact(version_id=version_id, kind=kind, blob_key=f"versions/{version_id}/{path.name}", size_bytes=path.stat().st_size)
-                )
-            session.flush()
-            self._finish(
+            # The outcome first, conditionally: recovery may have failed the version a moment ago, and
+            # then no artifact row may point at it (one transaction: both or neither).
+            owned = self._finish(
                 version_id,
                 status,
                 error=summary.get("message") if status == VersionStatus.failed else None,
                 session=session,
+                commit=False,
                 summary=summary,
                 evaluation=evaluation,
                 timings=summary.get("timings"),
@@ -229,19 +235,41 @@ class TrainingWorker:
                 best_stage=summary.get("best_stage"),
                 best_metrics=summary.get("best_metrics"),
             )
+            if owned:
+                for key, (kind, path) in zip(keys, artifacts):
+                    session.add(Artifact(version_id=version_id, kind=kind, blob_key=key, size_bytes=path.stat().st_size))
+                session.commit()
+            else:
+                session.rollback()
+        if not owned:
+            for key in keys:
+                self.platform.blobs.delete(key)
+            log.warning("version %d: given up by recovery while it trained; its results are not stored", version_id)
+            return
         log.info("version %d: %s", version_id, status.value)
 
-    def _finish(self, version_id: int, status: VersionStatus, *, error: str | None, session=None, **values: Any) -> None:  # type: ignore[no-untyped-def]
-        """Record the outcome, unless recovery already gave the version up (it then stays failed)."""
+    def _owns(self, version_id: int) -> bool:
+        """The version is still running, on this worker (recovery did not give it up)."""
+        with self.platform.sessions() as session:
+            row = session.execute(select(ModelVersion.status, ModelVersion.worker_id).where(ModelVersion.id == version_id)).one_or_none()
+        return row is not None and row[0] == VersionStatus.running and row[1] == self.worker_id
+
+    def _finish(  # type: ignore[no-untyped-def]
+        self, version_id: int, status: VersionStatus, *, error: str | None, session=None, commit: bool = True, **values: Any
+    ) -> bool:
+        """Record the outcome, unless recovery already gave the version up (it then stays failed).
+        True when this worker still owned the version and the outcome was written."""
         own = session is None
         session = session or self.platform.sessions()
         try:
-            session.execute(
+            written = session.execute(
                 update(ModelVersion)
                 .where(ModelVersion.id == version_id, ModelVersion.status == VersionStatus.running, ModelVersion.worker_id == self.worker_id)
                 .values(status=status.value, error=error, finished_at=utcnow(), **values)
-            )
-            session.commit()
+            ).rowcount
+            if commit:
+                session.commit()
+            return written == 1
         finally:
             if own:
                 session.close()
@@ -254,24 +282,37 @@ class TrainingWorker:
 
 
 class _CancelPoll:
-    """The engine's ``should_stop``: the worker is stopping, or the user cancelled (read at most once a second)."""
+    """The engine's ``should_stop``: the worker is stopping, the user cancelled, or the version is no longer
+    this worker's to train (recovery failed it, or it was deleted); the database is read at most once a second."""
 
     def __init__(self, worker: TrainingWorker, version_id: int):
         self.worker, self.version_id = worker, version_id
         self.cancel_requested = False
+        self.given_up: str | None = None  # why the version is no longer ours, once it is not
         self._checked = 0.0
 
     def __call__(self) -> bool:
-        if self.worker.stopping.is_set():
+        if self.worker.stopping.is_set() or self.given_up:
             return True
         now = time.monotonic()
         if now - self._checked >= CANCEL_POLL_SECONDS:
             self._checked = now
             try:
                 with self.worker.platform.sessions() as session:
-                    self.cancel_requested = bool(
-                        session.scalar(select(ModelVersion.cancel_requested).where(ModelVersion.id == self.version_id))
-                    )
+                    row = session.execute(
+                        select(ModelVersion.cancel_requested, ModelVersion.status, ModelVersion.worker_id)
+                        .where(ModelVersion.id == self.version_id)
+                    ).one_or_none()
             except Exception:  # the database is briefly unreachable: keep training, ask again next time
                 log.warning("version %d: could not read the cancel flag", self.version_id, exc_info=True)
+                return self.cancel_requested
+            if row is None:
+                self.given_up = "it was deleted"
+            elif row.status != VersionStatus.running or row.worker_id != self.worker.worker_id:
+                self.given_up = f"it is {row.status}" + ("" if row.worker_id == self.worker.worker_id else " on another worker")
+            else:
+                self.cancel_requested = bool(row.cancel_requested)
+            if self.given_up:
+                log.warning("version %d: %s; stopping its training", self.version_id, self.given_up)
+                return True
         return self.cancel_requested
