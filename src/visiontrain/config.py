@@ -9,6 +9,12 @@ from arguments, then ``VISIONTRAIN_*`` environment variables, then defaults:
 - ``VISIONTRAIN_BLOB_URL``: where bytes live (default: ``file://<data dir>/blobs``)
 - ``VISIONTRAIN_HEARTBEAT_SECONDS`` / ``VISIONTRAIN_STALE_AFTER_SECONDS``: worker liveness
 - ``VISIONTRAIN_MAX_UPLOAD_MB``: largest single upload (an archive included)
+- ``VISIONTRAIN_MAX_IMAGE_PIXELS``: largest image accepted (width x height, from its header, before decoding)
+- ``VISIONTRAIN_PREDICT_DEVICE``: where the API process runs predictions (default ``cpu``: the GPU is the worker's)
+- ``VISIONTRAIN_AUTH_FAILURE_LIMIT`` / ``VISIONTRAIN_AUTH_FAILURE_WINDOW_SECONDS``: failed token attempts
+  allowed from one client address per window before it is answered 429
+
+The data directory is made private (mode 700) and an SQLite database file in it 600.
 """
 
 from __future__ import annotations
@@ -45,6 +51,24 @@ class ServerConfig(BaseModel):
         512, ge=1, description="Largest accepted upload, in MB: one file, or one request of several files or an archive."
     )
     predictor_cache_size: int = Field(4, ge=1, description="Trained versions kept loaded for prediction.")
+    max_image_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="Largest image accepted, width x height (read from the header before any pixel is decoded).",
+    )
+    predict_device: str = Field(
+        "cpu",
+        min_length=1,
+        description="Device for predictions made by the API process (cpu, cuda, cuda:1, ...); the default leaves "
+        "the GPU to the worker that trains.",
+    )
+    auth_failure_limit: int = Field(
+        20, ge=1, description="Failed token attempts allowed from one client address per window (then 429)."
+    )
+    auth_failure_window_seconds: float = Field(
+        60.0, gt=0, description="The window of auth_failure_limit, in seconds; also the longest Retry-After."
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "ServerConfig":
@@ -80,8 +104,18 @@ class ServerConfig(BaseModel):
         """The VISIONTRAIN_* variables that rebuild this configuration in another process (a worker)."""
         return {ENV_PREFIX + name.upper(): str(value) for name, value in self.model_dump().items()}
 
+    @property
+    def tmp_dir(self) -> Path:
+        """Uploads being processed (swept at start-up: what a killed process left)."""
+        return self.data_dir / "tmp"
+
     def prepare(self) -> "ServerConfig":
-        """Create the data directory (first start); returns self."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the data directory (first start), private to its owner (700); returns self."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.data_dir.chmod(0o700)
+        except PermissionError:  # a directory owned by someone else: leave it as its owner set it
+            pass
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(mode=0o700, exist_ok=True)
         return self

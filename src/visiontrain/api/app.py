@@ -14,7 +14,10 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from visiontrain import __version__
+from visiontrain.api.docs import install_docs
 from visiontrain.api.errors import install_error_handlers
+from visiontrain.api.hardening import AuthThrottle, HardeningMiddleware
+from visiontrain.api.schemas.common import errors
 from visiontrain.api.routers import (
     annotations,
     health,
@@ -48,8 +51,10 @@ projects and tokens.
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
+    # Every route here needs a token (401, or 429 after too many failed attempts), validates its input
+    # (422) and may find the database busy (503); routes add what else they answer.
     for module in (projects, images, views, annotations, imports, models, versions, settings, tokens):
-        router.include_router(module.router)
+        router.include_router(module.router, responses=errors(401, 422, 429, 503))
     return router
 
 
@@ -75,20 +80,27 @@ def create_app(config: ServerConfig | None = None, *, platform: Platform | None 
         if owns_platform:
             platform.close()
 
+    max_body = (platform.config.max_upload_mb + 1) * 1024 * 1024
     app = FastAPI(
         title="visiontrain",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from a package's files below, not from a CDN
+        redoc_url=None,
         openapi_url="/openapi.json",
         # Refuse an oversized body while it streams in, before it fills the disk; one MB of slack for
         # multipart overhead, so that a file just over the limit gets the message naming it.
-        max_body_size=(platform.config.max_upload_mb + 1) * 1024 * 1024,
+        max_body_size=max_body,
     )
     app.state.platform = platform
-    app.state.predictors = PredictorCache(platform.config.predictor_cache_size)
-    install_error_handlers(app)
+    app.state.predictors = PredictorCache(platform.config.predictor_cache_size, device=platform.config.predict_device)
+    app.state.auth_throttle = AuthThrottle(
+        limit=platform.config.auth_failure_limit, window_seconds=platform.config.auth_failure_window_seconds
+    )
+    app.add_middleware(HardeningMiddleware, max_body_bytes=max_body, limit_mb=platform.config.max_upload_mb)
+    install_error_handlers(app, limit_mb=platform.config.max_upload_mb)
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(api_router())
     if web:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from visiontrain.api.hardening import AuthThrottle
+from visiontrain.api.schemas.common import MAX_ID
 from visiontrain.blobs import BlobStore
 from visiontrain.services import auth, models, projects, versions, views
 from visiontrain.services.platform import Platform
@@ -57,12 +59,28 @@ BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _throttled(retry_after: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"too many failed token attempts from this address; try again in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def get_token(
     request: Request,
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> ApiToken:
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = client_address(request)
+    if (retry_after := throttle.retry_after(address)) is not None:
+        raise _throttled(retry_after)
     secret = bearer.credentials if bearer is not None else cookie
     if bearer is None and cookie and request.method not in SAFE_METHODS:
         raise HTTPException(
@@ -78,6 +96,9 @@ def get_token(
         )
     token = auth.authenticate(session, secret=secret)
     if token is None:
+        throttle.failed(address)
+        if (retry_after := throttle.retry_after(address)) is not None:
+            raise _throttled(retry_after)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"}
         )
@@ -96,19 +117,19 @@ def get_organization_id(token: TokenDep) -> int:
 OrgDep = Annotated[int, Depends(get_organization_id)]
 
 
-def get_project(project_id: int, session: SessionDep, organization_id: OrgDep) -> Project:
+def get_project(project_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, organization_id: OrgDep) -> Project:
     return projects.get_project(session, organization_id=organization_id, project_id=project_id)
 
 
-def get_view(view_id: int, session: SessionDep, organization_id: OrgDep) -> View:
+def get_view(view_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, organization_id: OrgDep) -> View:
     return views.get_view(session, organization_id=organization_id, view_id=view_id)
 
 
-def get_model(model_id: int, session: SessionDep, organization_id: OrgDep) -> Model:
+def get_model(model_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, organization_id: OrgDep) -> Model:
     return models.get_model(session, organization_id=organization_id, model_id=model_id)
 
 
-def get_version(version_id: int, session: SessionDep, organization_id: OrgDep) -> ModelVersion:
+def get_version(version_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, organization_id: OrgDep) -> ModelVersion:
     return versions.get_version(session, organization_id=organization_id, version_id=version_id)
 
 

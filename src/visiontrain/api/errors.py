@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
@@ -15,7 +17,40 @@ from visiontrain.services.errors import InvalidInput, ServiceError
 log = logging.getLogger("visiontrain.api")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+MULTIPART_HEADER_LIMIT = 4096  # python-multipart's limit on one part's header line (the file name is in it)
+
+
+def _parser_reason(exc: BaseException) -> str:
+    """The multipart parser's own reason, from the exceptions chained behind Starlette's message."""
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if type(seen).__name__ != "MultiPartException" and str(seen):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
+def install_error_handlers(app: FastAPI, *, limit_mb: int | None = None) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413 and exc.detail == "Content Too Large" and limit_mb is not None:
+            detail = (
+                f"the request body is over the {limit_mb} MB upload limit (the server's VISIONTRAIN_MAX_UPLOAD_MB): "
+                "send smaller files or fewer at once"
+            )
+            return JSONResponse({"detail": detail}, status_code=413, headers=exc.headers)
+        if exc.status_code == 400 and exc.detail == "Invalid multipart data.":
+            reason = _parser_reason(exc)
+            if "header size" in reason.lower():
+                detail = (
+                    f"a part of the multipart body has a header over {MULTIPART_HEADER_LIMIT} bytes: most likely a "
+                    "file name that long; rename the file (names are kept to 500 characters anyway)"
+                )
+            else:
+                detail = f"the multipart body could not be parsed ({reason or 'malformed'}); send it as multipart/form-data"
+            return JSONResponse({"detail": detail}, status_code=400)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         if isinstance(exc, InvalidInput):

@@ -24,6 +24,8 @@ def ensure_organization(session: Session, *, name: str) -> Organization:
     name = name.strip()
     if not name:
         raise InvalidInput("organization name must not be empty", loc=("organization",))
+    if "\x00" in name or len(name) > 200:
+        raise InvalidInput("organization name must be at most 200 characters, without NUL", loc=("organization",))
     organization = session.scalar(select(Organization).where(Organization.name == name))
     if organization is None:
         organization = Organization(name=name)
@@ -35,6 +37,8 @@ def ensure_organization(session: Session, *, name: str) -> Organization:
 def create_token(session: Session, *, organization: str = DEFAULT_ORGANIZATION, name: str = "token") -> tuple[ApiToken, str]:
     """A new token for ``organization`` (created if new); returns the row and the secret, shown only once."""
     org = ensure_organization(session, name=organization)
+    if "\x00" in name or not name.strip() or len(name) > 200:
+        raise InvalidInput("token name must be 1 to 200 characters, without NUL", loc=("body", "name"))
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(organization_id=org.id, name=name, token_hash=_hash(secret), prefix=secret[:10])
     session.add(token)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from visiontrain.blobs import BlobStore
 from visiontrain.data.errors import ImageError
+from visiontrain.data.images import check_image as decode_check
 from visiontrain.data.images import open_image
 from visiontrain.services.db_helpers import insert_ignoring_duplicates
 from visiontrain.services.errors import BadFile, InvalidInput, NotFound
@@ -20,6 +21,12 @@ from visiontrain.store.base import Split, utcnow
 from visiontrain.store.models import Annotation, Image, Project, VersionSample, View, ViewImage
 
 MAX_NAME_LENGTH = 500
+# The server's default pixel limit (``ServerConfig.max_image_pixels``): a 50 MP photo decodes in
+# ~150 MB at most (JPEGs at 1/8 scale while checking); beyond it a file is a bomb or not a photo.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+# Thumbnails come in these sizes only: a requested max_side is rounded up to the next one, so that
+# a client cannot make the server store one thumbnail per pixel size.
+THUMBNAIL_SIZES = (128, 256, 512, 1024)
 
 
 @dataclass(frozen=True)
@@ -47,26 +54,37 @@ class AddedImages:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def check_image(*, data: bytes, filename: str) -> CheckedImage:
-    """Decode the bytes fully (corrupt, truncated, bombs and non-images are refused, naming the file)."""
-    name = (Path(filename.replace("\\", "/")).name or "image")[:MAX_NAME_LENGTH]
+def clean_filename(filename: str) -> str:
+    """The file name to record: its last path part, at most MAX_NAME_LENGTH characters; NUL is refused."""
+    if "\x00" in filename:
+        raise BadFile(repr(filename[:80]), "the file name contains a NUL byte; rename the file")
+    name = Path(filename.replace("\\", "/")).name or "image"
+    if len(name) > MAX_NAME_LENGTH:
+        stem, dot, suffix = name.rpartition(".")
+        keep = MAX_NAME_LENGTH - len(suffix) - 1 if dot and len(suffix) < 16 else MAX_NAME_LENGTH
+        name = name[:keep] + (dot + suffix if dot and len(suffix) < 16 else "")
+    return name
+
+
+def check_image(*, data: bytes, filename: str, max_pixels: int | None = None) -> CheckedImage:
+    """Decode the bytes fully (corrupt, truncated, bombs, formats outside the allow-list and non-images
+    are refused, naming the file). The format is decided from the first bytes before any decoder runs;
+    the pixel count (``max_pixels``, default :data:`DEFAULT_MAX_IMAGE_PIXELS`) from the header before
+    any pixel is decoded."""
+    name = clean_filename(filename)
     if not data:
         raise BadFile(name, "file is empty")
     try:
-        decoded = open_image(data)
-        with PILImage.open(io.BytesIO(data)) as header:
-            image_format = header.format or "PNG"
+        image_format, width, height = decode_check(io.BytesIO(data), max_pixels=max_pixels or DEFAULT_MAX_IMAGE_PIXELS)
     except ImageError as exc:
         raise BadFile(name, str(exc)) from None
-    if image_format == "MPO":  # multi-picture JPEGs from cameras: a JPEG to every viewer
-        image_format = "JPEG"
     extension = {"JPEG": ".jpg", "TIFF": ".tif"}.get(image_format, "." + image_format.lower())
     return CheckedImage(
         name=name,
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
-        width=decoded.width,
-        height=decoded.height,
+        width=width,
+        height=height,
         extension=extension,
         content_type=PILImage.MIME.get(image_format, "application/octet-stream"),
     )
@@ -98,7 +116,7 @@ def store_image(session: Session, *, blobs: BlobStore, project: Project, image: 
 
 
 def add_images(
-    session: Session, *, blobs: BlobStore, project: Project, files: list[tuple[str, bytes]]
+    session: Session, *, blobs: BlobStore, project: Project, files: list[tuple[str, bytes]], max_pixels: int | None = None
 ) -> AddedImages:
     """Add uploaded files all or nothing: any file that is not a usable image fails the whole request."""
     if not files:
@@ -107,7 +125,7 @@ def add_images(
     problems: list[BadFile] = []
     for filename, data in files:
         try:
-            checked.append(check_image(data=data, filename=filename))
+            checked.append(check_image(data=data, filename=filename, max_pixels=max_pixels))
         except BadFile as exc:
             problems.append(exc)
     if len(problems) == 1:
@@ -127,12 +145,14 @@ def _store_all(session: Session, *, blobs: BlobStore, project: Project, checked:
     return result
 
 
-def add_image_files(session: Session, *, blobs: BlobStore, project: Project, paths: list[tuple[str, Path]]) -> AddedImages:
+def add_image_files(
+    session: Session, *, blobs: BlobStore, project: Project, paths: list[tuple[str, Path]], max_pixels: int | None = None
+) -> AddedImages:
     """Add files from an extracted archive: files that are not usable images are reported, the rest added."""
     checked, rejected = [], []
     for name, path in paths:
         try:
-            checked.append(check_image(data=path.read_bytes(), filename=name))
+            checked.append(check_image(data=path.read_bytes(), filename=name, max_pixels=max_pixels))
         except BadFile as exc:
             rejected.append((name, exc.reason))
     result = _store_all(session, blobs=blobs, project=project, checked=checked)
@@ -151,8 +171,15 @@ def image_bytes(*, blobs: BlobStore, image: Image) -> bytes:
     return blobs.get_bytes(image.blob_key)
 
 
+def thumbnail_side(max_side: int) -> int:
+    """The stored thumbnail size that serves ``max_side``: the next of :data:`THUMBNAIL_SIZES` up."""
+    return next((size for size in THUMBNAIL_SIZES if size >= max_side), THUMBNAIL_SIZES[-1])
+
+
 def thumbnail_bytes(*, blobs: BlobStore, image: Image, max_side: int) -> bytes:
-    """A JPEG no larger than ``max_side`` on either side (EXIF rotation applied), made once and kept."""
+    """A JPEG no larger than the thumbnail size serving ``max_side`` (:func:`thumbnail_side`) on either
+    side (EXIF rotation applied), made once per size and kept."""
+    max_side = thumbnail_side(max_side)
     key = f"thumbnails/{image.sha256[:2]}/{image.sha256}-{max_side}.jpg"
     if blobs.exists(key):
         return blobs.get_bytes(key)
@@ -234,6 +261,8 @@ __all__ = [
     "get_image",
     "image_bytes",
     "thumbnail_bytes",
+    "thumbnail_side",
+    "clean_filename",
     "list_images",
     "store_image",
 ]

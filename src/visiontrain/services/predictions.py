@@ -17,8 +17,11 @@ MAX_IMAGES_PER_REQUEST = 64
 class PredictorCache:
     """The most recently used predictors, keyed by checkpoint blob; safe to share between request threads."""
 
-    def __init__(self, size: int = 4):
+    def __init__(self, size: int = 4, *, device: str = "cpu"):
+        # The API process predicts on the CPU unless told otherwise (ServerConfig.predict_device): a
+        # training worker on the same machine has the GPU.
         self.size = size
+        self.device = device
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -33,9 +36,9 @@ class PredictorCache:
             with self._lock:
                 if checkpoint_key in self._items:
                     return self._items[checkpoint_key]
-            from visiontrain.predict import Predictor
+            from visiontrain.predictor import Predictor
 
-            predictor = Predictor.load(blobs.local_path(checkpoint_key))
+            predictor = Predictor.load(blobs.local_path(checkpoint_key), device=self.device)
             with self._lock:
                 self._items[checkpoint_key] = predictor
                 self._items.move_to_end(checkpoint_key)
@@ -48,6 +51,12 @@ class PredictorCache:
         return len(self._items)
 
 
+def require_ready(version: ModelVersion, checkpoint: Artifact | None) -> None:
+    """409 unless the version trained successfully and has its checkpoint."""
+    if version.status != VersionStatus.succeeded or checkpoint is None:
+        raise Conflict(f"version {version.id} is {version.status}; only a version that trained successfully can predict")
+
+
 def predict(
     *,
     cache: PredictorCache,
@@ -58,8 +67,7 @@ def predict(
     top_k: int = 5,
 ) -> list[dict[str, Any]]:
     """Top-k labels with probabilities for each uploaded image, in upload order."""
-    if version.status != VersionStatus.succeeded or checkpoint is None:
-        raise Conflict(f"version {version.id} is {version.status}; only a version that trained successfully can predict")
+    require_ready(version, checkpoint)
     if not files:
         raise InvalidInput("no images were sent", loc=("body", "files"))
     if len(files) > MAX_IMAGES_PER_REQUEST:

@@ -13,6 +13,10 @@ def _clean_name(name: str, what: str) -> str:
     name = name.strip()
     if not name:
         raise InvalidInput(f"{what} name must not be empty", loc=("body", "name"))
+    if "\x00" in name:
+        raise InvalidInput(f"{what} name must not contain NUL characters", loc=("body", "name"))
+    if len(name) > 200:
+        raise InvalidInput(f"{what} name is longer than 200 characters (the limit)", loc=("body", "name"))
     return name
 
 

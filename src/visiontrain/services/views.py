@@ -10,12 +10,21 @@ from visiontrain.store.base import ViewKind
 from visiontrain.store.models import Annotation, Concept, Image, Model, Project, View, ViewImage, model_concepts
 
 
-def _clean(name: str, what: str) -> str:
+MAX_NAME_LENGTH = 200
+
+
+def _clean(name: str, what: str, loc: tuple[str | int, ...] = ("body", "name")) -> str:
+    """A usable name or a 422 at ``loc`` that quotes the name (an import's folder name is not the body's)."""
     name = name.strip()
     if not name:
-        raise InvalidInput(f"{what} name must not be empty", loc=("body", "name"))
-    if len(name) > 200:
-        raise InvalidInput(f"{what} name is longer than 200 characters", loc=("body", "name"))
+        raise InvalidInput(f"{what} name must not be empty", loc=loc)
+    if "\x00" in name:
+        raise InvalidInput(f"{what} name {name.replace(chr(0), '')[:60]!r} contains a NUL character", loc=loc)
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            f"{what} name {name[:40] + '...'!r} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}",
+            loc=loc,
+        )
     return name
 
 
@@ -34,8 +43,8 @@ def create_view(
     view = View(project_id=project.id, name=name, kind=kind.value)
     session.add(view)
     session.flush()
-    for concept in dict.fromkeys(concepts or []):
-        create_concept(session, view=view, name=concept)
+    for index, concept in enumerate(dict.fromkeys(concepts or [])):
+        create_concept(session, view=view, name=concept, loc=("body", "concepts", index))
     return view
 
 
@@ -84,8 +93,11 @@ def view_counts(session: Session, *, view: View) -> dict[str, int]:
 # --- concepts
 
 
-def create_concept(session: Session, *, view: View, name: str) -> Concept:
-    name = _clean(name, "concept")
+def create_concept(
+    session: Session, *, view: View, name: str, loc: tuple[str | int, ...] = ("body", "name")
+) -> Concept:
+    """``loc``: where the name came from, for the error (an import names its archive, not ``body.name``)."""
+    name = _clean(name, "concept", loc)
     if session.scalar(select(Concept.id).where(Concept.view_id == view.id, Concept.name == name)):
         raise Conflict(f"view {view.id} already has a concept named {name!r}")
     concept = Concept(view_id=view.id, name=name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,13 +28,24 @@ def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # Up to 50 connections: more than the request thread pool (40) so a burst never waits on the pool.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (600), or make an existing one so. SQLite gives its
+    -wal and -shm files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
+    except PermissionError:  # someone else's file: its owner decides
+        pass
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +122,9 @@ def _process_lock(engine: Engine) -> Iterator[Connection | None]:
         return
     import fcntl
 
-    with open(f"{database}.migrate.lock", "w") as lock:
+    lock_path = Path(f"{database}.migrate.lock")
+    _private_file(lock_path)
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield None

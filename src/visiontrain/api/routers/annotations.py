@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from visiontrain.api.deps import SessionDep, ViewDep
 from visiontrain.api.schemas.annotations import AnnotationBatch, AnnotationPublic, AnnotationSet, SplitResult, SplitSet
-from visiontrain.api.schemas.common import Page
+from visiontrain.api.schemas.common import IdPath, Offset, Page, errors
 from visiontrain.services import annotations as service
 from visiontrain.services.errors import InvalidInput, NotFound
 from visiontrain.services.images import get_image
@@ -24,11 +24,12 @@ def _apply(session, view: View, image: Image, body: AnnotationSet, loc: tuple) -
     )
 
 
-@router.get("/annotations", response_model=Page[AnnotationPublic], summary="Annotated images of the view, paged")
+@router.get("/annotations", response_model=Page[AnnotationPublic], summary="Annotated images of the view, paged",
+            responses=errors(404))
 def list_annotations(
     view: ViewDep,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AnnotationPublic]:
     query = select(ViewImage.image_id).where(ViewImage.view_id == view.id, ViewImage.annotated.is_(True))
@@ -40,8 +41,8 @@ def list_annotations(
     )
 
 
-@router.get("/annotations/{image_id}", response_model=AnnotationPublic)
-def get_annotation(image_id: int, view: ViewDep, session: SessionDep) -> AnnotationPublic:
+@router.get("/annotations/{image_id}", response_model=AnnotationPublic, responses=errors(404))
+def get_annotation(image_id: IdPath, view: ViewDep, session: SessionDep) -> AnnotationPublic:
     image = get_image(session, project=view.project, image_id=image_id)
     return AnnotationPublic.model_validate(service.get_annotation(session, view=view, image=image))
 
@@ -53,23 +54,28 @@ def get_annotation(image_id: int, view: ViewDep, session: SessionDep) -> Annotat
     description="Classification: `{\"concept\": \"ants\"}`; tagging: `{\"concepts\": [\"cat\", \"dog\"]}` "
     "(`[]`: without concept); detection: `{\"boxes\": [{\"concept\": \"raccoon\", \"x_min\": 10, \"y_min\": 5, "
     "\"x_max\": 120, \"y_max\": 90}]}` (`[]`: no object). A field that does not fit the view's kind is a 422.",
+    responses=errors(404),
 )
-def set_annotation(image_id: int, body: AnnotationSet, view: ViewDep, session: SessionDep) -> AnnotationPublic:
+def set_annotation(image_id: IdPath, body: AnnotationSet, view: ViewDep, session: SessionDep) -> AnnotationPublic:
     image = get_image(session, project=view.project, image_id=image_id)
     state = _apply(session, view, image, body, ("body",))
     session.commit()
     return AnnotationPublic.model_validate(state)
 
 
-@router.delete("/annotations/{image_id}", response_model=AnnotationPublic, summary="Make an image unannotated again")
-def clear_annotation(image_id: int, view: ViewDep, session: SessionDep) -> AnnotationPublic:
+@router.delete("/annotations/{image_id}", response_model=AnnotationPublic, summary="Make an image unannotated again",
+               responses=errors(404))
+def clear_annotation(image_id: IdPath, view: ViewDep, session: SessionDep) -> AnnotationPublic:
     image = get_image(session, project=view.project, image_id=image_id)
     state = service.clear_annotation(session, view=view, image=image)
     session.commit()
     return AnnotationPublic.model_validate(state)
 
 
-@router.post("/annotations/batch", response_model=list[AnnotationPublic], summary="Set many annotations at once (all or nothing)")
+@router.post("/annotations/batch", response_model=list[AnnotationPublic], summary="Set many annotations at once (all or nothing)",
+             description="Each item names an image of the view's project and, as for PUT /annotations/{image_id}, "
+             "the one field that fits the view's kind. An unknown image or concept is a 422 naming the item.",
+             responses=errors(404))
 def set_annotations(body: AnnotationBatch, view: ViewDep, session: SessionDep) -> list[AnnotationPublic]:
     results = []
     for index, item in enumerate(body.items):
@@ -82,7 +88,9 @@ def set_annotations(body: AnnotationBatch, view: ViewDep, session: SessionDep) -
     return results
 
 
-@router.put("/split", response_model=SplitResult, summary="Fix images to the training or validation set (null: automatic)")
+@router.put("/split", response_model=SplitResult, summary="Fix images to the training or validation set (null: automatic)",
+            description="`image_ids`: images of the view's project (distinct); an unknown one is a 422 naming it.",
+            responses=errors(404))
 def set_split(body: SplitSet, view: ViewDep, session: SessionDep) -> SplitResult:
     images = []
     for index, image_id in enumerate(body.image_ids):

@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from visiontrain.api import uploads
 from visiontrain.api.deps import BlobsDep, OrgDep, PlatformDep, ProjectDep, SessionDep
 from visiontrain.api.schemas.annotations import AnnotationPublic
-from visiontrain.api.schemas.common import Page, Rejected
+from visiontrain.api.schemas.common import MAX_ID, IdPath, Offset, Page, Rejected, errors
 from visiontrain.api.schemas.images import ImagePublic, UploadResult
 from visiontrain.services import annotations as annotation_service
 from visiontrain.services import images as service
@@ -34,6 +34,7 @@ def _result(added: AddedImages) -> UploadResult:
     response_model=UploadResult,
     status_code=status.HTTP_201_CREATED,
     summary="Upload one or more images (all or nothing)",
+    responses=errors(400, 404, 413),
     description="Multipart field `files`, repeated. Any file that is not a usable image (not an image, corrupt, "
     "truncated, too large) fails the request with 400 naming it, and nothing is stored. The same bytes uploaded "
     "again return the existing image.",
@@ -46,7 +47,10 @@ def upload_images(
     platform: PlatformDep,
 ) -> UploadResult:
     limit = platform.config.max_upload_mb
-    added = service.add_images(session, blobs=blobs, project=project, files=[uploads.read_upload(f, limit_mb=limit) for f in files])
+    payload = [uploads.read_upload(f, limit_mb=limit, index=i) for i, f in enumerate(files)]
+    added = service.add_images(
+        session, blobs=blobs, project=project, files=payload, max_pixels=platform.config.max_image_pixels
+    )
     session.commit()
     return _result(added)
 
@@ -56,6 +60,7 @@ def upload_images(
     response_model=UploadResult,
     status_code=status.HTTP_201_CREATED,
     summary="Upload a zip of images (unannotated)",
+    responses=errors(400, 404, 413),
     description="Unsafe archives (path traversal, links, zip bombs) are refused with 400. Entries that are not "
     "usable images are listed in `rejected`; the others are added. To import annotations too, use "
     "POST /views/{view_id}/import.",
@@ -67,26 +72,30 @@ def upload_archive(
     blobs: BlobsDep,
     platform: PlatformDep,
 ) -> UploadResult:
-    workdir = uploads.temporary_directory()
+    workdir = uploads.temporary_directory(platform.config)
     try:
         path = uploads.save_upload(file, workdir, limit_mb=platform.config.max_upload_mb)
-        added = imports.add_image_archive(session, blobs=blobs, project=project, archive=path, filename=file.filename or "archive.zip")
+        added = imports.add_image_archive(
+            session, blobs=blobs, project=project, archive=path, filename=uploads.upload_name(file, "archive.zip")
+        )
         session.commit()
         return _result(added)
     finally:
         uploads.remove(workdir)
 
 
-@router.get("", response_model=Page[ImagePublic], summary="List images, filtered and paged")
+@router.get("", response_model=Page[ImagePublic], summary="List images, filtered and paged", responses=errors(404))
 def list_images(
     project: ProjectDep,
     session: SessionDep,
     organization_id: OrgDep,
-    view_id: Annotated[int | None, Query(description="Needed by the filters below; adds each image's annotation")] = None,
-    concept_id: Annotated[int | None, Query(description="Only images annotated with this concept")] = None,
+    view_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Needed by the filters below; adds each image's annotation")
+    ] = None,
+    concept_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only images annotated with this concept")] = None,
     unannotated: Annotated[bool | None, Query(description="true: not yet annotated in the view; false: annotated")] = None,
     split: Annotated[Literal["train", "val"] | None, Query(description="Only images fixed to this side")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Page[ImagePublic]:
     view = get_view(session, organization_id=organization_id, view_id=view_id) if view_id is not None else None
@@ -109,19 +118,20 @@ def list_images(
     return Page[ImagePublic](items=public, total=total, offset=offset, limit=limit)
 
 
-@router.get("/{image_id}", response_model=ImagePublic)
-def get_image(image_id: int, project: ProjectDep, session: SessionDep) -> ImagePublic:
+@router.get("/{image_id}", response_model=ImagePublic, responses=errors(404))
+def get_image(image_id: IdPath, project: ProjectDep, session: SessionDep) -> ImagePublic:
     return ImagePublic.model_validate(service.get_image(session, project=project, image_id=image_id))
 
 
 @router.get(
     "/{image_id}/content",
     response_class=Response,
-    responses={200: {"content": {"image/*": {}}, "description": "The image's original bytes"}},
+    responses={200: {"content": {"image/*": {}}, "description": "The image's original bytes"}, **errors(404)},
     summary="The image file as uploaded, or a JPEG thumbnail with max_side",
+    description="`max_side` is rounded up to the next stored thumbnail size (128, 256, 512 or 1024).",
 )
 def get_image_content(
-    image_id: int,
+    image_id: IdPath,
     project: ProjectDep,
     session: SessionDep,
     blobs: BlobsDep,
@@ -130,14 +140,18 @@ def get_image_content(
     image = service.get_image(session, project=project, image_id=image_id)
     session.close()
     # Content-addressed: the bytes behind this URL never change.
+    if max_side is not None:
+        max_side = service.thumbnail_side(max_side)
     headers = {"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{image.sha256}-{max_side or 0}"'}
     if max_side is None:
         return Response(service.image_bytes(blobs=blobs, image=image), media_type=image.content_type, headers=headers)
     return Response(service.thumbnail_bytes(blobs=blobs, image=image, max_side=max_side), media_type="image/jpeg", headers=headers)
 
 
-@router.delete("/{image_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an image and its annotations")
-def delete_image(image_id: int, project: ProjectDep, session: SessionDep, blobs: BlobsDep) -> None:
+@router.delete(
+    "/{image_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an image and its annotations", responses=errors(404, 409)
+)
+def delete_image(image_id: IdPath, project: ProjectDep, session: SessionDep, blobs: BlobsDep) -> None:
     image = service.get_image(session, project=project, image_id=image_id)
     unused = service.delete_image(session, image=image)
     session.commit()

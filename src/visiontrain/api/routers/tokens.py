@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 
 from visiontrain.api.deps import OrgDep, SessionDep, TokenDep
+from visiontrain.api.schemas.common import IdPath, errors
 from visiontrain.api.schemas.tokens import TokenCreate, TokenCreated, TokenPublic
 from visiontrain.services import auth as service
 from visiontrain.store.models import ApiToken
@@ -48,8 +49,9 @@ def create_token(body: TokenCreate, session: SessionDep, caller: TokenDep) -> To
     "/tokens/{token_id}",
     response_model=TokenPublic,
     summary="Revoke a token at once; `current` in the answer says it was the one making this request",
+    responses=errors(404),
 )
-def revoke_token(token_id: int, session: SessionDep, organization_id: OrgDep, caller: TokenDep) -> TokenPublic:
+def revoke_token(token_id: IdPath, session: SessionDep, organization_id: OrgDep, caller: TokenDep) -> TokenPublic:
     token = service.revoke_token(session, token_id=token_id, organization_id=organization_id)
     session.commit()
     return present(token, caller=caller)

@@ -11,6 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from visiontrain.api import uploads
 from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, SessionDep, VersionDep
+from visiontrain.api.schemas.common import MAX_ID, Offset, errors
 from visiontrain.api.schemas.training import (
     ArtifactPublic,
     Headline,
@@ -67,6 +68,7 @@ def present(version: ModelVersion) -> VersionPublic:
     description="The body's `settings` is partial: defaults fill the rest (GET /api/v1/settings/schema). Bad "
     "settings are a 422 naming each field (`loc`: body.settings.<field>). The version trains on a snapshot of "
     "the view's annotations taken now; a worker picks it up within a second or two.",
+    responses=errors(404, 409),
 )
 def create_version(body: VersionCreate, model: ModelDep, session: SessionDep) -> VersionPublic:
     version = service.create_version(session, model=model, settings=body.settings, name=body.name)
@@ -74,42 +76,50 @@ def create_version(body: VersionCreate, model: ModelDep, session: SessionDep) ->
     return present(version)
 
 
-@router.get("/models/{model_id}/versions", response_model=list[VersionSummary], summary="Versions with status and headline metric")
+@router.get("/models/{model_id}/versions", response_model=list[VersionSummary], summary="Versions with status and headline metric",
+            responses=errors(404))
 def list_versions(model: ModelDep, session: SessionDep) -> list[VersionSummary]:
     return [summarize(v) for v in service.list_versions(session, model=model)]
 
 
-@router.get("/versions/{version_id}", response_model=VersionPublic, summary="Everything about a version")
+@router.get("/versions/{version_id}", response_model=VersionPublic, summary="Everything about a version", responses=errors(404))
 def get_version(version: VersionDep) -> VersionPublic:
     return present(version)
 
 
 @router.post("/versions/{version_id}/cancel", response_model=VersionPublic,
-             summary="Cancel: a queued version at once, a running one within seconds (its best checkpoint so far is kept)")
+             summary="Cancel: a queued version at once, a running one within seconds (its best checkpoint so far is kept)",
+             responses=errors(404, 409))
 def cancel_version(version: VersionDep, session: SessionDep) -> VersionPublic:
     service.cancel_version(session, version=version)
     session.commit()
     return present(version)
 
 
-@router.delete("/versions/{version_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished version")
+@router.delete("/versions/{version_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a finished version",
+               responses=errors(404, 409))
 def delete_version(version: VersionDep, session: SessionDep, blobs: BlobsDep) -> None:
     keys = service.delete_version(session, version=version)
     session.commit()
     remove_blobs(blobs=blobs, keys=keys)
 
 
-@router.get("/versions/{version_id}/samples", response_model=list[SamplePublic], summary="The exact images and labels it trained on")
+@router.get("/versions/{version_id}/samples", response_model=list[SamplePublic], summary="The exact images and labels it trained on",
+            responses=errors(404))
 def list_samples(version: VersionDep, session: SessionDep) -> list[SamplePublic]:
     return [SamplePublic.model_validate(s) for s in service.version_samples(session, version=version)]
 
 
-@router.get("/versions/{version_id}/metrics", response_model=list[MetricPublic], summary="Metrics history (JSON)")
+@router.get("/versions/{version_id}/metrics", response_model=list[MetricPublic], summary="Metrics history (JSON)",
+            responses=errors(404))
 def list_metrics(
     version: VersionDep,
     session: SessionDep,
-    after_id: Annotated[int, Query(ge=0, description="Only rows with a larger id")] = 0,
-    kind: Annotated[list[str] | None, Query(description="batch, epoch, stage, features, status (repeatable)")] = None,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="Only rows with a larger id")] = 0,
+    kind: Annotated[
+        list[Literal["batch", "epoch", "stage", "features", "status"]] | None,
+        Query(description="batch, epoch, stage, features, status (repeatable)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[MetricPublic]:
     rows = service.version_metrics(session, version=version, after_id=after_id, kinds=kind, limit=limit)
@@ -123,18 +133,20 @@ def list_metrics(
     description="Each stored metric row is one event (`event:` its kind, `id:` its row id, `data:` the row as in "
     "/metrics). Reconnecting with `Last-Event-ID` (or `after_id`) resumes without repeats. When the version "
     "has finished, a last `end` event carries its status and the stream closes.",
+    responses=errors(404),
 )
 async def stream_events(
     version: VersionDep,
     session: SessionDep,
     platform: PlatformDep,
     request: Request,
-    after_id: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[str | None, Header()] = None,
+    after_id: Offset = 0,
+    last_event_id: Annotated[str | None, Header(max_length=19)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     version_id = version.id
     session.close()  # the stream polls with short sessions of its own
-    cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after_id
+    cursor = int(last_event_id) if last_event_id and last_event_id.isascii() and last_event_id.isdigit() else after_id
+    cursor = min(cursor, MAX_ID)
 
     def poll(after: int) -> tuple[list[MetricPublic], str]:
         with platform.sessions() as own:
@@ -157,7 +169,7 @@ async def stream_events(
 @router.get(
     "/versions/{version_id}/artifacts/{kind}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **errors(404)},
     summary="Download a file the version produced: checkpoint (best.pt), onnx (model.onnx), confusion_matrix or pr_curves (PNG)",
 )
 def download_artifact(kind: ArtifactKind, version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
@@ -168,7 +180,8 @@ def download_artifact(kind: ArtifactKind, version: VersionDep, session: SessionD
 
 
 @router.get("/versions/{version_id}/export/{kind}", response_class=FileResponse, include_in_schema=True,
-            summary="Export the trained model: checkpoint (PyTorch) or onnx")
+            summary="Export the trained model: checkpoint (PyTorch) or onnx",
+            responses={200: {"content": {"application/octet-stream": {}}}, **errors(404)})
 def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
     return download_artifact(kind, version, session, blobs)
 
@@ -178,6 +191,8 @@ def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: Se
     summary="Labels and probabilities for one or more images",
     description="Multipart field `files`, repeated (at most 64). Results come in upload order, each with the "
     "file name and the top-k labels with probabilities. A file that is not a usable image is a 400 naming it.",
+    response_model=list[Prediction],
+    responses=errors(400, 404, 409, 413),
 )
 def predict(
     files: Annotated[list[UploadFile], File(description="Images to classify")],
@@ -189,7 +204,8 @@ def predict(
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
 ) -> list[Prediction]:
     checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
-    payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb) for f in files]
+    predictions.require_ready(version, checkpoint)  # before any file is read
+    payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb, index=i) for i, f in enumerate(files)]
     session.close()  # inference must not hold a database connection
     results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload, top_k=top_k)
     return [Prediction(**r) for r in results]

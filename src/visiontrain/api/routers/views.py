@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from visiontrain.api.deps import ProjectDep, SessionDep, ViewDep
+from visiontrain.api.schemas.common import IdPath, errors
 from visiontrain.api.schemas.views import (
     ConceptCreate,
     ConceptPublic,
@@ -34,24 +35,26 @@ def present(session, view: View) -> ViewPublic:  # type: ignore[no-untyped-def]
 
 
 @router.post("/projects/{project_id}/views", response_model=ViewPublic, status_code=status.HTTP_201_CREATED,
-             summary="Create a view: one task (classification, tagging or detection) on the project's images")
+             summary="Create a view: one task (classification, tagging or detection) on the project's images",
+             responses=errors(404, 409))
 def create_view(body: ViewCreate, project: ProjectDep, session: SessionDep) -> ViewPublic:
     view = service.create_view(session, project=project, name=body.name, kind=body.kind, concepts=body.concepts)
     session.commit()
     return present(session, view)
 
 
-@router.get("/projects/{project_id}/views", response_model=list[ViewPublic])
+@router.get("/projects/{project_id}/views", response_model=list[ViewPublic], responses=errors(404))
 def list_views(project: ProjectDep, session: SessionDep) -> list[ViewPublic]:
     return [present(session, v) for v in service.list_views(session, project=project)]
 
 
-@router.get("/views/{view_id}", response_model=ViewPublic)
+@router.get("/views/{view_id}", response_model=ViewPublic, responses=errors(404))
 def get_view(view: ViewDep, session: SessionDep) -> ViewPublic:
     return present(session, view)
 
 
-@router.patch("/views/{view_id}", response_model=ViewPublic, summary="Rename a view (its kind never changes)")
+@router.patch("/views/{view_id}", response_model=ViewPublic, summary="Rename a view (its kind never changes)",
+              responses=errors(404, 409))
 def rename_view(body: ViewUpdate, view: ViewDep, session: SessionDep) -> ViewPublic:
     service.rename_view(session, view=view, name=body.name)
     session.commit()
@@ -59,7 +62,8 @@ def rename_view(body: ViewUpdate, view: ViewDep, session: SessionDep) -> ViewPub
 
 
 @router.delete("/views/{view_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Delete a view with its concepts, annotations, models and versions (images stay)")
+               summary="Delete a view with its concepts, annotations, models and versions (images stay)",
+               responses=errors(404, 409))
 def delete_view(view: ViewDep, session: SessionDep) -> None:
     service.delete_view(session, view=view)
     session.commit()
@@ -96,20 +100,22 @@ def present_concept(concept, count: int) -> ConceptPublic:  # type: ignore[no-un
     return ConceptPublic.model_validate(concept).model_copy(update={"image_count": count})
 
 
-@router.post("/views/{view_id}/concepts", response_model=ConceptPublic, status_code=status.HTTP_201_CREATED, tags=["concepts"])
+@router.post("/views/{view_id}/concepts", response_model=ConceptPublic, status_code=status.HTTP_201_CREATED, tags=["concepts"],
+             responses=errors(404, 409))
 def create_concept(body: ConceptCreate, view: ViewDep, session: SessionDep) -> ConceptPublic:
     concept = service.create_concept(session, view=view, name=body.name)
     session.commit()
     return present_concept(concept, 0)
 
 
-@router.get("/views/{view_id}/concepts", response_model=list[ConceptPublic], tags=["concepts"])
+@router.get("/views/{view_id}/concepts", response_model=list[ConceptPublic], tags=["concepts"], responses=errors(404))
 def list_concepts(view: ViewDep, session: SessionDep) -> list[ConceptPublic]:
     return [present_concept(c, n) for c, n in service.list_concepts(session, view=view)]
 
 
-@router.patch("/views/{view_id}/concepts/{concept_id}", response_model=ConceptPublic, tags=["concepts"])
-def rename_concept(concept_id: int, body: ConceptCreate, view: ViewDep, session: SessionDep) -> ConceptPublic:
+@router.patch("/views/{view_id}/concepts/{concept_id}", response_model=ConceptPublic, tags=["concepts"],
+              responses=errors(404, 409))
+def rename_concept(concept_id: IdPath, body: ConceptCreate, view: ViewDep, session: SessionDep) -> ConceptPublic:
     concept = service.rename_concept(session, concept=service.get_concept(session, view=view, concept_id=concept_id), name=body.name)
     session.commit()
     counts = dict((c.id, n) for c, n in service.list_concepts(session, view=view))
@@ -117,7 +123,7 @@ def rename_concept(concept_id: int, body: ConceptCreate, view: ViewDep, session:
 
 
 @router.delete("/views/{view_id}/concepts/{concept_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["concepts"],
-               summary="Delete a concept and its annotations (409 while a model uses it)")
-def delete_concept(concept_id: int, view: ViewDep, session: SessionDep) -> None:
+               summary="Delete a concept and its annotations (409 while a model uses it)", responses=errors(404, 409))
+def delete_concept(concept_id: IdPath, view: ViewDep, session: SessionDep) -> None:
     service.delete_concept(session, concept=service.get_concept(session, view=view, concept_id=concept_id))
     session.commit()

@@ -4,12 +4,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from visiontrain.api.schemas.common import Public
+from visiontrain.api.schemas.common import Name, Public, Text
 
 
 class ProjectBase(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["Ants and bees"])
-    description: str = Field("", max_length=10_000)
+    name: Name = Field(examples=["Ants and bees"])
+    description: Text = Field("", max_length=10_000)
 
 
 class ProjectCreate(ProjectBase):
@@ -17,8 +17,8 @@ class ProjectCreate(ProjectBase):
 
 
 class ProjectUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=10_000)
+    name: Name | None = None
+    description: Text | None = Field(None, max_length=10_000)
 
 
 class ProjectPublic(ProjectBase, Public):

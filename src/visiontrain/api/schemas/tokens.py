@@ -4,12 +4,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from visiontrain.api.schemas.common import Public
+from visiontrain.api.schemas.common import Name, Public
 
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200, description="Where the token is used, to recognise it in the list.", examples=["laptop"])
+    name: Name = Field(description="Where the token is used, to recognise it in the list.", examples=["laptop"])
 
     @field_validator("name")
     @classmethod

@@ -5,19 +5,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from visiontrain.api.schemas.common import Public
+from visiontrain.api.schemas.common import Name, Public
 from visiontrain.settings import TrainingSettings
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class ModelCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    concepts: list[str] | None = Field(None, description="Concept names of the view (default: all of them).")
+    name: Name
+    concepts: list[Name] | None = Field(None, max_length=10_000, description="Concept names of the view (default: all of them).")
 
 
 class ModelUpdate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class ModelPublic(Public):
@@ -34,7 +34,7 @@ class VersionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=200, description="Default: v1, v2, ...")
+    name: Name | None = Field(None, description="Default: v1, v2, ...")
     settings: TrainingSettings = Field(default_factory=TrainingSettings)
 
 

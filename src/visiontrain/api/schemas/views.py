@@ -5,19 +5,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from visiontrain.api.schemas.common import Public, Rejected
+from visiontrain.api.schemas.common import Name, Public, Rejected
 
 Kind = Literal["classification", "tagging", "detection"]
 
 
 class ViewCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     kind: Kind
-    concepts: list[str] = Field(default_factory=list, description="Concepts to create with the view.")
+    concepts: list[Name] = Field(default_factory=list, max_length=10_000, description="Concepts to create with the view.")
 
 
 class ViewUpdate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class ViewPublic(Public):
@@ -33,7 +33,7 @@ class ViewPublic(Public):
 
 
 class ConceptCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class ConceptPublic(Public):
