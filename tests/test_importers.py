@@ -229,7 +229,7 @@ def test_voc_boxes_match_the_xml_files(raccoon_zip: Path, datasets_dir: Path) ->
     dataset = import_archive(raccoon_zip, task="detection")
     assert dataset.format == "voc" and dataset.concepts == ["raccoon"]
     assert dict(dataset.rejected) == {
-        "annotations/evil.xml": "XML with a DTD or entities is not accepted",
+        "annotations/evil.xml": "XML with a DTD (<!DOCTYPE ...>) is not accepted",
         "annotations/raccoon-99.xml": "annotation without image (raccoon-99.jpg not found)",
     }
     assert "images/raccoon-98.jpg" not in dataset.boxes
@@ -365,3 +365,122 @@ def test_boxes_use_the_exif_oriented_image(datasets_dir: Path, tmp_path: Path) -
     # The annotation's 640x480 frame does not match what is displayed: clipped to 480x640, and said so.
     assert coco.boxes["images/rotated.jpg"] == [Box("bowl", 400.0, 300.0, 480.0, 640.0)]
     assert any("differ in size" in w and "640x480 declared, 480x640 on file" in w for w in coco.warnings)
+
+
+# --- one set of rules with the CLI, and hostile parsing
+
+
+def test_a_train_folder_beside_class_folders_is_refused(ants_bees_small: Path, tmp_path: Path) -> None:
+    ants = sorted((ants_bees_small / "train" / "ants").glob("*.jpg"))[:2]
+    bees = sorted((ants_bees_small / "train" / "bees").glob("*.jpg"))[:2]
+    entries: dict[str, Path | bytes | str] = {f"train/ants/{p.name}": p for p in ants}
+    entries.update({f"bees/{p.name}": p for p in bees})
+    with pytest.raises(ArchiveError, match=r"mixes split folders \(train/\) with other folders of images \(bees/\)"):
+        import_archive(make_zip(tmp_path / "mixed.zip", entries))
+
+
+def test_test_folder_is_its_own_split_and_tiny_images_are_refused_by_the_shared_check(
+    ants_bees_small: Path, tmp_path: Path
+) -> None:
+    from visiontrain.data.checks import MIN_IMAGE_SIDE
+
+    ants = sorted((ants_bees_small / "train" / "ants").glob("*.jpg"))[:3]
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (4, 4), "white").save(dot)
+    entries: dict[str, Path | bytes | str] = {
+        f"train/ants/{ants[0].name}": ants[0],
+        f"val/ants/{ants[1].name}": ants[1],
+        f"test/ants/{ants[2].name}": ants[2],
+        "train/ants/dot.png": dot,
+    }
+    dataset = import_archive(make_zip(tmp_path / "splits.zip", entries))
+    assert dataset.split == {
+        f"train/ants/{ants[0].name}": "train", f"val/ants/{ants[1].name}": "val", f"test/ants/{ants[2].name}": "test"
+    }
+    assert dataset.rejected == [
+        ("train/ants/dot.png", f"image is only 4x4 pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} are needed")
+    ]
+
+
+def test_symlinked_images_in_a_folder_are_read(ants_bees_small: Path, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "ds"
+    (root / "ants").mkdir(parents=True)
+    ants = sorted((ants_bees_small / "train" / "ants").glob("*.jpg"))[:2]
+    os.symlink(ants[0], root / "ants" / "a.jpg")
+    os.symlink(ants_bees_small / "train" / "bees", root / "bees")
+    dataset = import_archive(root)
+    assert dataset.labels["ants/a.jpg"] == "ants" and sum(1 for c in dataset.labels.values() if c == "bees") == 12
+
+
+def yolo_entries(datasets_dir: Path, yaml_text: str) -> dict[str, Path | bytes | str]:
+    source = datasets_dir / "coco128_yolo"
+    stem = YOLO_LABELLED[0]
+    return {
+        "data.yaml": yaml_text,
+        f"images/train/{stem}.jpg": source / "images" / "train" / f"{stem}.jpg",
+        f"labels/train/{stem}.txt": source / "labels" / "train" / f"{stem}.txt",
+    }
+
+
+def test_yolo_yaml_aliases_are_refused_before_they_expand(datasets_dir: Path, tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    lines.append("names: *a6")  # 10**7 strings once expanded (tenfold per line), from a file under 1 KB
+    yaml_text = "\n".join(lines)
+    assert len(yaml_text) < 1024
+    archive = make_zip(tmp_path / "laughs.zip", yolo_entries(datasets_dir, yaml_text))
+    with pytest.raises(ArchiveError, match=r"data\.yaml: line 1: YAML anchors and aliases .* are not accepted"):
+        import_archive(archive, task="detection")
+    plain = make_zip(tmp_path / "plain.zip", yolo_entries(datasets_dir, "names:\n" + "".join(f"  - c{i}\n" for i in range(80))))
+    assert import_archive(plain, task="tagging").format == "yolo"
+
+
+def voc_xml(image_name: str, concept: str = "raccoon") -> str:
+    return (
+        f"<annotation><filename>{image_name}</filename><size><width>0</width><height>0</height></size>"
+        f"<object><name>{concept}</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax>"
+        "</bndbox></object></annotation>"
+    )
+
+
+def test_voc_xml_in_utf16_is_read_and_its_dtd_refused(datasets_dir: Path, tmp_path: Path) -> None:
+    images = sorted((datasets_dir / "raccoon" / "images").glob("*.jpg"))[:3]
+    dtd = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE annotation [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>\n'
+        + voc_xml(images[2].name, "&lol2;")
+    )
+    entries: dict[str, Path | bytes | str] = {f"images/{p.name}": p for p in images}
+    entries["annotations/a.xml"] = voc_xml(images[0].name)
+    entries["annotations/b.xml"] = ('<?xml version="1.0" encoding="UTF-16"?>' + voc_xml(images[1].name)).encode("utf-16")
+    entries["annotations/c.xml"] = dtd.encode("utf-16")
+    dataset = import_archive(make_zip(tmp_path / "voc16.zip", entries), task="tagging")
+    assert dataset.format == "voc"
+    assert dataset.tags == {f"images/{images[0].name}": ["raccoon"], f"images/{images[1].name}": ["raccoon"]}
+    assert ("annotations/c.xml", "XML with a DTD (<!DOCTYPE ...>) is not accepted") in dataset.rejected
+
+
+def test_coco_json_nested_100000_deep_is_a_clear_error(datasets_dir: Path, tmp_path: Path) -> None:
+    image = sorted((datasets_dir / "coco128_coco" / "images").glob("*.jpg"))[0]
+    deep = '{"images": ' + "[" * 100_000 + "]" * 100_000 + ', "annotations": [], "categories": []}'
+    archive = make_zip(tmp_path / "deep.zip", {f"images/{image.name}": image, "annotations/instances.json": deep})
+    with pytest.raises(ArchiveError, match=r"annotations/instances\.json: JSON nested too deeply"):
+        import_archive(archive, task="tagging")
+    # A category name that is not text is refused with a short preview, however it is nested.
+    odd = {"images": [], "annotations": [], "categories": [{"id": 1, "name": [[[[["cat"]]]]]}]}
+    archive = make_zip(tmp_path / "odd.zip", {f"images/{image.name}": image, "instances.json": json.dumps(odd)})
+    with pytest.raises(ArchiveError, match=r"instances\.json: every category needs an 'id' and a 'name' \(found \{"):
+        import_archive(archive, task="tagging")
+
+
+def test_import_errors_name_the_upload_not_the_servers_temporary_file(tmp_path: Path) -> None:
+    upload = tmp_path / "tmp8f3k2j1q.zip"  # how the server keeps an upload
+    upload.write_bytes(b"this is not a zip")
+    with pytest.raises(ArchiveError) as caught:
+        import_archive(upload, display_name="holiday photos.zip")
+    assert str(caught.value) == "holiday photos.zip is not a zip archive"
+    archive = make_zip(tmp_path / "tmpq1w2e3r4.zip", {"notes/readme.txt": "no images"})
+    with pytest.raises(ArchiveError) as caught:
+        import_archive(archive, display_name="holiday photos.zip")
+    assert "tmp" not in str(caught.value) and str(tmp_path) not in str(caught.value)

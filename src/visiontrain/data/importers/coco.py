@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from pathlib import PurePosixPath
 
 from visiontrain.data.archives import ArchiveError
@@ -20,6 +21,9 @@ from visiontrain.data.importers.builder import DatasetBuilder
 from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, join, parent_of
 
 _MAX_JSON_BYTES = 2 * 1024**3
+# Short previews of a bad record in messages; depth-limited, so a hostile record cannot recurse.
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxstring, _PREVIEW.maxother, _PREVIEW.maxdict, _PREVIEW.maxlist = 2, 40, 40, 4, 4
 
 
 def matches(folder: DatasetFolder) -> bool:
@@ -47,21 +51,25 @@ def _read_coco(folder: DatasetFolder, builder: DatasetBuilder, json_name: str, c
 
     categories: dict[object, str] = {}
     for category in _records(content, "categories", json_name):
-        if not isinstance(category.get("id"), int | str) or not str(category.get("name", "")).strip():
-            raise ArchiveError(f"{json_name}: every category needs an 'id' and a 'name' (found {category!r:.100})")
-        categories[category["id"]] = str(category["name"]).strip()
+        if not isinstance(category.get("id"), int | str) or not _text(category.get("name")):
+            raise ArchiveError(
+                f"{json_name}: every category needs an 'id' and a 'name' (found {_PREVIEW.repr(category)})"
+            )
+        categories[category["id"]] = _text(category["name"])
     builder.declare_concepts(set(categories.values()))
 
     images: dict[object, str] = {}
     listed_ids: set[object] = set()
     for record in _records(content, "images", json_name):
         if not isinstance(record.get("id"), int | str):
-            raise ArchiveError(f"{json_name}: every image needs an integer or text 'id' (found {record!r:.100})")
+            raise ArchiveError(
+                f"{json_name}: every image needs an integer or text 'id' (found {_PREVIEW.repr(record)})"
+            )
         listed_ids.add(record["id"])
-        file_name = str(record.get("file_name", ""))
+        file_name = _text(record.get("file_name"))
         name = folder.find_image(file_name, *bases)
         if name is None:
-            where = file_name or f"{json_name} image {record.get('id')}"
+            where = file_name or f"{json_name} image {record['id']}"
             builder.reject(where, f"listed in {json_name} but not found in the archive")
             continue
         if not builder.has_image(name):
@@ -73,16 +81,16 @@ def _read_coco(folder: DatasetFolder, builder: DatasetBuilder, json_name: str, c
             builder.set_split(name, split)
 
     for annotation in _records(content, "annotations", json_name):
-        where = f"{json_name} annotation {annotation.get('id')}"
+        where = f"{json_name} annotation {_PREVIEW.repr(annotation.get('id'))}"
         image_id = annotation.get("image_id")
         if not isinstance(image_id, int | str) or image_id not in images:
             if not isinstance(image_id, int | str) or image_id not in listed_ids:
-                builder.reject(where, f"refers to image id {image_id!r}, which is not listed in 'images'")
+                builder.reject(where, f"refers to image id {_PREVIEW.repr(image_id)}, which is not listed in 'images'")
             continue  # otherwise its image is missing or rejected, and reported as such
         category_id = annotation.get("category_id")
         concept = categories.get(category_id) if isinstance(category_id, int | str) else None
         if concept is None:
-            builder.reject(where, f"unknown category id {category_id!r}")
+            builder.reject(where, f"unknown category id {_PREVIEW.repr(category_id)}")
             continue
         corners = _corners(annotation)
         if corners is None:
@@ -102,6 +110,13 @@ def _corners(annotation: dict) -> tuple[float, float, float, float] | None:
         ys = [float(v) for polygon in polygons for v in polygon[1::2]]
         return min(xs), min(ys), max(xs), max(ys)
     return None
+
+
+def _text(value: object) -> str:
+    """A name or file name: text (or a number) only, stripped; '' for anything else."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value).strip()
+    return ""
 
 
 def _numbers(values: object, count: int | None = None) -> bool:
@@ -129,6 +144,11 @@ def _coco_files(folder: DatasetFolder) -> dict[str, dict]:
                 raise ArchiveError(f"{name} is larger than {_MAX_JSON_BYTES // 1024**3} GB; split the annotations")
             try:
                 content = json.loads(path.read_bytes())
+            except RecursionError:
+                # The parser's own depth guard (a clean error, not a crash): COCO needs about 5 levels.
+                raise ArchiveError(
+                    f"{name}: JSON nested too deeply (hundreds of levels of [ or {{); COCO annotations need a few"
+                ) from None
             except (ValueError, UnicodeDecodeError):
                 continue  # not JSON: reported as an ignored file
             if isinstance(content, dict) and {"images", "annotations", "categories"} <= content.keys():

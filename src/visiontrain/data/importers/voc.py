@@ -10,6 +10,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from pathlib import PurePosixPath
 
+import defusedxml
+import defusedxml.ElementTree as SafeElementTree
+
 from visiontrain.data.archives import ArchiveError
 from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, register
 from visiontrain.data.importers.builder import DatasetBuilder
@@ -96,14 +99,18 @@ def _parse(folder: DatasetFolder, xml_name: str) -> ElementTree.Element | str:
     path = folder.files[xml_name]
     if path.stat().st_size > _MAX_XML_BYTES:
         return f"XML file larger than {_MAX_XML_BYTES // 1024**2} MB"
-    data = path.read_bytes()
-    # VOC files never need a DTD; refusing one rules out entity-expansion attacks outright.
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        return "XML with a DTD or entities is not accepted"
+    # defusedxml, whatever the encoding (a byte filter misses a UTF-16 DOCTYPE): VOC files never need a
+    # DTD, so one is refused outright, with entities and external references.
     try:
-        root = ElementTree.fromstring(data)
+        root = SafeElementTree.fromstring(path.read_bytes(), forbid_dtd=True)
+    except defusedxml.DTDForbidden:
+        return "XML with a DTD (<!DOCTYPE ...>) is not accepted"
+    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
+        return "XML with entity declarations or external references is not accepted"
     except ElementTree.ParseError as exc:
         return f"not valid XML ({exc})"
+    except (ValueError, LookupError) as exc:  # an encoding the parser does not know, and the like
+        return f"not readable XML ({exc})"
     if root.tag != "annotation":
         return f"not a Pascal VOC file (root element <{root.tag}>, expected <annotation>)"
     return root
@@ -112,6 +119,9 @@ def _parse(folder: DatasetFolder, xml_name: str) -> ElementTree.Element | str:
 def _looks_like_voc(folder: DatasetFolder, xml_name: str) -> bool:
     with open(folder.files[xml_name], "rb") as handle:
         head = handle.read(_HEAD_BYTES)
+    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):  # UTF-16 (tools on Windows write it): look at the text, not the bytes
+            return "<annotation" in head[len(bom) : len(head) - len(head) % 2].decode(encoding, errors="ignore")
     return b"<annotation" in head
 
 

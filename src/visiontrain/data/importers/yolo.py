@@ -23,6 +23,24 @@ NAME_LIST_FILES = ("classes.txt", "obj.names", "classes.names")
 # Normalised coordinates a little outside 0..1 are rounding from annotation tools; beyond this they are pixels.
 _TOLERANCE = 0.01
 _NO_IMAGE = "label file without image (no image with the same name in the matching images folder)"
+# A data.yaml is a few lines of names and paths; anything this large is not one.
+_MAX_YAML_BYTES = 1024 * 1024
+
+
+class _AliasRefused(yaml.YAMLError):
+    pass
+
+
+class _PlainYamlLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a few hundred bytes of nested aliases expand into
+    billions of nodes ("billion laughs"), and a dataset's class list never needs them."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            line = event.start_mark.line + 1
+            raise _AliasRefused(f"line {line}: YAML anchors and aliases (&name, *name) are not accepted; write the names out")
+        return super().compose_node(parent, index)
 
 
 def matches(folder: DatasetFolder) -> bool:
@@ -149,12 +167,18 @@ def _names_from_yaml(folder: DatasetFolder, yaml_name: str) -> dict[int, str]:
 
 
 def _yaml_with_names(folder: DatasetFolder) -> str | None:
-    """The shallowest YAML file with a 'names' key (data.yaml, dataset.yaml, coco128.yaml ...)."""
+    """The shallowest YAML file with a 'names' key (data.yaml, dataset.yaml, coco128.yaml ...).
+
+    A YAML file that is refused on purpose (aliases, too large) is an error, not an ignored file: a
+    hostile or broken data.yaml must say so rather than make the archive look like another layout.
+    """
     if "yolo_yaml" not in folder.parsed:
         found = None
         for name in sorted(folder.with_suffix(".yaml", ".yml"), key=lambda n: (n.count("/"), n)):
             try:
                 content = _load_yaml(folder, name)
+            except _Refused:
+                raise
             except ArchiveError:
                 continue  # not YAML: reported as an ignored file
             if "names" in content:
@@ -164,9 +188,18 @@ def _yaml_with_names(folder: DatasetFolder) -> str | None:
     return folder.parsed["yolo_yaml"]  # type: ignore[return-value]
 
 
+class _Refused(ArchiveError):
+    pass
+
+
 def _load_yaml(folder: DatasetFolder, name: str) -> dict:
+    path = folder.files[name]
+    if path.stat().st_size > _MAX_YAML_BYTES:
+        raise _Refused(f"{name} is larger than {_MAX_YAML_BYTES // 1024} KB, too large for a dataset's YAML file")
     try:
-        content = yaml.safe_load(folder.files[name].read_text(encoding="utf-8-sig"))
+        content = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_PlainYamlLoader)  # noqa: S506 - safe loader
+    except _AliasRefused as exc:
+        raise _Refused(f"{name}: {exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         raise ArchiveError(f"{name} is not valid YAML ({exc})") from None
     return content if isinstance(content, dict) else {}
