@@ -119,3 +119,23 @@ def test_a_class_with_no_training_images_left_is_an_error(datasets_dir: Path) ->
     require_training_images(["ants"], ants)
     with pytest.raises(DataError, match=r"class 'bees' has no usable training images"):
         require_training_images(["ants", "bees"], ants)
+
+
+def test_inspect_image_gives_the_oriented_full_size_and_the_reason_without_server_paths(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
+    from visiontrain.data.checks import ImageInfo, inspect_image
+
+    photo = real_photos(datasets_dir, "ants", 1)[0].path
+    with Image.open(photo) as original:
+        width, height = original.size
+        exif = original.getexif()
+        exif[0x0112] = 6  # rotated 90 degrees: the sides swap
+        original.save(tmp_path / "rotated.jpg", exif=exif)
+    # The full size (a draft decode of a JPEG is smaller), after EXIF orientation.
+    assert inspect_image(photo) == ImageInfo(width, height)
+    assert inspect_image(tmp_path / "rotated.jpg") == ImageInfo(height, width)
+    (tmp_path / "deep" / "folder").mkdir(parents=True)
+    (tmp_path / "deep" / "folder" / "text.jpg").write_text("hello")
+    reason = inspect_image(tmp_path / "deep" / "folder" / "text.jpg")
+    assert isinstance(reason, str) and str(tmp_path) not in reason
