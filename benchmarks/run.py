@@ -59,7 +59,7 @@ def raw_forward_images_per_second(image_size: int, batch: int = 32, repeats: int
 
 
 def inference_rates(run_dir: Path, images: list[Path]) -> dict[str, float]:
-    from visiontrain.predict import Predictor, measure_throughput
+    from visiontrain.predictor import Predictor, measure_throughput
 
     rates = {}
     for backend in ("torch", "onnx"):

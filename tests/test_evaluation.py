@@ -16,7 +16,7 @@ from visiontrain.cli.main import app
 from visiontrain.data.errors import DataError
 from visiontrain.evaluation.evaluate import evaluate_model
 from visiontrain.evaluation.report import build_report, write_report
-from visiontrain.predict import Predictor
+from visiontrain.predictor import Predictor
 
 from model_checkpoints import write_random_head_checkpoint
 

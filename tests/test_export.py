@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from visiontrain.cli.main import app
 from visiontrain.export import ONNX_FILE, export_model, read_onnx_metadata
 from visiontrain.models.checkpoint import load_checkpoint
-from visiontrain.predict import Predictor
+from visiontrain.predictor import Predictor
 
 from model_checkpoints import write_random_head_checkpoint
 
@@ -39,7 +39,8 @@ def test_export_is_verified_on_real_validation_images(exported):
     assert 0 <= result.max_difference <= 1e-4
     assert result.checked_on == "8 real validation images"
     assert not list(run.glob(".*tmp"))
-    classes, preprocessing = read_onnx_metadata(result.path)
+    meta = read_onnx_metadata(result.path)
+    classes, preprocessing = meta.classes, meta.preprocessing
     assert classes == CLASSES and preprocessing == load_checkpoint(run).preprocessing
 
 

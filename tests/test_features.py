@@ -38,7 +38,7 @@ def _extract(network, samples, cache_root, copies=1, **settings_overrides):
     settings = TrainingSettings(image_size=SIZE, **settings_overrides)
     preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
     cache = FeatureCache(cache_root, FeatureSpace.of(settings, preprocessing))
-    return extract_features(network, samples, {"ants": 0, "bees": 1}, settings=settings, preprocessing=preprocessing,
+    return extract_features(network, samples, settings=settings, preprocessing=preprocessing,
                             cache=cache, augmented_copies=copies, device=torch.device("cpu"))
 
 
@@ -47,7 +47,7 @@ def test_second_extraction_reads_everything_from_the_cache(network, samples, tmp
     assert (first.hits, first.misses) == (0, 12)
     assert first.features.shape == (12, network.num_features)
     assert first.original.tolist() == [True, False] * 6
-    assert first.labels.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    assert first.sample_index.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     second = _extract(network, samples, tmp_path / "cache")
     assert (second.hits, second.misses) == (12, 0)
     assert torch.equal(first.features, second.features)

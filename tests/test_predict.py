@@ -11,7 +11,7 @@ import torch
 from visiontrain.data.images import open_image
 from visiontrain.data.transforms import model_input
 from visiontrain.models.checkpoint import CheckpointError, load_checkpoint
-from visiontrain.predict import Predictor, measure_throughput
+from visiontrain.predictor import Predictor, measure_throughput
 
 from model_checkpoints import write_random_head_checkpoint
 

@@ -7,12 +7,19 @@ returns a summary (the same dict it writes to ``summary.json``).
 Run directory (names are stable; the platform and other tools read them):
     settings.yaml        every setting, defaults filled in
     metrics.jsonl        one JSON event per line, as they happen (see ``training.events``)
-    summary.json         status, best_epoch, best_stage, best_metrics {val_accuracy, val_loss},
-                         classes, timings {seconds per stage}, counts, rejected files, warnings
+    summary.json         task, monitor (the metric the best checkpoint follows), status, best_epoch,
+                         best_stage, best_metrics {val_loss, the task's val_* metrics, train_loss},
+                         headline {name, value}, evaluation (its headline numbers), test (when the data
+                         has a test set), task_state, classes, timings {seconds per stage}, counts,
+                         rejected files, warnings
     best.pt              the best checkpoint (``models.checkpoint``): enough alone to predict
-    evaluation.json      accuracy, per-class precision/recall/F1/support, confusion matrix, misclassified
-                         images, and every image's prediction (``predictions``)
-    confusion_matrix.png the confusion matrix as a picture
+    evaluation.json      the task's report on the validation set (``tasks``): classification: accuracy,
+                         per-class precision/recall/F1/support, confusion matrix, misclassified images,
+                         every image's prediction; tagging: mAP, per-concept P/R/F1/AP/threshold, PR
+                         curves, false positives and negatives per concept, every image's prediction
+    confusion_matrix.png classification's picture; tagging writes pr_curves.png
+    train_samples.json, val_samples.json, test_samples.json   the images of each side, with their labels
+    test/                evaluation.json (+ picture) of the held-out test set, never used to pick a model
     model.onnx           written by ``export`` (on demand)
 """
 
@@ -34,15 +41,17 @@ def train(
     data: DatasetSpec | str | Path,
     run_dir: str | Path,
     *,
+    task: str | None = None,
     validation_data: str | Path | None = None,
     callback: EventCallback | None = None,
     should_stop: StopFlag | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Train a classifier by transfer learning; returns the summary (also written to summary.json).
+    """Train a model by transfer learning; returns the summary (also written to summary.json).
 
-    ``data``: a DatasetSpec, an ImageFolder directory or a CSV file (path,label).
+    ``data``: a DatasetSpec (it names its task), or a dataset path read for ``task`` (default
+    "classification"; "tagging": a CSV of path,labels or a COCO/YOLO/VOC folder).
     ``validation_data``: an optional separate validation set (directory or CSV).
     ``callback``: receives every event (batch, epoch, stage, features) as a dict.
     ``should_stop``: polled after every batch; when it returns True the run stops cleanly and
@@ -56,6 +65,7 @@ def train(
         settings,
         data,
         run_dir,
+        task=task,
         validation_data=validation_data,
         callback=callback,
         should_stop=should_stop,
@@ -76,8 +86,9 @@ def evaluate(
 def predict(
     model: str | Path, images: Iterable[str | Path | bytes], *, top_k: int = 5, backend: str = "torch"
 ) -> list[dict[str, Any]]:
-    """Top-k labels with probabilities for each image; ``backend`` is "torch" or "onnx"."""
-    from visiontrain.predict import Predictor
+    """Predictions for each image (classification: the top-k labels with probabilities; tagging:
+    every concept with its probability and whether it is on); ``backend`` is "torch" or "onnx"."""
+    from visiontrain.predictor import Predictor
 
     return Predictor.load(model, backend=backend).predict(list(images), top_k=top_k)
 

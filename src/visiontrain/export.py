@@ -1,9 +1,10 @@
 """ONNX export of the best checkpoint, verified against PyTorch before it is kept.
 
 The exported graph takes normalised images ``images`` (batch, 3, size, size), with a dynamic batch
-axis, and returns ``probabilities`` (batch, classes): softmax included, so that any ONNX runtime gives
-the answer directly. The file describes itself in its metadata (``visiontrain.classes``,
-``visiontrain.preprocessing`` as JSON) and names the checkpoint it came from
+axis, and returns ``probabilities`` (batch, classes): the task's output activation included (softmax
+for classification, sigmoid for tagging), so that any ONNX runtime gives the answer directly. The file
+describes itself in its metadata (``visiontrain.classes``, ``visiontrain.preprocessing``,
+``visiontrain.task`` and ``visiontrain.task_state`` (tagging's thresholds) as JSON) and names the checkpoint it came from
 (``visiontrain.checkpoint_sha256``), so a stale export is noticed and redone.
 """
 
@@ -21,6 +22,7 @@ import torch
 from visiontrain.data.errors import DataError, ImageError
 from visiontrain.models.checkpoint import load_checkpoint, resolve_checkpoint_path
 from visiontrain.models.preprocessing import Preprocessing
+from visiontrain.tasks import get_task, output_activation
 from visiontrain.training.features import file_hash
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ CHECK_IMAGES = 8  # real validation images the export is verified on
 META_CLASSES = "visiontrain.classes"
 META_PREPROCESSING = "visiontrain.preprocessing"
 META_CHECKPOINT = "visiontrain.checkpoint_sha256"
+META_TASK = "visiontrain.task"
+META_TASK_STATE = "visiontrain.task_state"
 
 
 class ExportError(RuntimeError):
@@ -44,13 +48,24 @@ class ExportResult:
     checked_on: str  # what the check ran on, for the user
 
 
+@dataclass(frozen=True)
+class OnnxMetadata:
+    """What a visiontrain ONNX file says about itself."""
+
+    classes: list[str]
+    preprocessing: Preprocessing
+    task: str
+    task_state: dict
+
+
 class _ProbabilityNet(torch.nn.Module):
-    def __init__(self, network: torch.nn.Module):
+    def __init__(self, network: torch.nn.Module, activation: str):
         super().__init__()
         self.network = network
+        self.activation = output_activation(activation)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.network(images), dim=1)
+        return self.activation(self.network(images))
 
 
 def export_onnx(model: str | Path, out_path: str | Path | None = None, *, check_images: list[str | Path] | None = None) -> Path:
@@ -68,12 +83,12 @@ def export_model(model: str | Path, out_path: str | Path | None = None, *, check
     if out.is_dir():
         raise ExportError(f"{out} is a folder: give the .onnx file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
-    net = _ProbabilityNet(loaded.network).eval()
+    net = _ProbabilityNet(loaded.network, get_task(loaded.task).activation).eval()
     size = loaded.preprocessing.image_size
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         _trace_to_onnx(net, size, tmp)
-        _add_metadata(tmp, loaded.classes, loaded.preprocessing, file_hash(checkpoint))
+        _add_metadata(tmp, OnnxMetadata(loaded.classes, loaded.preprocessing, loaded.task, loaded.task_state), file_hash(checkpoint))
         inputs, checked_on = _verification_inputs(checkpoint.parent, loaded.preprocessing, check_images)
         difference = _max_difference(net, tmp, inputs)
         if not difference <= PARITY_TOLERANCE:
@@ -102,11 +117,16 @@ def ensure_onnx(model: str | Path) -> Path:
     return export_onnx(checkpoint)
 
 
-def read_onnx_metadata(path: str | Path) -> tuple[list[str], Preprocessing]:
-    """The classes and preprocessing stored in a visiontrain ONNX file."""
+def read_onnx_metadata(path: str | Path) -> OnnxMetadata:
+    """The classes, preprocessing, task and task state stored in a visiontrain ONNX file."""
     meta = _read_metadata(Path(path))
     try:
-        return list(json.loads(meta[META_CLASSES])), Preprocessing.from_dict(json.loads(meta[META_PREPROCESSING]))
+        return OnnxMetadata(
+            classes=list(json.loads(meta[META_CLASSES])),
+            preprocessing=Preprocessing.from_dict(json.loads(meta[META_PREPROCESSING])),
+            task=str(json.loads(meta.get(META_TASK, '"classification"'))),
+            task_state=dict(json.loads(meta.get(META_TASK_STATE, "{}"))),
+        )
     except (KeyError, ValueError, TypeError) as exc:
         raise ExportError(f"{path} is not an ONNX model exported by visiontrain (metadata {exc} missing or unreadable)") from None
 
@@ -125,13 +145,15 @@ def _trace_to_onnx(net: torch.nn.Module, size: int, path: Path) -> None:
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
-def _add_metadata(path: Path, classes: list[str], preprocessing: Preprocessing, checkpoint_sha256: str) -> None:
+def _add_metadata(path: Path, meta: OnnxMetadata, checkpoint_sha256: str) -> None:
     import onnx
 
     proto = onnx.load(str(path))
     values = {
-        META_CLASSES: json.dumps(classes),
-        META_PREPROCESSING: json.dumps(preprocessing.to_dict()),
+        META_CLASSES: json.dumps(meta.classes),
+        META_PREPROCESSING: json.dumps(meta.preprocessing.to_dict()),
+        META_TASK: json.dumps(meta.task),
+        META_TASK_STATE: json.dumps(meta.task_state),
         META_CHECKPOINT: checkpoint_sha256,
     }
     kept = [p for p in proto.metadata_props if p.key not in values]
@@ -139,7 +161,7 @@ def _add_metadata(path: Path, classes: list[str], preprocessing: Preprocessing, 
     proto.metadata_props.extend(kept)
     for key, value in values.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = "visiontrain classifier: normalised images (N, 3, H, W) -> class probabilities (N, C)"
+    proto.doc_string = f"visiontrain {meta.task} model: normalised images (N, 3, H, W) -> probabilities (N, C)"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 

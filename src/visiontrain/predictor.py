@@ -4,7 +4,9 @@ A :class:`Predictor` is loaded once and then called many times (the platform's R
 one in memory and passes it the uploaded bytes); it holds no per-call state, so concurrent calls are
 safe. Every image is decoded exactly as training decoded it (``open_image`` with the model's size as
 JPEG draft size, then ``model_input``), so train and serve see the same pixels. An image that cannot
-be read gets an ``error`` in its own result; the others are still predicted.
+be read gets an ``error`` in its own result; the others are still predicted. What a prediction
+looks like is the model's task's (``tasks``): classification, the top-k classes; tagging, every
+concept with its probability, its threshold and whether it is on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from visiontrain.data.images import open_image, to_rgb
 from visiontrain.data.transforms import model_input
 from visiontrain.models.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from visiontrain.models.preprocessing import Preprocessing
+from visiontrain.tasks import Task, get_task, output_activation
 
 ImageInput = Union[str, Path, bytes, Image.Image]
 BACKENDS = ("torch", "onnx")
@@ -32,7 +35,7 @@ DEFAULT_BATCH_SIZE = 32
 
 @dataclass
 class Scores:
-    """Class probabilities for the images that could be read, and the reason for each that could not."""
+    """Probabilities for the images that could be read, and the reason for each that could not."""
 
     probabilities: np.ndarray  # (readable images, classes), in input order
     indices: list[int]  # input position of each probability row
@@ -40,11 +43,12 @@ class Scores:
 
 
 class TorchBackend:
-    """The PyTorch network in eval mode; probabilities out."""
+    """The PyTorch network in eval mode; probabilities out (the task's output activation applied)."""
 
     name = "torch"
 
-    def __init__(self, network: torch.nn.Module, device: str | torch.device):
+    def __init__(self, network: torch.nn.Module, device: str | torch.device, activation: str = "softmax"):
+        self.activation = output_activation(activation)
         self.device = torch.device(device)
         # channels_last on the CPU: 32 images at 224 px took 0.82 s instead of 1.25-1.57 s on 2 cores
         # (EfficientNet's depthwise convolutions run faster in that layout with oneDNN).
@@ -57,7 +61,7 @@ class TorchBackend:
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return torch.softmax(self.network(batch).float(), dim=1).cpu().numpy()
+            return self.activation(self.network(batch).float()).cpu().numpy()
 
 
 class OnnxBackend:
@@ -81,12 +85,15 @@ class OnnxBackend:
 
 
 class Predictor:
-    """Top-k class probabilities for images given as paths, bytes or PIL images."""
+    """Predictions (the task's shape) for images given as paths, bytes or PIL images."""
 
-    def __init__(self, classes: list[str], preprocessing: Preprocessing, backend: Callable[[torch.Tensor], np.ndarray]):
+    def __init__(self, classes: list[str], preprocessing: Preprocessing, backend: Callable[[torch.Tensor], np.ndarray],
+                 task: str = "classification", task_state: dict[str, Any] | None = None):
         self.classes = list(classes)
         self.preprocessing = preprocessing
         self.backend = backend
+        self.task: Task = get_task(task)
+        self.task_state = dict(task_state or {})
         self._transform = model_input(preprocessing)
 
     @classmethod
@@ -107,11 +114,13 @@ class Predictor:
             if path.suffix == ".onnx" and not path.is_file():
                 raise CheckpointError(f"no ONNX model at {path}")
             onnx_path = path if path.suffix == ".onnx" else ensure_onnx(path)
-            classes, preprocessing = read_onnx_metadata(onnx_path)
-            return cls(classes, preprocessing, OnnxBackend(onnx_path, device))
+            meta = read_onnx_metadata(onnx_path)
+            return cls(meta.classes, meta.preprocessing, OnnxBackend(onnx_path, device), meta.task, meta.task_state)
         loaded = model if isinstance(model, LoadedModel) else load_checkpoint(model)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(loaded.classes, loaded.preprocessing, TorchBackend(loaded.network, device))
+        task = get_task(loaded.task)
+        return cls(loaded.classes, loaded.preprocessing, TorchBackend(loaded.network, device, task.activation), loaded.task,
+                   loaded.task_state)
 
     @property
     def backend_name(self) -> str:
@@ -152,22 +161,19 @@ class Predictor:
     def predict(
         self, images: Sequence[ImageInput], top_k: int = 5, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> list[dict[str, Any]]:
-        """One result per input, in input order: ``{"path", "predictions": [{"label", "probability"}],
-        "error"}``; ``path`` is None for bytes and PIL images, ``predictions`` is most probable first
-        (at most ``top_k``, at most the number of classes), ``error`` is None or why the image failed."""
+        """One result per input, in input order: ``{"path", "predictions", "error"}``; ``path`` is None
+        for bytes and PIL images, ``error`` is None or why the image failed. ``predictions`` is most
+        probable first: classification, ``[{"label", "probability"}]`` (at most ``top_k``); tagging,
+        ``[{"label", "probability", "on", "threshold"}]`` for every concept (``top_k`` does not apply)."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a whole number of at least 1; got {top_k!r}")
         scores = self.score(images, batch_size)
-        k = min(top_k, len(self.classes))
         results = [
             {"path": _display_path(source), "predictions": [], "error": scores.errors.get(i)}
             for i, source in enumerate(images)
         ]
         for row, index in zip(scores.probabilities, scores.indices):
-            best = np.argsort(-row, kind="stable")[:k]
-            results[index]["predictions"] = [
-                {"label": self.classes[c], "probability": float(row[c])} for c in best
-            ]
+            results[index]["predictions"] = self.task.predictions(row, self.classes, self.task_state, top_k)
         return results
 
 

@@ -30,7 +30,7 @@ def predict(
     could not be read, 2 for a bad run directory or checkpoint.
     """
     from visiontrain.export import ExportError
-    from visiontrain.predict import Predictor
+    from visiontrain.predictor import Predictor
 
     with user_errors():
         try:

@@ -14,20 +14,24 @@ from visiontrain.cli.options import collect_overrides, with_settings_flags
 
 @with_settings_flags
 def train(
-    data: Path = typer.Argument(..., help="ImageFolder directory (class subfolders, optionally inside train/ and val/) or a CSV of path,label."),
+    data: Path = typer.Argument(..., help="classification: ImageFolder directory (class subfolders, optionally inside train/, val/, test/) or a CSV of path,label; tagging: a CSV of path,labels (joined by ';') or a COCO/YOLO/VOC folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for settings, metrics, checkpoint and evaluation."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Settings file (YAML or JSON); flags override it."),
     assignments: list[str] = typer.Option([], "--set", "-s", help="Override a setting: name=value (repeatable)."),
+    task: str = typer.Option("classification", "--task", "-t", help="What the model learns: classification (one class per image) or tagging (any number of concepts per image)."),
     validation: Optional[Path] = typer.Option(None, "--val", help="A separate validation set (directory or CSV)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache directory (default: the user cache directory, or $VISIONTRAIN_CACHE_DIR)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     **flags: Any,
 ) -> None:
-    """Train an image classifier by transfer learning."""
+    """Train an image classifier or tagger by transfer learning."""
     from visiontrain.settings import load_settings, parse_assignment
+    from visiontrain.tasks import task_names
     from visiontrain.training.runner import run_training
 
     with user_errors():
+        if task not in task_names():
+            fail(f"unknown task {task!r}; choose one of: {', '.join(task_names())}")
         if not data.exists():
             fail(f"data not found: {data}")
         overrides = dict(parse_assignment(a) for a in assignments)
@@ -35,7 +39,7 @@ def train(
         settings = load_settings(config, overrides)
         display = None if quiet else _Display(settings)
         try:
-            summary = run_training(settings, data, out, validation_data=validation, cache_dir=cache_dir, callback=display)
+            summary = run_training(settings, data, out, task=task, validation_data=validation, cache_dir=cache_dir, callback=display)
         finally:
             if display:
                 display.close()
@@ -72,11 +76,14 @@ class _Display:
             self.progress.update(task, info=f"epoch {event['epoch']} · loss {event['loss']:.4f}")
         elif kind == "epoch":
             task = self._task(event["stage"], _STAGE_NAMES[event["stage"]], self.epochs[event["stage"]])
-            self.progress.update(task, completed=event["epoch"], info=f"val acc {event['val_accuracy']:.4f}")
+            monitor = event["monitor"]
+            self.progress.update(task, completed=event["epoch"], info=f"{_short(monitor)} {event[monitor]:.4f}")
             best = "  [green]best[/]" if event["best"] else ""
+            others = "  ".join(f"{k} {v:.4f}" for k, v in event.items() if k.startswith("val_") and k not in (monitor, "val_loss"))
             self.progress.console.print(
-                f"{_STAGE_NAMES[event['stage']]} epoch {event['epoch']:>3}: val_accuracy {event['val_accuracy']:.4f}  "
-                f"val_loss {event['val_loss']:.4f}  train_loss {event['train_loss'] or 0:.4f}  lr {event['learning_rate']:.2e}{best}",
+                f"{_STAGE_NAMES[event['stage']]} epoch {event['epoch']:>3}: {monitor} {event[monitor]:.4f}  "
+                f"val_loss {event['val_loss']:.4f}  {others + '  ' if others else ''}train_loss {event['train_loss'] or 0:.4f}  "
+                f"lr {event['learning_rate']:.2e}{best}",
                 highlight=False)
         elif kind == "stage" and event["status"] == "finished" and event["stage"] in self.tasks:
             task = self.tasks[event["stage"]]
@@ -87,6 +94,10 @@ class _Display:
 
 
 _STAGE_NAMES = {"head": "head", "fine_tune": "fine-tuning"}
+
+
+def _short(metric: str) -> str:
+    return metric.removeprefix("val_").replace("accuracy", "acc").replace("map", "mAP")
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -102,18 +113,26 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     table = Table(title=f"Run {out} — {summary['status']}", show_header=False)
     best = summary.get("best_metrics", {})
     counts = summary.get("counts", {})
+    test = f", {counts['test_images']} test" if counts.get("test_images") else ""
     rows = [
-        ("classes", ", ".join(summary.get("classes", []))),
-        ("images", f"{counts.get('train_images', 0)} train, {counts.get('val_images', 0)} validation, {counts.get('rejected', 0)} rejected"),
+        ("task", summary.get("task", "classification")),
+        ("classes" if summary.get("task", "classification") == "classification" else "concepts", ", ".join(summary.get("classes", []))),
+        ("images", f"{counts.get('train_images', 0)} train, {counts.get('val_images', 0)} validation{test}, {counts.get('rejected', 0)} rejected"),
         ("best epoch", f"{summary.get('best_stage', '-')} {summary.get('best_epoch', '-')}"),
-        ("val accuracy", f"{best['val_accuracy']:.4f}" if "val_accuracy" in best else "-"),
-        ("val loss", f"{best['val_loss']:.4f}" if "val_loss" in best else "-"),
+        *((name.replace("_", " "), f"{value:.4f}") for name, value in best.items() if name.startswith("val_")),
+        *((f"test {name}", _number(value)) for name, value in summary.get("test", {}).items() if name in ("accuracy", "map", "loss")),
         ("feature cache", f"{counts.get('cache_hits', 0)} hits, {counts.get('cache_misses', 0)} computed"),
         ("time", ", ".join(f"{k} {v:.1f}s" for k, v in summary.get("timings", {}).items())),
     ]
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, dict):  # tagging's two accuracies
+        return ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in value.items())
+    return f"{value:.4f}"
 
 
 def register(app: typer.Typer) -> None:

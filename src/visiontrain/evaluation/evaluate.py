@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from visiontrain.data.dataset import DatasetSpec, Sample
 from visiontrain.data.errors import DataError
-from visiontrain.evaluation.report import build_report, write_report
+from visiontrain.evaluation.report import write_report
 from visiontrain.models.checkpoint import load_checkpoint, resolve_checkpoint_path
+from visiontrain.tasks import get_task
 
 VAL_SAMPLES_FILE = "val_samples.json"
 
@@ -27,20 +30,21 @@ def evaluate_model(
     batch_size: int = 32,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a run directory or checkpoint on ``data`` and write ``evaluation.json`` and
-    ``confusion_matrix.png`` into ``out_dir`` (default: the run directory); returns the report.
+    """Evaluate a run directory or checkpoint on ``data`` and write ``evaluation.json`` and the task's
+    pictures (``confusion_matrix.png``, ``pr_curves.png``) into ``out_dir`` (default: the run
+    directory); returns the report. Tagging uses the thresholds stored in the checkpoint.
 
     ``data``: None (the run's validation set), a DatasetSpec, or a dataset path for
-    ``load_dataset`` (an ImageFolder with train/val is evaluated on val, any other on all its images).
+    ``load_dataset`` (evaluated on its test part if it has one, else its val part, else all its images).
     """
-    from visiontrain.predict import Predictor
+    from visiontrain.predictor import Predictor
 
     checkpoint = resolve_checkpoint_path(model)
     run_dir = checkpoint.parent
-    samples, rejected, description = _samples_to_evaluate(run_dir, data)
     loaded = load_checkpoint(checkpoint)
-    class_index = {name: i for i, name in enumerate(loaded.classes)}
-    unknown = sorted({s.label for s in samples} - class_index.keys())
+    task = get_task(loaded.task)
+    samples, rejected, description = _samples_to_evaluate(run_dir, data, loaded.task)
+    unknown = sorted({label for s in samples for label in s.labels} - set(loaded.classes))
     if unknown:
         raise DataError(
             f"{description} has labels the model was not trained on: {', '.join(unknown)} "
@@ -53,19 +57,15 @@ def evaluate_model(
     if not scores.indices:
         raise DataError(f"none of the {len(samples)} images in {description} could be read: {rejected[0]['reason']} ({rejected[0]['path']})")
     evaluated = [samples[i] for i in scores.indices]
-    report = build_report(
-        loaded.classes,
-        [class_index[s.label] for s in evaluated],
-        scores.probabilities,
-        [str(s.path) for s in evaluated],
-    )
+    report = task.report(loaded.classes, task.targets(evaluated, loaded.classes), torch.from_numpy(scores.probabilities),
+                         [str(s.path) for s in evaluated], loaded.task_state)
     report["data"] = description
     report["rejected"] = rejected
     write_report(report, run_dir if out_dir is None else out_dir)
     return report
 
 
-def _samples_to_evaluate(run_dir: Path, data: DatasetSpec | str | Path | None) -> tuple[list[Sample], list[dict[str, str]], str]:
+def _samples_to_evaluate(run_dir: Path, data: DatasetSpec | str | Path | None, task: str) -> tuple[list[Sample], list[dict[str, str]], str]:
     """The labelled images to evaluate on, the files the importer already rejected, and a description."""
     if data is None:
         return read_validation_samples(run_dir), [], f"the validation set of {run_dir}"
@@ -74,25 +74,30 @@ def _samples_to_evaluate(run_dir: Path, data: DatasetSpec | str | Path | None) -
     else:
         from visiontrain.data.sources import load_dataset
 
-        spec, description = load_dataset(data), str(data)
-    samples = spec.val if spec.val is not None else spec.train
+        spec = load_dataset(data) if task == "classification" else load_dataset(data, task=task)
+        description = str(data)
+    # A held-out test set is what a dataset keeps for judging a model; else its validation part, else all of it.
+    samples = spec.test or (spec.val if spec.val is not None else spec.train)
     if not samples:
         raise DataError(f"{description} has no images to evaluate on")
     return list(samples), [{"path": str(r.path), "reason": r.reason} for r in spec.rejected], description
 
 
 def read_validation_samples(run_dir: str | Path) -> list[Sample]:
-    """The run's validation images (``val_samples.json``: a list of {"path", "label"}); relative
-    paths are taken relative to the run directory."""
+    """The run's validation images (``val_samples.json``: a list of {"path", "labels"}, with
+    ``label`` for classification); relative paths are taken relative to the run directory."""
     run_dir = Path(run_dir)
     path = run_dir / VAL_SAMPLES_FILE
     if not path.is_file():
         raise DataError(f"{run_dir} has no {VAL_SAMPLES_FILE} (no record of its validation set): give a dataset to evaluate on")
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
-        samples = [Sample(path=run_dir / str(row["path"]), labels=str(row["label"])) for row in rows]
+        samples = [
+            Sample(path=run_dir / str(row["path"]), labels=tuple(str(x) for x in row["labels"]) if "labels" in row else str(row["label"]))
+            for row in rows
+        ]
     except (ValueError, TypeError, KeyError) as exc:
-        raise DataError(f"{path} is not a list of {{\"path\", \"label\"}} records ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path} is not a list of {{\"path\", \"labels\"}} records ({type(exc).__name__}: {exc})") from None
     if not samples:
         raise DataError(f"{path} lists no images")
     return samples

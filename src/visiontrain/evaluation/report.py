@@ -3,7 +3,7 @@
 Built from probabilities alone, so the training runner can report on the validation predictions it
 already has, and ``evaluate_model`` on a fresh pass over any dataset. Schema::
 
-    {"accuracy", "loss" (mean cross-entropy), "num_images", "classes",
+    {"task": "classification" (added by the task), "accuracy", "loss" (mean cross-entropy), "num_images", "classes",
      "per_class": [{"class", "precision", "recall", "f1", "support"}],
      "macro": {"precision", "recall", "f1"}  (mean over classes seen in labels or predictions),
      "confusion_matrix": [[...]]  (rows = true class, columns = predicted class),
@@ -93,14 +93,24 @@ def _predictions(classes: list[str], labels: torch.Tensor, probs: torch.Tensor, 
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> None:
-    """Write ``evaluation.json`` and ``confusion_matrix.png`` into ``out_dir`` (created if missing)."""
+    """Write ``evaluation.json`` and the report task's pictures (classification: ``confusion_matrix.png``)
+    into ``out_dir`` (created if missing)."""
+    from visiontrain.tasks import get_task
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_atomically(out / REPORT_FILE, json.dumps(report, indent=2).encode("utf-8"))
-    figure = confusion_matrix_figure(report["confusion_matrix"], report["classes"])
-    tmp = out / f".{CONFUSION_MATRIX_FILE}.{os.getpid()}.tmp"
+    get_task(report.get("task", "classification")).write_pictures(report, out)
+
+
+def write_confusion_matrix(report: dict[str, Any], out_dir: Path) -> None:
+    save_figure(confusion_matrix_figure(report["confusion_matrix"], report["classes"]), Path(out_dir) / CONFUSION_MATRIX_FILE)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     figure.savefig(tmp, format="png")
-    tmp.replace(out / CONFUSION_MATRIX_FILE)
+    tmp.replace(path)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -1,7 +1,8 @@
 """The checkpoint format: weights plus everything needed to predict from the file alone.
 
 A checkpoint is a dict saved with ``torch.save``:
-``format`` (int), ``task`` ("classification"), ``settings`` (TrainingSettings dump), ``classes``
+``format`` (int), ``task`` (the registered task's name: it picks the task when loading),
+``task_state`` (what the task fitted after training, e.g. tagging's per-concept thresholds), ``settings`` (TrainingSettings dump), ``classes``
 (list of names, index = output), ``preprocessing`` (Preprocessing dict), ``state_dict`` (TransferNet
 weights), ``epoch``, ``stage`` ("head" or "fine_tune"), ``metrics`` (the validation metrics it was
 chosen by). Only tensors and plain Python values are stored, so ``weights_only=True`` loading works.
@@ -37,6 +38,7 @@ class LoadedModel:
     epoch: int
     stage: str
     metrics: dict[str, float]
+    task_state: dict[str, Any]
 
 
 def save_checkpoint(
@@ -50,11 +52,13 @@ def save_checkpoint(
     stage: str,
     metrics: dict[str, float],
     task: str = "classification",
+    task_state: dict[str, Any] | None = None,
 ) -> None:
     path = Path(path)
     payload: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "task": task,
+        "task_state": dict(task_state or {}),
         "settings": settings.model_dump(mode="json"),
         "classes": list(classes),
         "preprocessing": preprocessing.to_dict(),
@@ -87,6 +91,12 @@ def load_checkpoint(model: str | Path, map_location: str | torch.device = "cpu")
         raise CheckpointError(f"{path} is not a readable checkpoint: the file is damaged or not a visiontrain best.pt") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a visiontrain checkpoint (format {CHECKPOINT_FORMAT})")
+    from visiontrain.tasks import get_task
+
+    try:
+        get_task(str(payload.get("task")))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc} (made by a newer visiontrain?)") from None
     settings = TrainingSettings(**payload["settings"])
     network = build_network(settings, len(payload["classes"]), pretrained=False)
     network.load_state_dict(payload["state_dict"])
@@ -100,4 +110,5 @@ def load_checkpoint(model: str | Path, map_location: str | torch.device = "cpu")
         epoch=int(payload["epoch"]),
         stage=str(payload["stage"]),
         metrics=dict(payload["metrics"]),
+        task_state=dict(payload.get("task_state") or {}),
     )

@@ -13,9 +13,11 @@ from visiontrain.training.events import EventSink
 class EventReporter(L.Callback):
     """Turns batches and epochs into events (metrics.jsonl, progress, the caller's callback)."""
 
-    def __init__(self, sink: EventSink, stage: str, step_offset: int = 0):
+    def __init__(self, sink: EventSink, stage: str, monitor: str, monitor_mode: str = "max", step_offset: int = 0):
         self.sink = sink
         self.stage = stage
+        self.monitor = monitor
+        self.better = (lambda new, old: new > old) if monitor_mode == "max" else (lambda new, old: new < old)
         self.step = step_offset
         self.best: float | None = None
 
@@ -37,19 +39,21 @@ class EventReporter(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        if "val_accuracy" not in metrics:
+        if self.monitor not in metrics:
             return
-        accuracy = float(metrics["val_accuracy"])
-        is_best = self.best is None or accuracy > self.best
+        value = float(metrics[self.monitor])
+        is_best = self.best is None or self.better(value, self.best)
         if is_best:
-            self.best = accuracy
+            self.best = value
+        # Every validation metric the task logged (val_loss, val_accuracy, val_map, ...), by name.
+        task_metrics = {name: float(v) for name, v in metrics.items() if name.startswith("val_")}
         self.sink.emit(
             "epoch",
             stage=self.stage,
             epoch=trainer.current_epoch + 1,
             train_loss=float(metrics["train_loss"]) if "train_loss" in metrics else None,
-            val_loss=float(metrics["val_loss"]),
-            val_accuracy=accuracy,
+            **task_metrics,
+            monitor=self.monitor,
             learning_rate=float(trainer.optimizers[0].param_groups[0]["lr"]),
             best=is_best,
         )

@@ -6,7 +6,9 @@ Every event is a JSON-ready dict with ``type`` and ``time`` (seconds since the r
 - ``{"type": "features", "done": int, "total": int, "cache_hits": int}``  (feature extraction progress)
 - ``{"type": "batch", "stage": "head"|"fine_tune", "epoch": int, "step": int, "loss": float, "learning_rate": float}``
 - ``{"type": "epoch", "stage": ..., "epoch": int, "train_loss": float, "val_loss": float,
-     "val_accuracy": float, "learning_rate": float, "best": bool}``
+     <each validation metric of the task>: float, "monitor": str, "learning_rate": float, "best": bool}``
+  (classification: ``val_accuracy``; tagging: ``val_map``, ``val_accuracy``, ``val_exact_match``;
+  ``monitor`` names the one the best checkpoint follows, ``best`` says whether this epoch is it)
 - ``{"type": "status", "status": "succeeded"|"cancelled"|"failed", "message": str}`` (last event)
 
 ``epoch`` counts from 1 within a stage; ``step`` counts batches over the whole run.

@@ -4,9 +4,11 @@ Stage 1 trains the head on pooled backbone features. Features of every original 
 each augmented copy are computed once and kept on disk, keyed by
 
 * the image's content (sha256 of its bytes: renaming or moving a file keeps its features),
-* the feature space (backbone, its weights' identity, the preprocessing: size, resize mode,
-  normalisation),
-* the variant (original, or augmented copy k with the augmentation settings and seed that made it),
+* the feature space (backbone, its weights' identity (for random weights, the seed that drew them),
+  the preprocessing: size, resize mode, normalisation, and the versions of the libraries that
+  change the numbers: torch, timm, torchvision, Pillow),
+* the variant (original, or augmented copy k with the augmentation settings and seed that made it;
+  the settings are every field of the settings' "Augmentation" group, so a new one is keyed too),
 
 so a change to any of them is a cache miss, and a second run with other head settings reads
 everything back. The cache persists across runs (default: the user cache directory).
@@ -36,7 +38,16 @@ from visiontrain.models.preprocessing import Preprocessing
 from visiontrain.settings import TrainingSettings
 from visiontrain.training.backbone_runner import make_runner
 
-AUGMENTATION_FIELDS = ("horizontal_flip", "vertical_flip", "color", "scale", "skew", "gaussian_noise")
+# How many copies are made does not change what copy k looks like, so it is not part of the key.
+AUGMENTATION_FIELDS = tuple(name for name in TrainingSettings.field_groups()["Augmentation"] if name != "augmented_copies")
+
+
+def _library_versions() -> str:
+    import PIL
+    import timm
+    import torchvision
+
+    return f"torch-{torch.__version__}|timm-{timm.__version__}|torchvision-{torchvision.__version__}|pillow-{PIL.__version__}"
 
 
 def default_cache_dir() -> Path:
@@ -71,10 +82,13 @@ class FeatureSpace:
     @classmethod
     def of(cls, settings: TrainingSettings, preprocessing: Preprocessing) -> "FeatureSpace":
         weights = weights_identity(settings.backbone, pretrained=settings.pretrained, weights_path=settings.weights_path)
+        if not settings.pretrained and not settings.weights_path:
+            # Random weights are drawn from the run's seed: another seed is another backbone.
+            weights = f"{weights}:seed-{settings.seed}"
         return cls(settings.backbone, weights, preprocessing)
 
     def key(self) -> str:
-        return _short_hash(f"{self.backbone}|{self.weights}|{self.preprocessing.key()}|torch-{torch.__version__}")
+        return _short_hash(f"{self.backbone}|{self.weights}|{self.preprocessing.key()}|{_library_versions()}")
 
 
 def augmentation_key(settings: TrainingSettings) -> str:
@@ -115,7 +129,7 @@ class FeatureSet:
     """Features of a list of samples (rows in sample order, variant-major within a sample)."""
 
     features: torch.Tensor  # (rows, num_features) float32
-    labels: torch.Tensor  # (rows,) int64
+    sample_index: torch.Tensor  # (rows,) int64: the sample each row comes from (targets are the task's)
     original: torch.Tensor  # (rows,) bool: row comes from the unaugmented image
     hits: int
     misses: int
@@ -155,7 +169,6 @@ def _variant_seed(image_hash: str, variant: str, seed: int) -> int:
 def extract_features(
     network: TransferNet,
     samples: Sequence[Sample],
-    class_index: dict[str, int],
     *,
     settings: TrainingSettings,
     preprocessing: Preprocessing,
@@ -242,7 +255,7 @@ def extract_features(
     if batch_rows:
         flush()
 
-    labels = torch.tensor([class_index[s.label] for s in samples for _ in variants], dtype=torch.long)
+    sample_index = torch.arange(len(samples), dtype=torch.long).repeat_interleave(len(variants))
     original = torch.tensor([v == "orig" for _ in samples for v in variants], dtype=torch.bool)
     features = torch.from_numpy(np.stack(rows)) if rows else torch.empty(0, network.num_features)
-    return FeatureSet(features.float(), labels, original, hits=hits, misses=len(pending))
+    return FeatureSet(features.float(), sample_index, original, hits=hits, misses=len(pending))

@@ -2,8 +2,8 @@
 
 One module serves both stages. In the head stage its inputs are cached backbone features and only
 the head learns; in the fine-tuning stage its inputs are images and the last backbone blocks learn
-too. Classification is the task here: cross-entropy loss, accuracy; tagging and detection will
-bring their own head, loss and metrics through the same trainer.
+too. The task (``visiontrain.tasks``) says what the loss and the validation metrics are; the
+metrics are torchmetrics collections, so they are right across devices.
 """
 
 from __future__ import annotations
@@ -13,20 +13,26 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torchmetrics import MeanMetric
 
 from visiontrain.models.classifier import TransferNet
 from visiontrain.settings import TrainingSettings
+from visiontrain.tasks import Task
 from visiontrain.training.optim import build_optimizer, build_schedule, warmup_factor
 
 
 class TransferModule(L.LightningModule):
-    def __init__(self, network: TransferNet, settings: TrainingSettings, *, stage: str, learning_rate: float):
+    def __init__(self, network: TransferNet, settings: TrainingSettings, *, task: Task, loss: nn.Module, num_classes: int,
+                 stage: str, learning_rate: float):
         super().__init__()
         if stage not in ("head", "fine_tune"):
             raise ValueError(f"unknown stage {stage!r}")
         self.network = network
         self.settings = settings
+        self.task = task
+        self.loss = loss
+        self.val_metrics = task.epoch_metrics(num_classes)
+        self.val_loss = MeanMetric()
         self.stage = stage
         self.learning_rate = learning_rate
         self.trainable: list[nn.Module] = [network.head]
@@ -35,7 +41,6 @@ class TransferModule(L.LightningModule):
         else:
             network.freeze_backbone()
         self._train_losses: list[torch.Tensor] = []
-        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # --- forward
 
@@ -54,8 +59,8 @@ class TransferModule(L.LightningModule):
     # --- steps
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
+        inputs, targets = batch
+        loss = self.loss(self(inputs).float(), targets)
         self._train_losses.append(loss.detach())
         return loss
 
@@ -66,22 +71,18 @@ class TransferModule(L.LightningModule):
                 group["lr"] = self.learning_rate * factor
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
-        inputs, labels = batch
-        self._val_outputs.append((self(inputs).float(), labels))
-
-    def on_validation_epoch_start(self) -> None:
-        self._val_outputs.clear()
+        inputs, targets = batch
+        logits = self(inputs).float()
+        self.val_loss.update(self.task.validation_loss(logits, targets), weight=targets.shape[0])
+        # torchmetrics wants integer targets; tagging keeps 0/1 floats for the loss.
+        self.val_metrics.update(self.task.probabilities(logits), targets.long())
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_outputs:
-            return
-        logits = torch.cat([o[0] for o in self._val_outputs])
-        labels = torch.cat([o[1] for o in self._val_outputs])
-        val_loss = F.cross_entropy(logits, labels)
-        val_accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        # sync_dist: with several devices each sees a shard of the validation set.
-        self.log("val_loss", val_loss, sync_dist=True)
-        self.log("val_accuracy", val_accuracy, sync_dist=True)
+        values = {"val_loss": self.val_loss.compute(), **self.task.epoch_values(self.val_metrics.compute())}
+        self.val_loss.reset()
+        self.val_metrics.reset()
+        for name, value in values.items():
+            self.log(name, value)  # already reduced over devices by torchmetrics
         if self._train_losses:
             self.log("train_loss", torch.stack(self._train_losses).mean(), sync_dist=True)
 
@@ -90,7 +91,7 @@ class TransferModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         params = [p for module in self.trainable for p in module.parameters() if p.requires_grad]
         optimizer = build_optimizer(params, self.learning_rate, self.settings)
-        schedule = build_schedule(optimizer, self.settings)
+        schedule = build_schedule(optimizer, self.settings, self.task.monitor, self.task.monitor_mode)
         if schedule is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -26,22 +26,23 @@ OPTIMIZERS: dict[str, OptimizerFactory] = {
     "adadelta": lambda p, lr, s: torch.optim.Adadelta(p, lr=lr, weight_decay=s.weight_decay),
 }
 
-# Each returns the Lightning lr-scheduler config (stepped once per epoch), or None for a constant rate.
-ScheduleFactory = Callable[[torch.optim.Optimizer, TrainingSettings], dict[str, Any] | None]
+# Each returns the Lightning lr-scheduler config (stepped once per epoch), or None for a constant rate;
+# ``monitor`` and ``mode`` are the task's validation metric (on_plateau watches it).
+ScheduleFactory = Callable[[torch.optim.Optimizer, TrainingSettings, str, str], dict[str, Any] | None]
 
 SCHEDULES: dict[str, ScheduleFactory] = {
-    "none": lambda opt, s: None,
-    "on_plateau": lambda opt, s: {
-        "scheduler": lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=s.schedule_factor, patience=s.schedule_patience),
-        "monitor": "val_accuracy",
+    "none": lambda opt, s, monitor, mode: None,
+    "on_plateau": lambda opt, s, monitor, mode: {
+        "scheduler": lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=s.schedule_factor, patience=s.schedule_patience),
+        "monitor": monitor,
         "interval": "epoch",
         "strict": True,
     },
-    "step": lambda opt, s: {
+    "step": lambda opt, s, monitor, mode: {
         "scheduler": lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.schedule_factor),
         "interval": "epoch",
     },
-    "exponential": lambda opt, s: {
+    "exponential": lambda opt, s, monitor, mode: {
         "scheduler": lr_scheduler.ExponentialLR(opt, gamma=s.gamma),
         "interval": "epoch",
     },
@@ -52,8 +53,9 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], learning_rate: float, 
     return OPTIMIZERS[settings.optimizer](params, learning_rate, settings)
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, settings: TrainingSettings) -> dict[str, Any] | None:
-    return SCHEDULES[settings.schedule](optimizer, settings)
+def build_schedule(optimizer: torch.optim.Optimizer, settings: TrainingSettings, monitor: str = "val_accuracy",
+                   mode: str = "max") -> dict[str, Any] | None:
+    return SCHEDULES[settings.schedule](optimizer, settings, monitor, mode)
 
 
 def warmup_factor(batch_index: int, batches_per_epoch: int) -> float:

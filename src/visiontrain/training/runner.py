@@ -1,5 +1,8 @@
 """One training run, top to bottom: data → features → head → (fine-tuning) → best checkpoint → evaluation.
 
+The task (``visiontrain.tasks``: classification, tagging) says what the targets, loss, metrics,
+split and report are; everything here is shared by every task.
+
 Everything a run produces lands in its run directory (names in ``visiontrain.engine``), and every
 step is announced as an event. The run stops cleanly on request (cancel flag or Ctrl-C) after the
 current batch, keeping the best checkpoint so far.
@@ -34,27 +37,30 @@ from visiontrain.training.callbacks import EventReporter, StopOnRequest
 from visiontrain.training.events import EventSink
 from visiontrain.training.features import FeatureCache, FeatureSet, FeatureSpace, default_cache_dir, extract_features
 from visiontrain.training.module import TransferModule
+from visiontrain.tasks import Task, get_task
 from visiontrain.training.trainer import build_trainer, quiet_lightning, resolve_device
 
 SUMMARY_FILE = "summary.json"
 SETTINGS_FILE = "settings.yaml"
 TRAIN_SAMPLES_FILE = "train_samples.json"
 VAL_SAMPLES_FILE = "val_samples.json"
+TEST_SAMPLES_FILE = "test_samples.json"
+TEST_DIR = "test"  # evaluation.json (+ pictures) of the held-out test set, when the data has one
 CHECKPOINTS_DIR = "checkpoints"  # Lightning's per-stage best, until best.pt is written
 
 
 class ImageSamples(Dataset):
     """Images decoded on demand (fine-tuning stage and evaluation of a fine-tuned model)."""
 
-    def __init__(self, samples: list[Sample], class_index: dict[str, int], transform: Callable, draft_size: int):
-        self.samples, self.class_index, self.transform, self.draft_size = samples, class_index, transform, draft_size
+    def __init__(self, samples: list[Sample], targets: torch.Tensor, transform: Callable, draft_size: int):
+        self.samples, self.targets, self.transform, self.draft_size = samples, targets, transform, draft_size
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample = self.samples[index]
-        return self.transform(open_image(sample.path, draft_size=self.draft_size)), self.class_index[sample.label]
+        return self.transform(open_image(sample.path, draft_size=self.draft_size)), self.targets[index]
 
 
 def as_settings(settings: TrainingSettings | dict[str, Any] | None) -> TrainingSettings:
@@ -97,8 +103,9 @@ def _stop_signals(flag: threading.Event) -> Iterator[None]:
 class _Run:
     """State of one run; methods are the steps, in order."""
 
-    def __init__(self, settings: TrainingSettings, run_dir: Path, sink: EventSink, should_stop: Callable[[], bool], cache_dir: Path, progress: bool):
-        self.settings, self.run_dir, self.sink, self.should_stop = settings, run_dir, sink, should_stop
+    def __init__(self, settings: TrainingSettings, task: Task, run_dir: Path, sink: EventSink, should_stop: Callable[[], bool],
+                 cache_dir: Path, progress: bool):
+        self.settings, self.task, self.run_dir, self.sink, self.should_stop = settings, task, run_dir, sink, should_stop
         self.cache_dir, self.progress = cache_dir, progress
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {}
@@ -122,36 +129,43 @@ class _Run:
 
     # --- data
 
-    def prepare_data(self, data: DatasetSpec | str | Path, validation_data: str | Path | None) -> tuple[DatasetSpec, list[Sample], list[Sample]]:
-        from visiontrain.data.checks import check_images, dataset_warnings, require_training_images
-        from visiontrain.data.sources import load_dataset
-        from visiontrain.data.split import stratified_split
+    def prepare_data(self, spec: DatasetSpec) -> tuple[list[Sample], list[Sample], list[Sample]]:
+        """(train, val, test) images that decode, checked for the task; the split made if not given."""
+        from visiontrain.data.checks import check_images
 
-        spec = data if isinstance(data, DatasetSpec) else load_dataset(data, validation=validation_data)
-        if len(spec.classes) < 2:
-            raise DataError(f"at least 2 classes are needed to train a classifier; found {len(spec.classes)}: {spec.classes}")
-        train, rejected = check_images(spec.train)
-        val: list[Sample] | None = None
-        if spec.val is not None:
-            val, rejected_val = check_images(spec.val)
-            rejected += rejected_val
+        task = self.task
+        if len(spec.classes) < task.min_classes:
+            raise DataError(
+                f"at least {task.min_classes} {'classes are' if task.min_classes > 1 else 'concept is'} needed to train "
+                f"a {task.name} model; found {len(spec.classes)}: {spec.classes}"
+            )
+        parts: dict[str, list[Sample] | None] = {"train": spec.train, "val": spec.val, "test": spec.test}
+        checked: dict[str, list[Sample]] = {}
+        rejected = []
+        for name, samples in parts.items():
+            if samples is None:
+                continue
+            task.check_samples(spec.classes, samples, f"the {name} set")
+            checked[name], bad = check_images(samples)
+            rejected += bad
         spec.rejected = [*spec.rejected, *rejected]
+        train, val, test = checked["train"], checked.get("val"), checked.get("test", [])
         if val is None:
-            train, val = stratified_split(train, self.settings.validation_split, self.settings.seed)
-        require_training_images(spec.classes, train)
-        missing_val = [c for c in spec.classes if not any(s.label == c for s in val)]
-        if missing_val:
-            raise DataError(f"no validation images for class(es) {', '.join(missing_val)}: add validation images for them, or leave the validation set to the split")
-        self.warnings += dataset_warnings(spec.classes, train, val)
+            train, val, split_warnings = task.split(train, self.settings.validation_split, self.settings.seed, spec.classes)
+            self.warnings += split_warnings
+        self.warnings += task.check_split(spec.classes, train, val)
         self.counts.update(train_images=len(train), val_images=len(val), rejected=len(spec.rejected))
-        for name, samples in ((TRAIN_SAMPLES_FILE, train), (VAL_SAMPLES_FILE, val)):
-            (self.run_dir / name).write_text(json.dumps([{"path": str(s.path), "label": s.label} for s in samples]))
-        return spec, train, val
+        if test:
+            self.counts["test_images"] = len(test)
+        for name, samples in ((TRAIN_SAMPLES_FILE, train), (VAL_SAMPLES_FILE, val), (TEST_SAMPLES_FILE, test)):
+            if samples or name != TEST_SAMPLES_FILE:
+                (self.run_dir / name).write_text(json.dumps([sample_record(s, task) for s in samples]))
+        return train, val, test
 
     # --- stages
 
     def features(self, network: TransferNet, preprocessing: Preprocessing, train: list[Sample], val: list[Sample],
-                 class_index: dict[str, int], device: torch.device) -> tuple[FeatureSet, FeatureSet]:
+                 device: torch.device) -> tuple[FeatureSet, FeatureSet]:
         cache = FeatureCache(self.cache_dir, FeatureSpace.of(self.settings, preprocessing))
         done_before = 0
 
@@ -160,11 +174,11 @@ class _Run:
 
         total_all = len(train) * (1 + self.settings.augmented_copies) + len(val)
         common = dict(settings=self.settings, preprocessing=preprocessing, cache=cache, device=device, should_stop=self.should_stop)
-        train_set = extract_features(network, train, class_index, augmented_copies=self.settings.augmented_copies, on_progress=report, **common)
-        done_before = len(train_set.labels)
-        val_set = extract_features(network, val, class_index, augmented_copies=0, on_progress=report, **common)
+        train_set = extract_features(network, train, augmented_copies=self.settings.augmented_copies, on_progress=report, **common)
+        done_before = len(train_set.sample_index)
+        val_set = extract_features(network, val, augmented_copies=0, on_progress=report, **common)
         self.counts.update(
-            train_features=len(train_set.labels),
+            train_features=len(train_set.sample_index),
             cache_hits=train_set.hits + val_set.hits,
             cache_misses=train_set.misses + val_set.misses,
         )
@@ -172,10 +186,11 @@ class _Run:
 
     def fit(self, module: TransferModule, stage: str, epochs: int, train_loader: DataLoader, val_loader: DataLoader,
             device: torch.device, stop: StopOnRequest, step_offset: int) -> tuple[str | None, EventReporter]:
-        reporter = EventReporter(self.sink, stage, step_offset)
+        task = self.task
+        reporter = EventReporter(self.sink, stage, task.monitor, task.monitor_mode, step_offset)
         trainer, checkpoint = build_trainer(
             self.settings, max_epochs=epochs, checkpoint_dir=self.run_dir / CHECKPOINTS_DIR / stage, checkpoint_name="best",
-            callbacks=[reporter, stop], device=device, progress=self.progress,
+            monitor=task.monitor, monitor_mode=task.monitor_mode, callbacks=[reporter, stop], device=device, progress=self.progress,
         )
         try:
             trainer.fit(module, train_loader, val_loader)
@@ -186,12 +201,20 @@ class _Run:
         return (checkpoint.best_model_path or None), reporter
 
     def best_of(self, stage: str) -> dict[str, Any] | None:
-        """The epoch the stage's checkpoint was taken at: the first epoch with the highest accuracy."""
+        """The epoch the stage's checkpoint was taken at: the first epoch with the best monitored metric."""
         epochs = self.stage_epochs[stage]
         if not epochs:
             return None
-        top = max(e["val_accuracy"] for e in epochs)
-        return next(e for e in epochs if e["val_accuracy"] == top)
+        monitor = self.task.monitor
+        pick = max if self.task.monitor_mode == "max" else min
+        top = pick(e[monitor] for e in epochs)
+        return next(e for e in epochs if e[monitor] == top)
+
+    def better(self, candidate: dict[str, Any], incumbent: dict[str, Any]) -> bool:
+        monitor = self.task.monitor
+        if self.task.monitor_mode == "max":
+            return candidate[monitor] > incumbent[monitor]
+        return candidate[monitor] < incumbent[monitor]
 
 
 def run_training(
@@ -199,13 +222,20 @@ def run_training(
     data: DatasetSpec | str | Path,
     run_dir: str | Path,
     *,
+    task: str | None = None,
     validation_data: str | Path | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
+    """``task``: for a dataset path, the task to read it for (default classification); a DatasetSpec
+    names its own (a different ``task`` is an error)."""
     settings = as_settings(settings)
+    if isinstance(data, DatasetSpec) and task is not None and task != data.task:
+        raise DataError(f"the dataset is a {data.task} dataset, not {task}")
+    task_name = data.task if isinstance(data, DatasetSpec) else (task or "classification")
+    get_task(task_name)  # an unknown task fails before anything is written
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)  # a previous run's intermediates
@@ -215,18 +245,19 @@ def run_training(
     interrupted = threading.Event()
     stop_requested = lambda: interrupted.is_set() or bool(should_stop and should_stop())  # noqa: E731
     sink = EventSink(run_dir, callback)
-    run = _Run(settings, run_dir, sink, stop_requested, Path(cache_dir) if cache_dir else default_cache_dir(), progress)
+    run = _Run(settings, get_task(task_name), run_dir, sink, stop_requested, Path(cache_dir) if cache_dir else default_cache_dir(), progress)
     started = time.perf_counter()
     summary: dict[str, Any] = {"status": "running"}
     try:
         with _stop_signals(interrupted):
             summary = _train(run, data, validation_data)
+            summary = {"task": task_name, "monitor": run.task.monitor, **summary}
     except (DataError, SettingsError) as exc:
-        summary = {"status": "failed", "message": str(exc)}
+        summary = {"task": task_name, "status": "failed", "message": str(exc)}
         sink.emit("status", status="failed", message=str(exc))
         raise
     except Exception as exc:
-        summary = {"status": "failed", "message": f"{type(exc).__name__}: {exc}"}
+        summary = {"task": task_name, "status": "failed", "message": f"{type(exc).__name__}: {exc}"}
         sink.emit("status", status="failed", message=summary["message"])
         raise
     finally:
@@ -237,13 +268,23 @@ def run_training(
     return summary
 
 
+def _load_spec(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Path | None) -> DatasetSpec:
+    if isinstance(data, DatasetSpec):
+        return data
+    from visiontrain.data.sources import load_dataset
+
+    if run.task.name == "classification":
+        return load_dataset(data, validation=validation_data)
+    return load_dataset(data, validation=validation_data, task=run.task.name)
+
+
 def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Path | None) -> dict[str, Any]:
-    settings, sink = run.settings, run.sink
+    settings, sink, task = run.settings, run.sink, run.task
     L.seed_everything(settings.seed, workers=True, verbose=False)
     with run.stage("data"):
-        spec, train, val = run.prepare_data(data, validation_data)
+        spec = _load_spec(run, data, validation_data)
+        train, val, test = run.prepare_data(spec)
     classes = spec.classes
-    class_index = {name: i for i, name in enumerate(classes)}
     device = resolve_device(settings)
     network = build_network(settings, len(classes))
     preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
@@ -257,19 +298,23 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
 
     try:
         with run.stage("features"):
-            train_set, val_set = run.features(network, preprocessing, train, val, class_index, device)
+            train_set, val_set = run.features(network, preprocessing, train, val, device)
     except InterruptedError:
         sink.emit("status", status="cancelled", message="stopped before any model was trained")
         return {"status": "cancelled", "message": "stopped before any model was trained", **base}
 
+    train_targets, val_targets = task.targets(train, classes), task.targets(val, classes)
+    loss = task.training_loss(settings, train_targets)
+    task.initialize_head(network.head, train_targets)
+    module_args = dict(task=task, loss=loss, num_classes=len(classes))
     stop = StopOnRequest(run.should_stop)
     generator = torch.Generator().manual_seed(settings.seed)
     with run.stage("head"):
         L.seed_everything(settings.seed, workers=True, verbose=False)
-        head_loader = DataLoader(TensorDataset(train_set.features, train_set.labels), batch_size=settings.batch_size,
-                                 shuffle=True, generator=generator)
-        val_loader = DataLoader(TensorDataset(val_set.features, val_set.labels), batch_size=max(256, settings.batch_size))
-        module = TransferModule(network, settings, stage="head", learning_rate=settings.learning_rate)
+        head_loader = DataLoader(TensorDataset(train_set.features, train_targets[train_set.sample_index]),
+                                 batch_size=settings.batch_size, shuffle=True, generator=generator)
+        val_loader = DataLoader(TensorDataset(val_set.features, val_targets), batch_size=max(256, settings.batch_size))
+        module = TransferModule(network, settings, stage="head", learning_rate=settings.learning_rate, **module_args)
         head_ckpt, reporter = run.fit(module, "head", settings.epochs, head_loader, val_loader, device, stop, 0)
 
     best_stage, best_ckpt = "head", head_ckpt
@@ -278,14 +323,14 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         with run.stage("fine_tune"):
             workers = 4 if device.type == "cuda" else 0
             size = preprocessing.image_size
-            ft_train = DataLoader(ImageSamples(train, class_index, training_input(settings, preprocessing), size),
+            ft_train = DataLoader(ImageSamples(train, train_targets, training_input(settings, preprocessing), size),
                                   batch_size=settings.batch_size, shuffle=True, generator=generator, num_workers=workers)
-            ft_val = DataLoader(ImageSamples(val, class_index, model_input(preprocessing), size),
+            ft_val = DataLoader(ImageSamples(val, val_targets, model_input(preprocessing), size),
                                 batch_size=settings.batch_size, num_workers=workers)
-            module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_learning_rate)
+            module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_learning_rate, **module_args)
             ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, ft_train, ft_val, device, stop, reporter.step)
         head_best, ft_best = run.best_of("head"), run.best_of("fine_tune")
-        if ft_ckpt and ft_best and head_best and ft_best["val_accuracy"] > head_best["val_accuracy"]:
+        if ft_ckpt and ft_best and head_best and run.better(ft_best, head_best):
             best_stage, best_ckpt = "fine_tune", ft_ckpt
 
     best = run.best_of(best_stage)
@@ -294,13 +339,22 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         return {"status": "cancelled", "message": "stopped before the first validation", **base}
 
     _load_weights(network, best_ckpt)
-    best_metrics = {k: best[k] for k in ("val_accuracy", "val_loss", "train_loss") if best.get(k) is not None}
-    save_checkpoint(run.run_dir / CHECKPOINT_NAME, network=network, settings=settings, classes=classes,
-                    preprocessing=preprocessing, epoch=best["epoch"], stage=best_stage, metrics=best_metrics)
     shutil.rmtree(run.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
-
+    best_metrics = {k: v for k, v in best.items() if (k.startswith("val_") or k == "train_loss") and v is not None}
+    results: dict[str, Any] = {}
     with run.stage("evaluation"):
-        evaluation = _evaluate_best(run, network, best_stage, val, val_set, class_index, preprocessing, classes, device)
+        scorer = _Scorer(run, network, best_stage, preprocessing, device)
+        val_probabilities = scorer.probabilities(val, val_set)
+        # Fitted on the best model's validation predictions (tagging: thresholds), saved with it.
+        task_state = task.fit_postprocessing(classes, val_probabilities, val_targets)
+        save_checkpoint(run.run_dir / CHECKPOINT_NAME, network=network, settings=settings, classes=classes,
+                        preprocessing=preprocessing, epoch=best["epoch"], stage=best_stage, metrics=best_metrics,
+                        task=task.name, task_state=task_state)
+        evaluation = _report(task, classes, val, val_targets, val_probabilities, task_state, run.run_dir)
+        if test:
+            test_report = _report(task, classes, test, task.targets(test, classes), scorer.probabilities(test, None),
+                                  task_state, run.run_dir / TEST_DIR)
+            results["test"] = {"num_images": test_report["num_images"], **task.headline(test_report)}
 
     status = "cancelled" if stop.stopped else "succeeded"
     message = "stopped on request; the best checkpoint so far is kept" if stop.stopped else "training finished"
@@ -311,34 +365,61 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         "best_epoch": best["epoch"],
         "best_stage": best_stage,
         "best_metrics": best_metrics,
-        "evaluation": {k: evaluation[k] for k in ("accuracy", "loss", "macro") if k in evaluation},
+        "headline": {"name": task.monitor, "value": best_metrics.get(task.monitor)},
+        "evaluation": task.headline(evaluation),
+        **results,
+        "task_state": task_state,
         "epochs_run": {stage: len(events) for stage, events in run.stage_epochs.items()},
         **base,
     }
 
 
+def sample_record(sample: Sample, task: Task) -> dict[str, Any]:
+    """How a sample is listed in the run directory (``*_samples.json``); classification keeps ``label``."""
+    record: dict[str, Any] = {"path": str(sample.path), "labels": list(sample.labels)}
+    if task.name == "classification":
+        record["label"] = sample.label
+    return record
+
+
 def _load_weights(network: TransferNet, lightning_checkpoint: str) -> None:
     state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    network.load_state_dict({k.removeprefix("network."): v for k, v in state.items()})
+    # Only the network's weights: the module also holds the loss's buffers (tagging's positive weights).
+    network.load_state_dict({k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")})
 
 
-def _evaluate_best(run: _Run, network: TransferNet, stage: str, val: list[Sample], val_set: FeatureSet,
-                   class_index: dict[str, int], preprocessing: Preprocessing, classes: list[str], device: torch.device) -> dict[str, Any]:
-    """Validation report of the best model; a head-stage model reuses the cached validation features."""
-    from visiontrain.evaluation.report import build_report, write_report
+class _Scorer:
+    """Probabilities of the best model for a list of samples. A head-stage model runs only the head
+    on cached features (validation features are at hand; test features come from the cache or are
+    computed once), a fine-tuned one runs the whole network on the images."""
 
-    network.eval()
-    with torch.inference_mode():
-        if stage == "head":
-            logits = network.head(val_set.features)
+    def __init__(self, run: _Run, network: TransferNet, stage: str, preprocessing: Preprocessing, device: torch.device):
+        self.run, self.network, self.stage, self.preprocessing, self.device = run, network, stage, preprocessing, device
+
+    def probabilities(self, samples: list[Sample], features: FeatureSet | None) -> torch.Tensor:
+        network, run = self.network, self.run
+        network.eval()
+        if self.stage == "head":
+            if features is None:
+                cache = FeatureCache(run.cache_dir, FeatureSpace.of(run.settings, self.preprocessing))
+                features = extract_features(network, samples, settings=run.settings, preprocessing=self.preprocessing,
+                                            cache=cache, device=self.device)
+            with torch.inference_mode():
+                logits = network.head(features.features)
         else:
-            loader = DataLoader(ImageSamples(val, class_index, model_input(preprocessing), preprocessing.image_size),
+            loader = DataLoader(ImageSamples(samples, torch.zeros(len(samples)), model_input(self.preprocessing), self.preprocessing.image_size),
                                 batch_size=run.settings.batch_size)
-            network.to(device)
-            logits = torch.cat([network(images.to(device)).float().cpu() for images, _ in loader])
+            network.to(self.device)
+            with torch.inference_mode():
+                logits = torch.cat([network(images.to(self.device)).float().cpu() for images, _ in loader])
             network.cpu()
-    probabilities = torch.softmax(logits.float(), dim=1).numpy()
-    y_true = [class_index[s.label] for s in val]
-    report = build_report(classes, y_true, probabilities, [str(s.path) for s in val])
-    write_report(report, run.run_dir)
+        return run.task.probabilities(logits)
+
+
+def _report(task: Task, classes: list[str], samples: list[Sample], targets: torch.Tensor, probabilities: torch.Tensor,
+            state: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    from visiontrain.evaluation.report import write_report
+
+    report = task.report(classes, targets, probabilities, [str(s.path) for s in samples], state)
+    write_report(report, out_dir)
     return report

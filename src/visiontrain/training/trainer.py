@@ -54,6 +54,8 @@ def build_trainer(
     max_epochs: int,
     checkpoint_dir: Path,
     checkpoint_name: str,
+    monitor: str,
+    monitor_mode: str,
     callbacks: list[L.Callback],
     device: torch.device,
     progress: bool,
@@ -61,8 +63,8 @@ def build_trainer(
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename=checkpoint_name,
-        monitor="val_accuracy",
-        mode="max",
+        monitor=monitor,
+        mode=monitor_mode,
         save_top_k=1,
         save_weights_only=True,
         auto_insert_metric_name=False,
@@ -71,7 +73,7 @@ def build_trainer(
     all_callbacks: list[L.Callback] = [checkpoint, *callbacks]
     if settings.early_stopping:
         all_callbacks.append(
-            EarlyStopping(monitor="val_accuracy", mode="max", patience=settings.patience, min_delta=settings.min_delta, strict=True)
+            EarlyStopping(monitor=monitor, mode=monitor_mode, patience=settings.patience, min_delta=settings.min_delta, strict=True)
         )
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
