@@ -70,9 +70,10 @@ def test_bad_run_directory_or_options_are_one_line_and_exit_code_2(run_dir, phot
     assert junk.exit_code == 2 and "not a readable checkpoint" in junk.output and "Traceback" not in junk.output
     assert junk.stderr.startswith("error: ")
     zero = runner.invoke(app, ["predict", str(run_dir), photos[0], "--top-k", "0"])
-    assert zero.exit_code == 2
+    assert zero.exit_code == 2 and "--top-k" in zero.output and "greater than or equal to" in zero.output
+    assert "Traceback" not in zero.output and '"predictions"' not in zero.output  # refused before predicting
     no_images = runner.invoke(app, ["predict", str(run_dir)])
-    assert no_images.exit_code == 2
+    assert no_images.exit_code == 2 and "Missing argument 'images'" in no_images.output
 
 
 def test_onnx_option_with_a_missing_or_foreign_onnx_file_is_one_line_and_exit_code_2(photos, tmp_path):

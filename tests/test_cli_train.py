@@ -13,6 +13,7 @@ from visiontrain.cli.main import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_train_with_flags_config_and_set(ants_bees_small, tmp_path):
     config = tmp_path / "settings.yaml"
     config.write_text("epochs: 5\nlearning_rate: 0.002\nimage_size: 96\n")
@@ -40,6 +41,13 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, ants_bees_small):
     empty.mkdir()
     no_classes = runner.invoke(app, ["train", str(empty), "--out", str(tmp_path / "run")])
     assert no_classes.exit_code == 2 and "Traceback" not in no_classes.output
+    assert f"{empty}: no files in the dataset" in no_classes.output
+    assert not (tmp_path / "run" / "best.pt").exists()
+    # Typed values: a number where a switch belongs, or words where a number does, name the field.
+    strict = runner.invoke(app, ["train", str(ants_bees_small), "--out", str(tmp_path / "run"), "--set", "fine_tune=1",
+                                 "--set", "epochs=two"])
+    assert strict.exit_code == 2 and "fine_tune: Input should be a valid boolean" in strict.output
+    assert "epochs: Input should be a valid integer" in strict.output
 
 
 def test_settings_lists_every_setting_with_group_and_yaml_round_trips():
@@ -57,6 +65,7 @@ def test_settings_lists_every_setting_with_group_and_yaml_round_trips():
     assert schema["properties"]["learning_rate"]["default"] == 0.001
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_or_sigterm_stops_after_the_current_batch_and_keeps_the_best_checkpoint(ants_bees_small, tmp_path, signal_name):
     import os

@@ -14,6 +14,9 @@ from visiontrain.engine import train
 from visiontrain.models.checkpoint import load_checkpoint
 from visiontrain.training.events import read_metrics
 
+# Every test here trains (or extracts features for) a real run, except the last one: `make test-fast` skips them.
+slow = pytest.mark.slow
+
 FAST = {"image_size": 96, "epochs": 4, "augmented_copies": 1, "batch_size": 8, "early_stopping": False}
 
 
@@ -25,6 +28,7 @@ def finished_run(ants_bees_small, tmp_path_factory):
     return run_dir, summary, events
 
 
+@slow
 def test_run_directory_holds_the_stable_files(finished_run):
     run_dir, summary, _ = finished_run
     for name in ("settings.yaml", "metrics.jsonl", "summary.json", "best.pt", "evaluation.json", "confusion_matrix.png"):
@@ -41,11 +45,13 @@ def test_run_directory_holds_the_stable_files(finished_run):
     assert {"data", "features", "head", "evaluation", "total"} <= set(on_disk["timings"])
 
 
+@slow
 def test_the_model_learns(finished_run):
     _, summary, _ = finished_run
     assert summary["best_metrics"]["val_accuracy"] >= 0.75  # 12 real validation photos, chance is 0.5
 
 
+@slow
 def test_events_reach_the_callback_and_the_metrics_file(finished_run):
     run_dir, _, events = finished_run
     on_disk = read_metrics(run_dir)
@@ -61,6 +67,7 @@ def test_events_reach_the_callback_and_the_metrics_file(finished_run):
     assert events[-1]["type"] == "status" and events[-1]["status"] == "succeeded"
 
 
+@slow
 def test_best_checkpoint_is_the_first_epoch_with_top_accuracy(finished_run):
     run_dir, summary, events = finished_run
     epochs = [e for e in events if e["type"] == "epoch"]
@@ -71,6 +78,7 @@ def test_best_checkpoint_is_the_first_epoch_with_top_accuracy(finished_run):
     assert checkpoint.epoch == expected["epoch"] and checkpoint.metrics["val_accuracy"] == pytest.approx(top)
 
 
+@slow
 def test_checkpoint_alone_predicts_the_validation_set(finished_run, tmp_path):
     from visiontrain.data.images import open_image
     from visiontrain.data.transforms import model_input
@@ -88,6 +96,7 @@ def test_checkpoint_alone_predicts_the_validation_set(finished_run, tmp_path):
     assert accuracy == pytest.approx(summary["best_metrics"]["val_accuracy"], abs=1e-6)
 
 
+@slow
 def test_same_seed_same_metrics(ants_bees_small, tmp_path):
     def epoch_metrics(run_dir, cache):
         train({**FAST, "epochs": 2}, ants_bees_small, run_dir, cache_dir=cache)
@@ -97,12 +106,14 @@ def test_same_seed_same_metrics(ants_bees_small, tmp_path):
     assert epoch_metrics(tmp_path / "a", tmp_path / "cache_a") == epoch_metrics(tmp_path / "b", tmp_path / "cache_b")
 
 
+@slow
 def test_early_stopping_ends_a_run_that_stopped_improving(ants_bees_small, tmp_path):
     summary = train({**FAST, "epochs": 20, "early_stopping": True, "patience": 2, "learning_rate": 1e-9, "schedule": "none"},
                     ants_bees_small, tmp_path)
     assert summary["epochs_run"]["head"] == 3  # epoch 1 sets the best, 2 and 3 bring nothing
 
 
+@slow
 def test_cancel_keeps_the_best_checkpoint_so_far(ants_bees_small, tmp_path):
     epochs_seen = []
     summary = train({**FAST, "epochs": 20}, ants_bees_small, tmp_path,
@@ -113,12 +124,14 @@ def test_cancel_keeps_the_best_checkpoint_so_far(ants_bees_small, tmp_path):
     assert load_checkpoint(tmp_path).epoch in (1, 2, 3)
 
 
+@slow
 def test_cancel_during_feature_extraction(ants_bees_small, tmp_path):
     summary = train({**FAST, "image_size": 80}, ants_bees_small, tmp_path, should_stop=lambda: True)
     assert summary["status"] == "cancelled"
     assert not (tmp_path / "best.pt").exists()
 
 
+@slow
 def test_bad_files_are_reported_and_left_out(ants_bees_small, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(ants_bees_small, data)
@@ -132,13 +145,45 @@ def test_bad_files_are_reported_and_left_out(ants_bees_small, tmp_path):
     assert summary["counts"]["train_images"] == 24 and summary["counts"]["rejected"] == 2
 
 
-def test_fine_tuning_trains_the_last_blocks(ants_bees_small, tmp_path):
+@slow
+def test_each_stage_moves_only_the_weights_it_trains(ants_bees_small, tmp_path, monkeypatch):
+    """The head stage changes the head and no backbone weight; fine-tuning changes the last retrained
+    block (and may change the head) and leaves every earlier block exactly as pretrained."""
+    import lightning as L
+
+    from visiontrain.models.backbones import backbone_blocks
+
+    def snapshot(network):  # type: ignore[no-untyped-def]
+        blocks = [{n: p.detach().clone() for n, p in b.named_parameters()} for b in backbone_blocks(network.backbone)]
+        head = {n: p.detach().clone() for n, p in network.head.named_parameters()}
+        return blocks, head
+
+    moved: dict[str, tuple] = {}
+    original_fit = L.Trainer.fit
+
+    def recording_fit(self, model, *args, **kwargs):  # type: ignore[no-untyped-def]
+        before = snapshot(model.network)
+        result = original_fit(self, model, *args, **kwargs)
+        moved[model.stage] = (before, snapshot(model.network))
+        return result
+
+    monkeypatch.setattr(L.Trainer, "fit", recording_fit)
     summary = train({**FAST, "epochs": 2, "fine_tune": True, "fine_tune_epochs": 1, "retrained_layers": 1},
                     ants_bees_small, tmp_path)
-    events = read_metrics(tmp_path)
-    assert any(e["type"] == "epoch" and e["stage"] == "fine_tune" for e in events)
     assert summary["epochs_run"] == {"head": 2, "fine_tune": 1}
     assert "fine_tune" in summary["timings"]
+    assert any(e["type"] == "epoch" and e["stage"] == "fine_tune" for e in read_metrics(tmp_path))
+
+    def changed(before: dict, after: dict) -> set[str]:
+        return {name for name in before if not torch.equal(before[name], after[name])}
+
+    (blocks_0, head_0), (blocks_1, head_1) = moved["head"]
+    assert changed(head_0, head_1) == set(head_0)  # every head tensor was trained
+    assert all(not changed(b0, b1) for b0, b1 in zip(blocks_0, blocks_1))  # the backbone is frozen
+
+    (blocks_1, _), (blocks_2, _) = moved["fine_tune"]
+    assert changed(blocks_1[-1], blocks_2[-1])  # the retrained block learned
+    assert all(not changed(b1, b2) for b1, b2 in zip(blocks_1[:-1], blocks_2[:-1]))  # the rest did not move
 
 
 def test_unfreeze_last_makes_only_those_blocks_trainable():
