@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,9 @@ import pytest
 from visiontrain.settings import TrainingSettings
 
 WEB = Path(__file__).resolve().parents[2] / "web"
+DECLARED = re.compile(r"""^\s*(?:test|it)\(\s*(["'`])(.+?)\1""", re.MULTILINE)  # test("name", ...) in *.test.mjs
+PASSED = re.compile(r"^\s*ok \d+ - (.+?)(?:\s+#.*)?$", re.MULTILINE)  # TAP lines of passed tests
+SUMMARY = re.compile(r"^# (tests|suites|pass|fail|cancelled|skipped|skip|todo) (\d+)$", re.MULTILINE)
 
 
 def test_javascript_units_pass_on_the_real_settings_schema(tmp_path: Path):
@@ -32,4 +36,11 @@ def test_javascript_units_pass_on_the_real_settings_schema(tmp_path: Path):
         env={**os.environ, "VISIONTRAIN_SETTINGS_SCHEMA": str(schema)},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# fail 0" in result.stdout and "# pass 7" in result.stdout, result.stdout[-1500:]
+    # Every test declared in the sources ran and passed (a count typed here would miss a file or a test
+    # that silently stopped loading, and go stale with every new test).
+    declared = sorted(name for path in tests for _, name in DECLARED.findall(Path(path).read_text()))
+    passed = sorted(name.strip() for name in PASSED.findall(result.stdout))
+    assert declared and passed == declared, (declared, result.stdout[-1500:])
+    summary = dict(SUMMARY.findall(result.stdout))
+    assert summary == {**summary, "tests": str(len(declared)), "pass": str(len(declared)), "fail": "0"}, summary
+    assert summary.get("skipped", summary.get("skip", "0")) == "0" and summary.get("todo", "0") == "0", summary
