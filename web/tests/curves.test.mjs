@@ -39,3 +39,30 @@ test("no events: empty series, nothing marked; mAP is the headline when reported
   assert.equal(c.bestEpoch, null);
   assert.equal(headlineKey([{ type: "epoch", epoch: 1, val_map: 0.4 }]), "val_map");
 });
+
+test("the epoch events' monitor names the headline; PR curves become a function of recall", async () => {
+  const { prCurve, conceptErrors, splitOnOff } = await import("../src/components/tagging.js");
+  const tagging = [{ type: "epoch", stage: "head", epoch: 1, monitor: "val_map", val_map: 0.5, val_accuracy: 0.9, best: true }];
+  assert.equal(headlineKey(tagging), "val_map");
+  assert.deepEqual(curves(tagging).metric, { x: [1], y: [0.5] });
+  assert.equal(headlineKey([{ type: "epoch", epoch: 1, monitor: "val_accuracy", val_map: 0.4, val_accuracy: 0.7 }]), "val_accuracy");
+  // sklearn order (recall falling), a repeated recall keeps its best precision.
+  assert.deepEqual(prCurve({ precision: [0.5, 0.6, 1, 1], recall: [1, 0.5, 0.5, 0], thresholds: [0.1, 0.4, 0.8] }), {
+    x: [0, 0.5, 1],
+    y: [1, 1, 0.5],
+  });
+  const errors = conceptErrors(
+    { errors: { dog: { false_positives: [{ path: "a", probability: 0.6 }, { path: "b", probability: 0.9 }], false_negatives: [{ path: "c", probability: 0.3 }, { path: "d", probability: 0.1 }] } } },
+    "dog",
+  );
+  assert.deepEqual(errors.falsePositives.map((e) => e.path), ["b", "a"]);
+  assert.deepEqual(errors.falseNegatives.map((e) => e.path), ["d", "c"]);
+  assert.deepEqual(conceptErrors({}, "cat"), { falsePositives: [], falseNegatives: [] });
+  const { on, off } = splitOnOff([
+    { label: "a", probability: 0.2, on: false, threshold: 0.5 },
+    { label: "b", probability: 0.7, on: true, threshold: 0.6 },
+    { label: "c", probability: 0.4, on: true, threshold: 0.3 },
+  ]);
+  assert.deepEqual(on.map((p) => p.label), ["b", "c"]);
+  assert.deepEqual(off.map((p) => p.label), ["a"]);
+});

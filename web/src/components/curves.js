@@ -3,13 +3,23 @@
 
 export const HEADLINE_KEYS = ["val_accuracy", "val_map", "val_map50"];
 
+// The metric the run chooses its best checkpoint by: the epoch events name it (`monitor`: val_accuracy
+// for classification, val_map for tagging); older runs did not, so the first known metric they report.
 export function headlineKey(events) {
+  const named = events.find((e) => e.type === "epoch" && e.monitor);
+  if (named) return named.monitor;
   for (const key of HEADLINE_KEYS) if (events.some((e) => e.type === "epoch" && e[key] != null)) return key;
   return "val_accuracy";
 }
 
 export const metricLabel = (key) =>
-  ({ val_accuracy: "validation accuracy", val_map: "validation mAP", val_map50: "validation mAP@50", val_loss: "validation loss" })[key] ||
+  ({
+    val_accuracy: "validation accuracy",
+    val_map: "validation mAP",
+    val_map50: "validation mAP@50",
+    val_loss: "validation loss",
+    val_exact_match: "validation exact match",
+  })[key] ||
   key.replace(/_/g, " ");
 
 export function curves(events) {

@@ -42,9 +42,20 @@ function Comparison({ versions, runs }) {
   const diffCount = names.filter(differs).length;
   const overlay = (pick) => runs.map((c, i) => ({ label: label(versions[i]), ...pick(c), color: PALETTE[i % PALETTE.length] }));
   const key = runs[0] ? runs[0].headline : "val_accuracy";
+  // Every best metric any of them reports (classification: accuracy; tagging: mAP, both accuracies).
+  const metricKeys = ["val_map", "val_accuracy", "val_exact_match"].filter((k) => versions.some((v) => v.best_metrics && v.best_metrics[k] != null));
+  const digests = new Set(versions.map((v) => (v.data_split ? v.data_split.validation_digest : null)));
+  const sameValidation = digests.size === 1 && !digests.has(null);
   return (
     <>
       <h2>Metrics</h2>
+      {!sameValidation && (
+        <div class="notice warn" data-testid="different-validation">
+          {digests.has(null)
+            ? "Some of these versions do not record their validation images: their metrics may come from different images."
+            : "These versions were judged on different validation images (the view was re-split, or validation images were fixed in between): compare their metrics with care."}
+        </div>
+      )}
       <table class="data" data-testid="compare-metrics">
         <thead>
           <tr>
@@ -69,6 +80,22 @@ function Comparison({ versions, runs }) {
               const h = headline(v);
               return <td key={v.id}>{h ? `${fmt.percent(h.value)} ${h.label}` : "—"}</td>;
             })}
+          </tr>
+          {metricKeys.map((k) => (
+            <tr key={k} data-testid={`compare-${k}`}>
+              <td>best {metricLabel(k)}</td>
+              {versions.map((v) => (
+                <td key={v.id}>{fmt.percent(v.best_metrics && v.best_metrics[k])}</td>
+              ))}
+            </tr>
+          ))}
+          <tr>
+            <td>validation images</td>
+            {versions.map((v) => (
+              <td key={v.id} data-testid="compare-validation">
+                {v.data_split ? `${v.data_split.validation_images}${sameValidation ? " (the same images)" : ` (split ${v.data_split.source === "fixed" ? "fixed by hand" : `#${v.data_split.generation}`})`}` : "—"}
+              </td>
+            ))}
           </tr>
           <tr>
             <td>best validation loss</td>

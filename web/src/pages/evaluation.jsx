@@ -1,8 +1,11 @@
-// Evaluation: confusion matrix heatmap (click any cell, right answers included, to see its images),
-// per-class precision, recall and F1, and a gallery of misclassified images with their probabilities.
+// Evaluation. Classification: confusion matrix heatmap (click any cell, right answers included, to see
+// its images), per-class precision, recall and F1, and a gallery of misclassified images with their
+// probabilities. Tagging: per-concept table, PR curves, thresholds, false positives and negatives.
 import { useState } from "preact/hooks";
 import { get } from "../api.js";
 import { ConfusionMatrix, Probabilities } from "../components/confusion.jsx";
+import { isTagging } from "../components/tagging.js";
+import { TaggingReport } from "../components/tagging-report.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Empty, ErrorNote, ProjectImage, Spinner, fmt, useAsync } from "../components/ui.jsx";
 
@@ -15,10 +18,25 @@ function withImages(report, samples) {
     const sample = sha && bySha.get(sha);
     return { ...m, image_id: sample ? sample.image_id : null, image_name: sample ? sample.image_name : m.path.split("/").pop() };
   };
+  const predictions = report.predictions ? report.predictions.map(attach) : undefined;
+  if (isTagging(report)) {
+    // Each mistake also says what the image really shows (its true set, from `predictions`).
+    const truth = new Map((predictions || []).map((p) => [p.path, p.true]));
+    const errors = Object.fromEntries(
+      Object.entries(report.errors || {}).map(([concept, e]) => [
+        concept,
+        {
+          false_positives: (e.false_positives || []).map((m) => ({ ...attach(m), true: truth.get(m.path) })),
+          false_negatives: (e.false_negatives || []).map((m) => ({ ...attach(m), true: truth.get(m.path) })),
+        },
+      ]),
+    );
+    return { ...report, errors, predictions };
+  }
   return {
     ...report,
     misclassified: (report.misclassified || []).map(attach),
-    predictions: report.predictions ? report.predictions.map(attach) : undefined,
+    predictions,
   };
 }
 
@@ -108,6 +126,7 @@ function Report({ project, view, versionId }) {
   if (data.error) return <ErrorNote error={data.error} onRetry={data.reload} />;
   if (!data.data) return <Spinner label="Loading the evaluation…" />;
   const { version, report } = data.data;
+  if (isTagging(report)) return <TaggingReport project={project} version={version} report={report} />;
   if (!report || !report.confusion_matrix)
     return (
       <Empty title="No evaluation yet">

@@ -1,12 +1,49 @@
-// Predict: drop an image on a version, see its labels (or boxes drawn on it) and probabilities.
+// Predict: drop an image on a version, see its labels (or boxes drawn on it) and probabilities; for a
+// tagging version, every concept on or off (at its own threshold) with its probability.
 import { useEffect, useState } from "preact/hooks";
 import { upload } from "../api.js";
 import { href, navigate } from "../router.js";
 import { BoxEditor } from "../components/box-editor.jsx";
 import { Dropzone } from "../components/dropzone.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { splitOnOff } from "../components/tagging.js";
 import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
 import { modelsWithVersions } from "./models.jsx";
+
+// One concept of a tagging prediction: on or off, its probability as a bar with its threshold marked.
+function TagRow({ tag }) {
+  const pct = (v) => `${(v * 100).toFixed(1)}%`;
+  return (
+    <li data-testid="tag-row" data-on={tag.on ? "on" : "off"} data-concept={tag.label}>
+      <span class={tag.on ? "true" : "muted"} title={tag.label}>
+        <b style={{ display: "inline-block", minWidth: "2.2em", color: tag.on ? "var(--ok)" : "#94a3b8" }}>{tag.on ? "on" : "off"}</b>
+        {tag.label}
+      </span>
+      <span class="bar" style={{ position: "relative" }} title={`threshold ${pct(tag.threshold)}`}>
+        <div style={{ width: pct(tag.probability), background: tag.on ? undefined : "#cbd5e1" }} />
+        <i style={{ position: "absolute", left: pct(tag.threshold), top: "-3px", bottom: "-3px", borderLeft: "2px solid #dc2626" }} />
+      </span>
+      <span class="num">{pct(tag.probability)}</span>
+    </li>
+  );
+}
+
+function TagList({ predictions }) {
+  const { on, off } = splitOnOff(predictions);
+  return (
+    <>
+      <p class="help" data-testid="tags-on-summary">
+        {on.length ? `${on.length} concept(s) on: ${on.map((t) => t.label).join(", ")}` : "No concept is on"} · the red mark is each
+        concept's threshold
+      </p>
+      <ul class="probs" data-testid="prediction-labels" style={{ fontSize: "0.95rem" }}>
+        {[...on, ...off].map((t) => (
+          <TagRow tag={t} key={t.label} />
+        ))}
+      </ul>
+    </>
+  );
+}
 
 function Result({ view, file, result }) {
   const [src, setSrc] = useState(null);
@@ -21,6 +58,7 @@ function Result({ view, file, result }) {
   }, [file]);
   const labels = result.predictions || [];
   const boxes = result.boxes || null;
+  const tagging = labels.length > 0 && labels[0].on !== undefined;
   return (
     <div class="split-layout" data-testid="prediction">
       <div class="stage">
@@ -42,10 +80,13 @@ function Result({ view, file, result }) {
         )}
       </div>
       <aside class="card">
-        <h3>{boxes ? `${boxes.length} object(s) found` : "Labels"}</h3>
+        <h3>{boxes ? `${boxes.length} object(s) found` : tagging ? "Concepts" : "Labels"}</h3>
         <p class="help" style={{ marginTop: 0 }}>
           {file.name}
         </p>
+        {tagging ? (
+          <TagList predictions={labels} />
+        ) : (
         <ul class="probs" data-testid="prediction-labels" style={{ fontSize: "0.95rem" }}>
           {labels.map((l, i) => (
             <li key={l.label}>
@@ -57,6 +98,7 @@ function Result({ view, file, result }) {
             </li>
           ))}
         </ul>
+        )}
       </aside>
     </div>
   );

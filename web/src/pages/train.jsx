@@ -5,6 +5,7 @@ import { get, post } from "../api.js";
 import { navigate } from "../router.js";
 import { SettingsForm, collect, initialTexts, toText, describeField } from "../components/settings-form.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
+import { ViewSplitCard } from "../components/view-split.jsx";
 import { ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
 import { modelsWithVersions } from "./models.jsx";
 
@@ -164,6 +165,7 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
   return (
     <form onSubmit={start} noValidate data-testid="train-form">
       <ModelChoice view={view} models={models} choice={choice} setChoice={setChoice} />
+      <ViewSplitCard view={view} />
       <div class="actions" style={{ marginBottom: "0.75rem" }}>
         <button type="button" class="btn" onClick={suggest} disabled={busy} data-testid="suggest-settings">
           {busy === "suggest" ? "Looking at your data…" : "Suggest settings for my data"}
