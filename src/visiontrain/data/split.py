@@ -180,6 +180,8 @@ def _extend_multilabel(
         # The concept being placed decides when only one side still wants it; otherwise each side's
         # need for all of the image's concepts, relative to what it wanted at the start, then its need
         # for images, then a seeded draw.
+        if any(totals[c] < 2 for c in labels[_key(sample)]):
+            return TRAIN  # it carries a concept seen on this image only: that must be learnt
         if (want[VAL][concept] > 0) != (want[TRAIN][concept] > 0):
             return VAL if want[VAL][concept] > 0 else TRAIN
         need = {
@@ -241,7 +243,8 @@ def _repair(
                 key = _key(sample)
                 safe = all(
                     any(side[_key(o)] == other and _key(o) != key for o in items if c in labels[_key(o)])
-                    or sum(1 for o in items if c in labels[_key(o)]) < 2
+                    # A concept on one image only may leave validation, never training (it must be learnt).
+                    or (sum(1 for o in items if c in labels[_key(o)]) < 2 and other == VAL)
                     for c in labels[key]
                 )
                 if safe:

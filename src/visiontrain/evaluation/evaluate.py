@@ -74,7 +74,7 @@ def _samples_to_evaluate(run_dir: Path, data: DatasetSpec | str | Path | None, t
     else:
         from visiontrain.data.sources import load_dataset
 
-        spec = load_dataset(data) if task == "classification" else load_dataset(data, task=task)
+        spec = load_dataset(data, task=task)
         description = str(data)
     # A held-out test set is what a dataset keeps for judging a model; else its validation part, else all of it.
     samples = spec.test or (spec.val if spec.val is not None else spec.train)

@@ -273,8 +273,6 @@ def _load_spec(run: _Run, data: DatasetSpec | str | Path, validation_data: str |
         return data
     from visiontrain.data.sources import load_dataset
 
-    if run.task.name == "classification":
-        return load_dataset(data, validation=validation_data)
     return load_dataset(data, validation=validation_data, task=run.task.name)
 
 
