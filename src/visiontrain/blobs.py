@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
@@ -42,6 +43,18 @@ class BlobStore(Protocol):
         """Delete every key that starts with ``prefix``; returns how many."""
         ...
 
+    def keys(self, folder: str) -> Iterator[str]:
+        """Every key under ``folder`` (a top-level folder such as ``images``), in no order."""
+        ...
+
+    def remove_partial_writes(self) -> int:
+        """Delete what writes interrupted by a crash left (never a stored key); returns how many."""
+        ...
+
+
+# Writes go to a temporary file with this prefix in the target's folder, then are renamed.
+_PARTIAL_PREFIX = ".tmp-"
+
 
 class LocalBlobStore:
     """A directory on this machine; writes are atomic (temporary file, then rename)."""
@@ -60,7 +73,7 @@ class LocalBlobStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_PARTIAL_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -72,7 +85,7 @@ class LocalBlobStore:
     def put_file(self, key: str, source: Path) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_PARTIAL_PREFIX)
         os.close(fd)
         try:
             shutil.copyfile(source, tmp)
@@ -114,6 +127,22 @@ class LocalBlobStore:
         for path in doomed:
             path.unlink(missing_ok=True)
         return len(doomed)
+
+    def keys(self, folder: str) -> Iterator[str]:
+        directory = self._path(folder)
+        if not directory.is_dir():
+            return
+        for path in directory.rglob("*"):
+            if path.is_file() and not path.name.startswith(_PARTIAL_PREFIX):
+                yield path.relative_to(self.root).as_posix()
+
+    def remove_partial_writes(self) -> int:
+        removed = 0
+        for path in self.root.rglob(_PARTIAL_PREFIX + "*"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 def open_blob_store(url: str) -> BlobStore:

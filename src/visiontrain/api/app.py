@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from visiontrain import __version__
+from visiontrain.api import uploads
 from visiontrain.api.docs import install_docs
 from visiontrain.api.errors import install_error_handlers
 from visiontrain.api.hardening import AuthThrottle, HardeningMiddleware
@@ -69,14 +70,41 @@ def include_web(app: FastAPI) -> bool:
     return True
 
 
+def sweep_debris(platform: Platform, registry: uploads.ProcessRegistry) -> None:
+    """What a killed server left: its upload directories, and bytes its uncommitted transactions wrote.
+
+    Blobs are swept only when no other API process of this data directory is running (its open
+    transactions' bytes would look orphaned too); working directories of dead processes always.
+    """
+    live = registry.live_others()
+    dirs = uploads.sweep_upload_dirs(platform.config.tmp_dir, live=live)
+    if live:
+        log.info("start-up sweep: %d stale upload directories removed; blobs left alone (%d other API process(es) running)", dirs, len(live))
+        return
+    from visiontrain.services.images import sweep_orphan_blobs
+
+    with platform.sessions() as session:
+        swept = sweep_orphan_blobs(session, blobs=platform.blobs)
+    if dirs or swept.blobs or swept.thumbnails or swept.partial_writes:
+        log.warning(
+            "start-up sweep: removed %d upload directories, %d orphan image blobs, %d orphan thumbnails and "
+            "%d half-written files left by a process that was killed",
+            dirs, swept.blobs, swept.thumbnails, swept.partial_writes,
+        )
+
+
 def create_app(config: ServerConfig | None = None, *, platform: Platform | None = None, web: bool = True) -> FastAPI:
     """The application for ``config`` (default: from VISIONTRAIN_* environment variables)."""
     owns_platform = platform is None
     platform = platform or Platform.open(config or ServerConfig.from_env())
 
+    registry = uploads.ProcessRegistry(platform.config.tmp_dir)
+    sweep_debris(platform, registry)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        registry.close()
         if owns_platform:
             platform.close()
 
@@ -89,9 +117,8 @@ def create_app(config: ServerConfig | None = None, *, platform: Platform | None 
         docs_url=None,  # served from a package's files below, not from a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
-        # Refuse an oversized body while it streams in, before it fills the disk; one MB of slack for
-        # multipart overhead, so that a file just over the limit gets the message naming it.
-        max_body_size=max_body,
+        # The body limit is HardeningMiddleware's (its 413 names the limit); one MB of slack for
+        # multipart overhead, so that a file just over the limit gets the message naming the file.
     )
     app.state.platform = platform
     app.state.predictors = PredictorCache(platform.config.predictor_cache_size, device=platform.config.predict_device)

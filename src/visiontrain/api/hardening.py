@@ -4,7 +4,8 @@
   thumbnails and object-URL previews; nothing from elsewhere, no framing), X-Frame-Options,
   X-Content-Type-Options, Referrer-Policy. A response that sets its own CSP (``/docs``) keeps it.
 - **Request bodies beyond the upload limit** are refused from their Content-Length before a byte is
-  read, with a message naming the limit (Starlette's own answer is a bare "Content Too Large").
+  read, or as soon as the bytes streamed in pass it, with a message naming the limit (FastAPI's own
+  ``max_body_size`` answers a bare "Content Too Large", so it is not used).
 - **JSON bodies** are parsed once here: NaN/Infinity (not JSON, though Python's parser takes them),
   NUL characters and integers beyond 64 bits are a 422 naming the field, instead of a 500 from the
   response encoder or the database.
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_INT64 = 2**63 - 1
@@ -114,6 +116,22 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` inside a route once the body passes the limit: answered by the app's
+    handlers as a 413 naming the limit (and no more of the body is read)."""
+
+    def __init__(self, limit_mb: int):
+        super().__init__(413, too_large_message(limit_mb))
+
+
+def too_large_message(limit_mb: int, length: int | None = None) -> str:
+    size = f"the request body is {length / 1024 / 1024:.0f} MB, " if length is not None else "the request body is "
+    return (
+        f"{size}over the {limit_mb} MB upload limit (the server's VISIONTRAIN_MAX_UPLOAD_MB): "
+        "send smaller files or fewer at once"
+    )
+
+
 class HardeningMiddleware:
     """Pure ASGI (no response buffering): security headers, body-size pre-check, JSON and query checks."""
 
@@ -137,12 +155,22 @@ class HardeningMiddleware:
 
         length = _content_length(scope)
         if length is not None and length > self.max_body_bytes:
-            detail = (
-                f"the request body is {length / 1024 / 1024:.0f} MB, over the {self.limit_mb} MB upload limit "
-                "(the server's VISIONTRAIN_MAX_UPLOAD_MB): send smaller files or fewer at once"
-            )
+            detail = too_large_message(self.limit_mb, length)
             await _respond(send_with_headers, 413, json.dumps({"detail": detail}).encode())
             return
+        received = 0
+        outer_receive = receive
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await outer_receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.limit_mb)
+            return message
+
+        receive = limited
 
         query = scope.get("query_string", b"")
         if b"%00" in query or b"\x00" in query:
@@ -155,7 +183,11 @@ class HardeningMiddleware:
         if scope["method"] in ("POST", "PUT", "PATCH", "DELETE") and _is_json(scope):
             chunks = []
             while True:
-                message = await receive()
+                try:
+                    message = await receive()
+                except BodyTooLarge as exc:
+                    await _respond(send_with_headers, 413, json.dumps({"detail": exc.detail}).encode())
+                    return
                 if message["type"] != "http.request":
                     return  # the client went away
                 chunks.append(message.get("body", b""))

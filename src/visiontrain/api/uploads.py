@@ -95,3 +95,61 @@ def temporary_directory(config: ServerConfig | None = None) -> Path:
 
 def remove(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- what a killed process left behind
+
+PROCESS_LOCK_PREFIX = "api-"
+
+
+class ProcessRegistry:
+    """Each API app holds an exclusive lock on ``<data>/tmp/api-<pid>-<random>.lock`` while it runs, so that
+    another one starting can tell live processes (lock held) from killed ones (lock free: the kernel
+    drops a killed process's locks) without trusting process ids."""
+
+    def __init__(self, tmp_dir: Path):
+        import fcntl
+
+        self.tmp_dir = tmp_dir
+        tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = tmp_dir / f"{PROCESS_LOCK_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.lock"
+        self._handle = open(self.path, "w")  # noqa: SIM115 - held for the process's life
+        fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def live_others(self) -> set[int]:
+        """Process ids of the other API processes of this data directory that are running now."""
+        import fcntl
+
+        live = set()
+        for lock in self.tmp_dir.glob(f"{PROCESS_LOCK_PREFIX}*.lock"):
+            pid = lock.stem[len(PROCESS_LOCK_PREFIX):].split("-", 1)[0]
+            if lock == self.path or pid == str(os.getpid()):
+                continue
+            try:
+                with open(lock, "a") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live.add(int(pid) if pid.isdigit() else -1)
+                continue
+            except OSError:
+                continue
+            lock.unlink(missing_ok=True)  # its process is gone
+        return live
+
+    def close(self) -> None:
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def sweep_upload_dirs(tmp_dir: Path, *, live: set[int]) -> int:
+    """Remove working directories of processes that are no longer running; returns how many."""
+    removed = 0
+    if not tmp_dir.is_dir():
+        return 0
+    for directory in tmp_dir.glob(f"{UPLOAD_DIR_PREFIX}*"):
+        pid = directory.name[len(UPLOAD_DIR_PREFIX):].split("-", 1)[0]
+        if not directory.is_dir() or (pid.isdigit() and (int(pid) in live or int(pid) == os.getpid())):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed += 1
+    return removed

@@ -241,6 +241,38 @@ def delete_image(session: Session, *, image: Image) -> list[str]:
     return [] if still_used else [key]
 
 
+@dataclass
+class Swept:
+    blobs: int = 0
+    thumbnails: int = 0
+    partial_writes: int = 0
+
+
+def sweep_orphan_blobs(session: Session, *, blobs: BlobStore) -> Swept:
+    """Delete image bytes no row refers to (no project's image, no version's snapshot), the thumbnails of
+    images whose bytes are gone, and half-written files: what a process killed mid-upload or mid-import
+    leaves behind (its blobs were written, its transaction never committed).
+
+    Only for start-up, while no other process of this data directory is uploading: bytes written by a
+    transaction still open elsewhere would look orphaned too.
+    """
+    swept = Swept(partial_writes=blobs.remove_partial_writes())
+    used = set(session.scalars(select(Image.blob_key))) | set(session.scalars(select(VersionSample.blob_key)))
+    kept_hashes: set[str] = set()
+    for key in list(blobs.keys("images")):
+        if key in used:
+            kept_hashes.add(key.rsplit("/", 1)[-1].split(".", 1)[0])
+            continue
+        blobs.delete(key)
+        swept.blobs += 1
+    for key in list(blobs.keys("thumbnails")):
+        sha256 = key.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+        if sha256 not in kept_hashes:
+            blobs.delete(key)
+            swept.thumbnails += 1
+    return swept
+
+
 def remove_blobs(*, blobs: BlobStore, keys: list[str]) -> None:
     """Delete bytes nothing refers to any more; an image's thumbnails go with it."""
     for key in keys:
@@ -258,6 +290,7 @@ __all__ = [
     "check_image",
     "delete_image",
     "remove_blobs",
+    "sweep_orphan_blobs",
     "get_image",
     "image_bytes",
     "thumbnail_bytes",
