@@ -14,12 +14,46 @@ from visiontrain.models.backbones import (
     backbone_blocks,
     create_backbone,
 )
-from visiontrain.settings import Backbone
+from visiontrain.settings import Backbone, TrainingSettings
 
 
 def test_registry_covers_every_backbone_setting():
     assert set(BACKBONES) == {b.value for b in Backbone}
-    assert OFFLINE_BACKBONES == ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def test_the_offline_backbones_are_exactly_those_whose_weights_are_on_this_machine(monkeypatch):
+    """Not the tuple against a literal: each one named offline has a packaged weights file that loads
+    with no network, and each other one really needs the hub (refused offline, no packaged file)."""
+    from visiontrain.models.backbones import get_spec, pretrained_weights_problem
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert OFFLINE_BACKBONES  # the default must work offline
+    assert TrainingSettings().backbone in OFFLINE_BACKBONES
+    for name in BACKBONES:
+        problem = pretrained_weights_problem(name, pretrained=True, weights_path=None)
+        if name in OFFLINE_BACKBONES:
+            weights = Path(get_spec(name).offline_weights())
+            assert weights.is_file() and weights.stat().st_size > 1_000_000, name
+            assert problem is None, (name, problem)
+        else:
+            assert get_spec(name).offline_weights is None
+            assert problem is not None and "cannot reach" in problem, name
+
+
+def test_cached_hub_weights_are_used_without_the_network(monkeypatch, tmp_path):
+    """An earlier download in the Hugging Face cache builds the backbone offline, from that file."""
+    import timm
+
+    from visiontrain.models import backbones
+
+    reference = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    torch.nn.init.constant_(reference.conv1.weight, 0.5)
+    cached = tmp_path / "model.pth"
+    torch.save(reference.state_dict(), cached)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(backbones, "cached_hub_weights", lambda name: str(cached) if name == "resnet18" else None)
+    model = create_backbone("resnet18", pretrained=True)
+    assert torch.equal(model.conv1.weight, reference.conv1.weight)
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

@@ -16,7 +16,6 @@ from visiontrain.cli.main import app
 from visiontrain.data.errors import DataError
 from visiontrain.evaluation.evaluate import evaluate_model
 from visiontrain.evaluation.report import build_report, write_report
-from visiontrain.predictor import Predictor
 
 from model_checkpoints import write_random_head_checkpoint
 
@@ -119,13 +118,27 @@ def run_dir(tmp_path_factory, ants_bees_small):
     return write_random_head_checkpoint(tmp_path_factory.mktemp("evaluate_run"), ["ants", "bees"], val_images=val)
 
 
-def test_evaluate_on_the_runs_validation_set_agrees_with_the_predictor(run_dir, ants_bees_small):
+def test_evaluate_on_the_runs_validation_set_agrees_with_the_network_run_by_hand(run_dir, ants_bees_small):
+    """evaluate_model predicts through the Predictor; the reference here does not: the checkpoint's
+    network on images decoded and transformed by hand."""
+    from visiontrain.data.images import open_image
+    from visiontrain.data.transforms import model_input
+    from visiontrain.models.checkpoint import load_checkpoint
+
     report = evaluate_model(run_dir)
     val = sorted((ants_bees_small / "val").glob("*/*.jpg"))
     assert report["num_images"] == len(val) == sum(map(sum, report["confusion_matrix"]))
     assert report["rejected"] == []
-    predicted = Predictor.load(run_dir).score(val).probabilities.argmax(axis=1)
+    loaded = load_checkpoint(run_dir)
+    transform = model_input(loaded.preprocessing)
+    batch = torch.stack([transform(open_image(p, draft_size=loaded.preprocessing.image_size)) for p in val])
+    with torch.inference_mode():
+        probabilities = torch.softmax(loaded.network(batch), dim=1).numpy()
+    predicted = probabilities.argmax(axis=1)
     truth = np.array([0 if p.parent.name == "ants" else 1 for p in val])
+    assert [p["probability"] for p in report["predictions"]] == pytest.approx(probabilities.max(axis=1).tolist(), abs=1e-5)
+    matrix = [[int(((truth == t) & (predicted == q)).sum()) for q in (0, 1)] for t in (0, 1)]
+    assert report["confusion_matrix"] == matrix
     assert report["accuracy"] == pytest.approx(float((predicted == truth).mean()), abs=1e-6)
     assert len(report["misclassified"]) == int((predicted != truth).sum())
     assert [p["path"] for p in report["predictions"]] == [str(p) for p in val]

@@ -35,7 +35,7 @@ def samples(ants_bees_small, tmp_path):
 
 
 def _extract(network, samples, cache_root, copies=1, **settings_overrides):
-    settings = TrainingSettings(image_size=SIZE, **settings_overrides)
+    settings = TrainingSettings(**{"image_size": SIZE, **settings_overrides})
     preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
     cache = FeatureCache(cache_root, FeatureSpace.of(settings, preprocessing))
     return extract_features(network, samples, settings=settings, preprocessing=preprocessing,
@@ -80,12 +80,16 @@ def test_changed_image_bytes_are_a_miss_renamed_file_is_a_hit(network, samples, 
 
 @pytest.mark.parametrize("change", [{"resize_mode": "letterbox"}, {"image_size": 96}, {"pretrained": False}])
 def test_feature_space_changes_invalidate_everything(network, samples, tmp_path, change):
-    _extract(network, samples, tmp_path / "cache", copies=0)
-    settings = TrainingSettings(image_size=SIZE).model_copy(update=change)
-    preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
-    base = TrainingSettings(image_size=SIZE)
-    base_pre = resolve_preprocessing(network.backbone, image_size=SIZE, resize_mode="squash")
-    assert FeatureSpace.of(settings, preprocessing).key() != FeatureSpace.of(base, base_pre).key()
+    """What the cache answers, not only that two keys differ: after a change nothing is read back,
+    and the first feature space's entries are still there for a run that goes back to it."""
+    first = _extract(network, samples, tmp_path / "cache", copies=0)
+    assert (first.hits, first.misses) == (0, 6)
+    changed = _extract(network, samples, tmp_path / "cache", copies=0, **change)
+    assert (changed.hits, changed.misses) == (0, 6)
+    if "image_size" in change or "resize_mode" in change:  # other pixels in: other features out
+        assert not torch.allclose(changed.features, first.features)
+    again = _extract(network, samples, tmp_path / "cache", copies=0)
+    assert (again.hits, again.misses) == (6, 0) and torch.equal(again.features, first.features)
 
 
 def test_augmentation_change_recomputes_only_augmented_copies(network, samples, tmp_path):

@@ -111,9 +111,51 @@ def test_wrong_arguments_are_refused(run_dir, predictor, photos, tmp_path):
         Predictor.load(tmp_path)
 
 
-def test_measure_throughput_counts_images_per_second(predictor, photos, tmp_path):
-    speed = measure_throughput(predictor, photos[:2], batch_size=2, rounds=1)
-    network_only = measure_throughput(predictor, photos[:2], batch_size=1, rounds=1, include_decoding=False)
-    assert 0 < speed < 1e5 and 0 < network_only < 1e5
+class _Clock:
+    """A stand-in for time.perf_counter that advances only when the measured work says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_measure_throughput_is_images_over_the_best_timed_pass(predictor, photos, tmp_path, monkeypatch):
+    """One warm-up pass, then ``rounds`` timed passes; images / the fastest one (a fake clock, so exact)."""
+    import sys
+    import types
+
+    clock = _Clock()
+    module = sys.modules[measure_throughput.__module__]
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    durations = iter([9.0, 0.5, 0.25, 0.4])  # warm-up (not counted), then three timed passes
+    calls: list[tuple[int, int]] = []
+    real_score = predictor.score
+
+    def timed_score(images, batch_size=32):  # type: ignore[no-untyped-def]
+        calls.append((len(images), batch_size))
+        clock.now += next(durations)
+        return real_score(images, batch_size)
+
+    monkeypatch.setattr(predictor, "score", timed_score)
+    assert measure_throughput(predictor, photos[:2], batch_size=2, rounds=3) == pytest.approx(2 / 0.25)
+    assert calls == [(2, 2)] * 4
+
+    # Network only: images decoded once beforehand, each batch timed through the backend alone.
+    monkeypatch.undo()
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    batches: list[int] = []
+    real_backend = predictor.backend
+
+    def timed_backend(batch):  # type: ignore[no-untyped-def]
+        batches.append(batch.shape[0])
+        clock.now += 0.1
+        return real_backend(batch)
+
+    monkeypatch.setattr(predictor, "backend", timed_backend)
+    assert measure_throughput(predictor, photos[:3], batch_size=2, rounds=2, include_decoding=False) == pytest.approx(3 / 0.2)
+    assert batches == [2, 1] * 3  # warm-up + two rounds, batches of 2 then the remainder
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="could not be read"):
         measure_throughput(predictor, [tmp_path / "missing.jpg"], batch_size=1, rounds=1)
