@@ -27,9 +27,11 @@ def evaluate(
     json_output: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
 ) -> None:
-    """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified images."""
+    """Classification: accuracy, per-class precision/recall/F1, confusion matrix, the misclassified images.
+    Tagging: mAP, per-concept precision/recall/F1/AP at the model's thresholds, the errors per concept."""
     from visiontrain.evaluation.evaluate import evaluate_model
-    from visiontrain.evaluation.report import CONFUSION_MATRIX_FILE, REPORT_FILE
+    from visiontrain.evaluation.report import REPORT_FILE
+    from visiontrain.tasks import get_task
 
     with user_errors():
         if data is not None and not data.exists():
@@ -39,11 +41,16 @@ def evaluate(
         typer.echo(json.dumps(report, indent=2))
         return
     target = out if out is not None else (run_dir if run_dir.is_dir() else run_dir.parent)
-    _print_report(report)
-    console.print(f"Wrote {target / REPORT_FILE} and {target / CONFUSION_MATRIX_FILE}", highlight=False)
+    _print_rejected(report)
+    if report.get("task") == "tagging":
+        _print_tagging_report(report)
+    else:
+        _print_report(report)
+    pictures = " and ".join(str(target / name) for name in get_task(report.get("task", "classification")).pictures)
+    console.print(f"Wrote {target / REPORT_FILE} and {pictures}", highlight=False)
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_rejected(report: dict[str, Any]) -> None:
     rejected = report.get("rejected", [])
     if rejected:
         console.print(f"[yellow]{len(rejected)} file(s) could not be evaluated:[/]")
@@ -51,6 +58,28 @@ def _print_report(report: dict[str, Any]) -> None:
             console.print(f"  {escape(item['path'])}: {escape(item['reason'])}", highlight=False)
         if len(rejected) > SHOWN_REJECTED:
             console.print(f"  ... and {len(rejected) - SHOWN_REJECTED} more (in the JSON report)")
+
+
+def _print_tagging_report(report: dict[str, Any]) -> None:
+    accuracy = report["accuracy"]
+    console.print(
+        f"[bold]{escape(report.get('data', 'evaluation'))}[/]: mAP [bold]{report['map']:.4f}[/], loss {report['loss']:.4f}, "
+        f"{report['num_images']} images; at 0.5: per-concept accuracy {accuracy['per_concept']:.4f}, "
+        f"exact match {accuracy['exact_match']:.4f}; macro F1 at the thresholds {report['macro']['f1']:.4f}",
+        highlight=False,
+    )
+    table = Table(title="Per concept (at each concept's threshold)")
+    for column in ("concept", "AP", "precision", "recall", "F1", "threshold", "support", "false +", "false -"):
+        table.add_column(column, justify="left" if column == "concept" else "right")
+    for row in report["per_concept"]:
+        errors = report["errors"][row["concept"]]
+        table.add_row(escape(row["concept"]), "-" if row["ap"] is None else f"{row['ap']:.3f}", f"{row['precision']:.3f}",
+                      f"{row['recall']:.3f}", f"{row['f1']:.3f}", f"{row['threshold']:.3f}", str(row["support"]),
+                      str(len(errors["false_positives"])), str(len(errors["false_negatives"])))
+    console.print(table)
+
+
+def _print_report(report: dict[str, Any]) -> None:
     console.print(
         f"[bold]{escape(report.get('data', 'evaluation'))}[/]: accuracy [bold]{report['accuracy']:.4f}[/], "
         f"loss {report['loss']:.4f}, {report['num_images']} images, "

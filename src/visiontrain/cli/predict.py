@@ -19,11 +19,11 @@ def predict(
     run_dir: Path = typer.Argument(..., help="Run directory (or its best.pt checkpoint; with --onnx also a .onnx file)."),
     images: list[Path] = typer.Argument(..., help="Image files (any format Pillow reads)."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON list, one {path, predictions, error} per image."),
-    top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Most probable labels shown per image."),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Most probable labels shown per image (classification; a tagging model shows every concept)."),
     onnx: bool = typer.Option(False, "--onnx", help="Run with ONNX Runtime (exports model.onnx first if it is missing or stale)."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
 ) -> None:
-    """Predict the most probable labels of images.
+    """Predict the labels of images: the most probable classes, or (tagging) every concept, on or off.
 
     An image that cannot be read is reported on its own row (or with an "error" in JSON) and the
     others are still predicted. Exit code: 0 when every image was predicted, 1 when at least one
@@ -41,23 +41,31 @@ def predict(
     if json_output:
         typer.echo(json.dumps(results, indent=2))
     else:
-        _print_table(results, predictor.backend_name)
+        _print_table(results, predictor.backend_name, tagging=predictor.task.name == "tagging")
     if any(result["error"] for result in results):
         raise typer.Exit(EXIT_SOME_IMAGES_FAILED)
 
 
-def _print_table(results: list[dict[str, Any]], backend: str) -> None:
+def _print_table(results: list[dict[str, Any]], backend: str, *, tagging: bool = False) -> None:
     table = Table(title=f"Predictions ({backend})")
     table.add_column("image", overflow="fold")
-    table.add_column("label")
+    table.add_column("concept" if tagging else "label")
     table.add_column("probability", justify="right")
+    if tagging:
+        table.add_column("threshold", justify="right")
+        table.add_column("on", justify="center")
     for result in results:
         if result["error"]:
-            table.add_row(escape(result["path"]), f"[red]{escape(result['error'])}[/]", "", style="red")
+            table.add_row(escape(result["path"]), f"[red]{escape(result['error'])}[/]", "", *([""] * 2 * tagging), style="red")
             continue
-        labels = "\n".join(escape(p["label"]) for p in result["predictions"])
-        probabilities = "\n".join(f"{p['probability']:.4f}" for p in result["predictions"])
-        table.add_row(escape(result["path"]), labels, probabilities, end_section=True)
+        predictions = result["predictions"]
+        labels = "\n".join(escape(p["label"]) for p in predictions)
+        probabilities = "\n".join(f"{p['probability']:.4f}" for p in predictions)
+        extra = []
+        if tagging:
+            extra = ["\n".join(f"{p['threshold']:.3f}" for p in predictions),
+                     "\n".join("[green]on[/]" if p["on"] else "[dim]off[/]" for p in predictions)]
+        table.add_row(escape(result["path"]), labels, probabilities, *extra, end_section=True)
     console.print(table)
     failed = sum(1 for result in results if result["error"])
     if failed:
