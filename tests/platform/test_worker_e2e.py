@@ -96,7 +96,8 @@ def test_train_watch_evaluate_predict_export(client: TestClient, workers: Worker
     assert kinds[-1] == "end" and events[-1][1]["status"] == "succeeded", workers.logs()
     epochs = [e for k, e in events if k == "epoch"]
     assert [e["epoch"] for e in epochs] == [1, 2]
-    assert all(0.0 <= e["data"]["val_accuracy"] <= 1.0 for e in epochs)
+    # 4 validation images: each epoch's accuracy is a count of right answers over 4.
+    assert all(e["data"]["val_accuracy"] * 4 == round(e["data"]["val_accuracy"] * 4) for e in epochs)
     assert "batch" in kinds and "stage" in kinds
     ids = [e["id"] for k, e in events if k != "end"]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
@@ -108,11 +109,18 @@ def test_train_watch_evaluate_predict_export(client: TestClient, workers: Worker
 
     done = client.get(f"/api/v1/versions/{version['id']}").json()
     assert done["status"] == "succeeded" and done["error"] is None
-    assert done["best_epoch"] in (1, 2) and 0.0 <= done["best_metrics"]["val_accuracy"] <= 1.0
+    # The best epoch is the first with the top accuracy, and its stored metrics are that epoch's.
+    by_epoch = {e["epoch"]: e["data"] for e in epochs}
+    top = max(m["val_accuracy"] for m in by_epoch.values())
+    assert done["best_epoch"] == min(n for n, m in by_epoch.items() if m["val_accuracy"] == top)
+    assert done["best_metrics"]["val_accuracy"] == by_epoch[done["best_epoch"]]["val_accuracy"]
     assert done["headline"]["name"] == "val_accuracy"
     assert done["started_at"] <= done["finished_at"] and done["timings"]["total"] > 0
     evaluation = done["evaluation"]
     assert len(evaluation["confusion_matrix"]) == 2 and sum(map(sum, evaluation["confusion_matrix"])) == 4  # 4 validation images
+    # The evaluation is of the best checkpoint: its accuracy is the best epoch's, from its own confusion matrix.
+    right = sum(evaluation["confusion_matrix"][i][i] for i in range(2))
+    assert evaluation["accuracy"] == right / 4 == done["best_metrics"]["val_accuracy"]
     # Every validation image's prediction, named by the content-addressed copy the worker trained on:
     # its sha256 finds the version's sample (and so the project image the studio shows).
     samples = {s["sha256"]: s for s in client.get(f"/api/v1/versions/{version['id']}/samples").json()}
@@ -146,18 +154,20 @@ def test_train_watch_evaluate_predict_export(client: TestClient, workers: Worker
     assert output.shape == (1, 2)
 
 
-def test_cancel_a_running_version_within_seconds(client: TestClient, workers: Workers, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_stops_a_running_version_and_keeps_its_best_checkpoint(client: TestClient, workers: Workers, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
     _, _, model = annotated_classification_view(client, ant_and_bee_files)
     workers.start()
     version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": ENDLESS}).json()
     url = f"/api/v1/versions/{version['id']}"
     wait_for(lambda: client.get(f"{url}/metrics", params={"kind": "epoch"}).json(), 120, "the first epoch", workers)
-    asked = time.monotonic()
     assert client.post(f"{url}/cancel").json()["cancel_requested"] is True
-    wait_for(lambda: client.get(url).json()["status"] == "cancelled", 15, "the cancellation", workers)
-    assert time.monotonic() - asked < 15
+    # The deadline only guards against a hang; how fast a cancel lands is measured by the benchmarks.
+    wait_for(lambda: client.get(url).json()["status"] == "cancelled", 120, "the cancellation", workers)
     cancelled = client.get(url).json()
-    assert cancelled["finished_at"] and cancelled["best_epoch"] >= 1
+    assert cancelled["finished_at"] and cancelled["best_epoch"] >= 1 and cancelled["error"] is None
+    assert cancelled["summary"]["status"] == "cancelled" and cancelled["summary"]["epochs_run"]["head"] < ENDLESS["epochs"]
+    statuses = client.get(f"{url}/metrics", params={"kind": "status"}).json()
+    assert statuses and statuses[-1]["data"]["status"] == "cancelled"
     assert any(a["kind"] == "checkpoint" for a in cancelled["artifacts"])  # the best so far is kept
 
 
@@ -170,9 +180,10 @@ def test_a_worker_killed_mid_training_leaves_no_version_running(client: TestClie
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
     assert client.get(url).json()["status"] == "running"  # nobody knows yet
-    workers.start()  # the next worker's start-up recovery notices
+    workers.start()  # the next worker's recovery notices once the dead one's heartbeat is older than the stale period
     failed = wait_for(lambda: (v := client.get(url).json())["status"] == "failed" and v, 60, "recovery", workers)
     assert failed["error"].startswith("worker stopped unexpectedly") and str(doomed.pid) in failed["error"]
+    assert "silent for" in failed["error"]  # judged by its heartbeat, not by its pid
     # The new worker trains the next version normally.
     again = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
     wait_for(lambda: client.get(f"/api/v1/versions/{again['id']}").json()["status"] == "succeeded", 180, "the next version", workers)

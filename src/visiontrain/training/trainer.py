@@ -31,6 +31,22 @@ def resolve_device(settings: TrainingSettings) -> torch.device:
     return torch.device("cpu")
 
 
+def devices_and_strategy(settings: TrainingSettings, device: torch.device) -> tuple[int, str]:
+    """How many devices the Trainer uses, and how it starts their processes.
+
+    One device unless the user sets ``devices`` to 2 or more (``auto`` is one: Lightning's own
+    ``auto`` would take every GPU and pick DDP's subprocess launcher, which re-runs this process's
+    command line, so a worker would start copies of itself that claim jobs and the CLI would redo
+    its data preparation in every rank). Several GPUs use ``ddp_spawn``: the ranks are new processes
+    that run only the fit function (the main module is imported, never re-run as a script), on the
+    cached features of the stage. The CPU trains in one process.
+    """
+    wanted = settings.devices if isinstance(settings.devices, int) else 1
+    if device.type != "cuda" or wanted <= 1:
+        return 1, "auto"
+    return wanted, "ddp_spawn"
+
+
 def _precision(settings: TrainingSettings, device: torch.device) -> str:
     if device.type != "cuda" or not settings.mixed_precision:
         return "32-true"
@@ -80,9 +96,11 @@ def build_trainer(
 
         all_callbacks.append(RichProgressBar(leave=False))
     on_gpu = device.type == "cuda"
+    devices, strategy = devices_and_strategy(settings, device)
     trainer = L.Trainer(
         accelerator="gpu" if on_gpu else "cpu",
-        devices=(settings.devices if on_gpu else 1),
+        devices=devices,
+        strategy=strategy,
         precision=_precision(settings, device),  # type: ignore[arg-type]
         max_epochs=max_epochs,
         callbacks=all_callbacks,
