@@ -78,6 +78,7 @@ def fit_thresholds(probs: torch.Tensor, truth: torch.Tensor) -> list[float]:
             thresholds.append(DEFAULT_THRESHOLD)
             continue
         precision, recall, cut = BinaryPrecisionRecallCurve()(scores, labels)
+        cut = cut.reshape(-1)  # one image: torchmetrics returns a 0-d tensor
         precision, recall = precision[:-1].double(), recall[:-1].double()  # the last point has no threshold
         f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(precision))
         best = int(torch.argmax(f1))  # cut is ascending: the first maximum is the lowest such threshold
