@@ -211,14 +211,20 @@ def _extend_multilabel(
     for sample in (s for s in new if not labels[_key(s)]):  # without concept: by each side's share of images
         place(sample, VAL if want_images[VAL] > want_images[TRAIN] else TRAIN)
 
-    _repair(items, labels, side, movable={_key(s) for s in new}, concepts=concepts)
+    movable_keys = {_key(s) for s in new}
+    _repair(items, labels, side, movable=movable_keys, concepts=concepts)
 
     warnings = []
     for c in concepts:
         n_train = sum(1 for s in items if c in labels[_key(s)] and side[_key(s)] == TRAIN)
         n_val = sum(1 for s in items if c in labels[_key(s)] and side[_key(s)] == VAL)
         if n_train == 0 or n_val == 0:
-            reason = f"only {totals[c]} image" if totals[c] < 2 else "the images already placed allow no other way"
+            if totals[c] < 2:
+                reason = f"only {totals[c]} image"
+            elif any(c in labels[k] and k not in movable_keys for k in side):
+                reason = "the images already placed allow no other way"
+            else:
+                reason = "each of its images also shows a concept seen on that image only, which stays in training"
             warnings.append(f"concept {c!r} is not on both sides ({n_train} training, {n_val} validation; {reason})")
     train = [s for s in items if side[_key(s)] == TRAIN]
     val = [s for s in items if side[_key(s)] == VAL]

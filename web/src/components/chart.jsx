@@ -42,7 +42,7 @@ function markersPlugin(getMarkers) {
  * series: [{ label, x: number[], y: number[], color? }] — each with its own x; joined here.
  * markers: [{ x, label, color? }] vertical lines. xLabel / yLabel: axis names.
  */
-export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [], height = 220, yRange, testId, emptyText = "no values yet" }) {
+export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [], height = 220, yRange, xRange, wholeX = true, testId, emptyText = "no values yet" }) {
   const box = useRef(null);
   const plot = useRef(null);
   const zoomed = useRef(false);
@@ -59,10 +59,10 @@ export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [
       width: Math.max(200, box.current.clientWidth),
       height,
       cursor: { drag: { x: true, y: false }, points: { size: 6 } },
-      scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
+      scales: { x: xRange ? { time: false, range: xRange } : { time: false }, y: yRange ? { range: yRange } : {} },
       axes: [
         // epochs and steps are whole numbers: no tick at 1.5
-        { label: xLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" }, incrs: WHOLE_STEPS },
+        { label: xLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" }, ...(wholeX ? { incrs: WHOLE_STEPS } : { values: (u, ticks) => ticks.map(tickLabel) }) },
         { label: yLabel, stroke: "#475569", grid: { stroke: "#e2e8f0" }, size: 60, values: (u, ticks) => ticks.map(tickLabel) },
       ],
       legend: { live: true },
@@ -93,7 +93,7 @@ export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [
       u.destroy();
       plot.current = null;
     };
-  }, [shape, height, !!data]);
+  }, [shape, height, !!data, wholeX]);
 
   useEffect(() => {
     if (plot.current && data) plot.current.setData(data, !zoomed.current);

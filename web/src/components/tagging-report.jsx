@@ -153,6 +153,8 @@ export function TaggingReport({ project, version, report }) {
             testId="pr-curve"
             title={`${concept || ""} precision against recall`}
             xLabel="recall"
+            wholeX={false}
+            xRange={[0, 1]}
             series={[{ label: "precision", ...curve, color: "#2563eb" }]}
             markers={row ? [{ x: row.recall, label: `threshold ${fmt.number(row.threshold, 2)}`, color: "#dc2626" }] : []}
             yRange={[0, 1]}

@@ -54,9 +54,18 @@ export function ViewSplitCard({ view }) {
       </p>
       {s.warnings.length > 0 && (
         <div class="notice warn" data-testid="split-warnings">
-          {s.warnings.map((w, i) => (
+          {s.warnings.slice(0, 3).map((w, i) => (
             <div key={i}>{w}</div>
           ))}
+          {s.warnings.length > 3 && (
+            <details>
+              <summary>{s.warnings.length - 3} more concept(s) not on both sides</summary>
+              {s.warnings.slice(3).map((w, i) => (
+                <div key={i}>{w}</div>
+              ))}
+            </details>
+          )}
+          <div class="help">A concept seen on one image only is kept for training; such concepts are not validated.</div>
         </div>
       )}
       {done && (
