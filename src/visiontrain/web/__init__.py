@@ -51,6 +51,7 @@ def mount(app: FastAPI) -> None:
     app.add_api_route("/", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.add_api_route("/studio", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="studio-static")
+    from visiontrain.api.schemas.common import errors
     from visiontrain.web.routes import router as suggestion_router  # imports the API's dependencies
 
-    app.include_router(suggestion_router)
+    app.include_router(suggestion_router, responses=errors(401, 404, 422, 429, 503))

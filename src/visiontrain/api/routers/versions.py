@@ -133,7 +133,7 @@ def list_metrics(
     description="Each stored metric row is one event (`event:` its kind, `id:` its row id, `data:` the row as in "
     "/metrics). Reconnecting with `Last-Event-ID` (or `after_id`) resumes without repeats. When the version "
     "has finished, a last `end` event carries its status and the stream closes.",
-    responses=errors(404),
+    responses=errors(401, 404, 422, 429, 503, media_type="application/json"),
 )
 async def stream_events(
     version: VersionDep,

@@ -73,7 +73,8 @@ def delete_view(view: ViewDep, session: SessionDep) -> None:
 
 
 @router.get("/views/{view_id}/split", response_model=ViewSplit, tags=["split"],
-            summary="The view's validation split: sides per image count and per concept, and its warnings")
+            summary="The view's validation split: sides per image count and per concept, and its warnings",
+            responses=errors(404))
 def get_split(view: ViewDep, session: SessionDep) -> ViewSplit:
     return ViewSplit(**splits.split_state(session, view=view, persist=False).summary(view))
 
@@ -85,6 +86,7 @@ def get_split(view: ViewDep, session: SessionDep) -> ViewSplit:
     summary="Split the view's images afresh (new fraction or seed); the only action that moves images between sides",
     description="Versions made before keep the split they were judged on (their `data_split.generation`); "
     "versions made after are judged on the new one. Images fixed by the user keep their side.",
+    responses=errors(404, 409),
 )
 def resplit(view: ViewDep, session: SessionDep, body: ResplitRequest | None = None) -> ViewSplit:
     body = body or ResplitRequest()

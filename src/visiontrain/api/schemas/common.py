@@ -61,8 +61,9 @@ class ValidationErrors(BaseModel):
     detail: list[FieldError]
 
 
-def errors(*codes: int) -> dict[int | str, dict]:  # type: ignore[type-arg]
-    """OpenAPI ``responses`` for these error statuses, each with its body model."""
+def errors(*codes: int, media_type: str | None = None) -> dict[int | str, dict]:  # type: ignore[type-arg]
+    """OpenAPI ``responses`` for these error statuses, each with its body model. ``media_type``: for a
+    route whose own responses are not JSON (server-sent events), its errors are still JSON: say so."""
     descriptions = {
         400: "A file that is not what it should be (not an accepted image, corrupt, unsafe archive)",
         401: "Missing, invalid or revoked API token",
@@ -73,6 +74,18 @@ def errors(*codes: int) -> dict[int | str, dict]:  # type: ignore[type-arg]
         429: "Too many failed token attempts from this address (see Retry-After)",
         503: "The database is busy or unreachable; try again",
     }
+    if media_type is not None:
+        return {
+            code: {
+                "description": descriptions[code],
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{'ValidationErrors' if code == 422 else 'Message'}"}
+                    }
+                },
+            }
+            for code in codes
+        }
     return {
         code: {"model": ValidationErrors if code == 422 else Message, "description": descriptions[code]} for code in codes
     }
