@@ -65,6 +65,7 @@ def test_every_backbone_builds_pools_and_has_blocks(name):
     assert len(backbone_blocks(model)) >= 8
 
 
+@pytest.mark.slow  # each runs a 224 px backbone over 16 photos
 @pytest.mark.parametrize("name", OFFLINE_BACKBONES)
 def test_offline_weights_are_the_imagenet_ones(name, datasets_dir):
     """The packaged weights, loaded by position, recognise real photos: ImageNet's "bee" (309) and
