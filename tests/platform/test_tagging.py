@@ -163,3 +163,12 @@ def test_split_preview_before_any_version_stores_nothing(client: TestClient, ant
     version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
     assert version["data_split"]["validation_images"] == preview["val"]  # the preview is what the version got
     assert client.get(f"/api/v1/views/{view['id']}/split").json()["made"] is True
+
+
+def test_prediction_schema_keeps_on_and_threshold_for_tags_only() -> None:
+    from visiontrain.api.schemas.training import Prediction
+
+    tagged = Prediction(file="a.jpg", predictions=[{"label": "dog", "probability": 0.7, "on": True, "threshold": 0.41}])
+    assert tagged.model_dump()["predictions"] == [{"label": "dog", "probability": 0.7, "on": True, "threshold": 0.41}]
+    classified = Prediction(file="a.jpg", predictions=[{"label": "ants", "probability": 0.9}])
+    assert classified.model_dump()["predictions"] == [{"label": "ants", "probability": 0.9}]  # unchanged shape
