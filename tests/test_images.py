@@ -169,3 +169,23 @@ def test_animated_gif_handle_is_closed_after_decoding(tmp_path: Path) -> None:
         del image
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_postscript_and_other_formats_off_the_allow_list_are_refused_before_any_decoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import EpsImagePlugin
+
+    reached: list[str] = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: reached.append("eps"))
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\n%%EOF\n"
+    disguised = tmp_path / "photo.jpg"  # what the CLI's data checks read: a path
+    disguised.write_bytes(eps)
+    for source in (eps, disguised):
+        with pytest.raises(ImageError, match="PostScript/EPS files are not accepted"):
+            open_image(source)
+    with pytest.raises(ImageError, match="PDF files are not accepted"):
+        open_image(b"%PDF-1.7\n" + b"\0" * 64)
+    with pytest.raises(ImageError, match="SVG"):
+        open_image(b'<svg xmlns="http://www.w3.org/2000/svg"/>')
+    assert reached == []
