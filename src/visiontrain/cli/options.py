@@ -12,7 +12,7 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 import typer
 
-from visiontrain.settings import TrainingSettings
+from visiontrain.settings import TrainingSettings, parse_assignment
 
 
 def _flag_type(annotation: Any) -> Any:
@@ -48,8 +48,15 @@ def collect_overrides(values: dict[str, Any]) -> dict[str, Any]:
     overrides = {}
     for name in TrainingSettings.model_fields:
         value = values.get(name)
-        if value is not None:
-            overrides[name] = value.value if isinstance(value, Enum) else value
+        if value is None:
+            continue
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, str) and _flag_type(TrainingSettings.model_fields[name].annotation) is str \
+                and TrainingSettings.model_fields[name].annotation is not str:
+            # A union flag (devices: int | "auto") arrives as text: read it as --set would (2 -> 2, auto -> "auto").
+            value = parse_assignment(f"{name}={value}")[1]
+        overrides[name] = value
     return overrides
 
 

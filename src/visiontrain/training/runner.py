@@ -236,6 +236,9 @@ def run_training(
         raise DataError(f"the dataset is a {data.task} dataset, not {task}")
     task_name = data.task if isinstance(data, DatasetSpec) else (task or "classification")
     get_task(task_name)  # an unknown task fails before anything is written
+    from visiontrain.settings_check import check_runnable_here
+
+    check_runnable_here(settings)  # a missing GPU or offline hub backbone fails before any data work
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)  # a previous run's intermediates
