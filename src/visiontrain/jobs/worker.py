@@ -180,7 +180,9 @@ class TrainingWorker:
             settings = TrainingSettings(**version.settings)
             train = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.train]
             val = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.val]
-        return settings, DatasetSpec(classes=classes, train=train, val=val, source=f"version {version_id}", task=task)
+            # Held-out test images: evaluated once after training, never used to choose the model.
+            test = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.test]
+        return settings, DatasetSpec(classes=classes, train=train, val=val, test=test or None, source=f"version {version_id}", task=task)
 
     def _local_file(self, sample: VersionSample) -> Path:
         try:

@@ -96,6 +96,10 @@ def import_annotated(
                 report.concepts_created.append(name)
         project = view.project
         kind = ViewKind(view.kind)
+        # As the CLI reads it: without a validation part, training images are the split's to divide
+        # (fixing them all to training would leave nothing to validate on); test images stay held out.
+        has_val = any(side == "val" for side in dataset.split.values())
+        fixed = {name: side for name, side in dataset.split.items() if has_val or side != "train"}
         for item in dataset.images:
             try:
                 checked = check_image(data=item.path.read_bytes(), filename=item.name)
@@ -110,8 +114,8 @@ def import_annotated(
             if annotation is not None:
                 annotation_service.set_annotation(session, view=view, image=image, **annotation)
                 report.annotated += 1
-            if item.name in dataset.split:
-                annotation_service.set_split(session, view=view, images=[image], split=Split(dataset.split[item.name]))
+            if item.name in fixed:
+                annotation_service.set_split(session, view=view, images=[image], split=Split(fixed[item.name]))
         if report.images == 0:
             raise BadFile(filename, "no usable image in the archive")
         return report

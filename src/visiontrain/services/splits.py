@@ -56,8 +56,8 @@ class SplitState:
 
     def summary(self, view: View) -> dict[str, Any]:
         """What the API shows: counts per side (fixed or by the split) and per concept, and warnings."""
-        counts = {"train": 0, "val": 0, "fixed_train": 0, "fixed_val": 0}
-        per_concept: dict[str, dict[str, int]] = {c.name: {"train": 0, "val": 0} for c in view.concepts}
+        counts = {"train": 0, "val": 0, "test": 0, "fixed_train": 0, "fixed_val": 0, "fixed_test": 0}
+        per_concept: dict[str, dict[str, int]] = {c.name: {"train": 0, "val": 0, "test": 0} for c in view.concepts}
         fixed_val = any(e.fixed == Split.val for e in self.entries)
         for entry in self.entries:
             side = entry.fixed or (Split.train.value if fixed_val else entry.assigned) or Split.train.value
@@ -65,7 +65,7 @@ class SplitState:
             if entry.fixed:
                 counts[f"fixed_{entry.fixed}"] += 1
             for label in entry.labels:
-                per_concept.setdefault(label, {"train": 0, "val": 0})[side] += 1
+                per_concept.setdefault(label, {"train": 0, "val": 0, "test": 0})[side] += 1
         return {
             "validation_split": self.fraction,
             "seed": self.seed,
@@ -117,9 +117,11 @@ def split_state(
     use_seed = view.split_seed if made and view.split_seed is not None else (seed if seed is not None else defaults.seed)
     entries = _entries(session, view)
     kind = ViewKind(view.kind)
-    samples = [Sample(Path(_key(e.image)), e.labels) for e in entries]
+    # Held-out test images (fixed by the user or an import) are never part of the validation split.
+    in_split = [e for e in entries if e.fixed != Split.test]
+    samples = [Sample(Path(_key(e.image)), e.labels) for e in in_split]
     # Kept: the sides the user fixed and the sides the split gave before; the others are placed now.
-    assigned = {_key(e.image): e.fixed or e.assigned for e in entries if e.fixed or e.assigned}
+    assigned = {_key(e.image): e.fixed or e.assigned for e in in_split if e.fixed or e.assigned}
     if kind == ViewKind.classification:
         usable = [s for s in samples if len(s.labels) == 1]
         train, val, warnings = extend_split(usable, assigned, use_fraction, use_seed)

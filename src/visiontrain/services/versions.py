@@ -128,20 +128,22 @@ def _snapshot(
             f"{settings.validation_split:g}: every version of the view is judged on the same images; re-split the view to change it"
         )
     val_shas = [e.image.sha256 for e, _ in rows if side[e.image.id] == Split.val]
+    test_images = sum(1 for e, _ in rows if side[e.image.id] == Split.test)
     data_split = {
         "source": "fixed" if fixed_val else "view",
         "validation_split": state.fraction,
         "seed": state.seed,
         "generation": state.generation,
-        "train_images": len(rows) - len(val_shas),
+        "train_images": len(rows) - len(val_shas) - test_images,
         "validation_images": len(val_shas),
+        "test_images": test_images,
         "validation_digest": splits.validation_digest(val_shas),
         "warnings": warnings + [w for w in state.warnings if any(f"{n!r}" in w for n in names)],
     }
     samples = [
         VersionSample(image_id=entry.image.id, sha256=entry.image.sha256, blob_key=entry.image.blob_key,
                       image_name=entry.image.original_name, annotation=annotation, split=side[entry.image.id])
-        for wanted in (Split.train, Split.val)
+        for wanted in (Split.train, Split.val, Split.test)
         for entry, annotation in rows
         if side[entry.image.id] == wanted
     ]

@@ -94,7 +94,7 @@ def list_images(
     ] = None,
     concept_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only images annotated with this concept")] = None,
     unannotated: Annotated[bool | None, Query(description="true: not yet annotated in the view; false: annotated")] = None,
-    split: Annotated[Literal["train", "val"] | None, Query(description="Only images fixed to this side")] = None,
+    split: Annotated[Literal["train", "val", "test"] | None, Query(description="Only images fixed to this side")] = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Page[ImagePublic]:

@@ -50,7 +50,7 @@ class AnnotationPublic(BaseModel):
 
     image_id: int
     annotated: bool = Field(description="True once the image's content was stated, even as nothing.")
-    split: Literal["train", "val"] | None = Field(description="Fixed side; null: the split setting decides.")
+    split: Literal["train", "val", "test"] | None = Field(description="Fixed side; null: the split setting decides.")
     concepts: list[str] = Field(description="Classification: one name; tagging: zero or more.")
     boxes: list[BoxModel]
 
@@ -61,7 +61,7 @@ class SplitSet(BaseModel):
     image_ids: list[Id] = Field(
         min_length=1, max_length=100_000, json_schema_extra={"uniqueItems": True}, description="Images of the view's project."
     )
-    split: Literal["train", "val"] | None = Field(description="null gives the images back to the split setting.")
+    split: Literal["train", "val", "test"] | None = Field(description="null gives the images back to the split setting.")
 
 
 class SplitResult(BaseModel):

@@ -85,7 +85,7 @@ class SamplePublic(Public):
     sha256: str
     image_name: str
     annotation: Any
-    split: Literal["train", "val"] | None
+    split: Literal["train", "val", "test"] | None
 
 
 class MetricPublic(Public):

@@ -46,6 +46,7 @@ class ConceptPublic(Public):
 class ConceptSides(BaseModel):
     train: int
     val: int
+    test: int = 0
 
 
 class ViewSplit(BaseModel):
@@ -60,6 +61,8 @@ class ViewSplit(BaseModel):
     val: int
     fixed_train: int = Field(description="Images the user fixed to training (PUT /split).")
     fixed_val: int
+    test: int = Field(0, description="Held-out test images: evaluated after training, never used to choose a model.")
+    fixed_test: int = 0
     fixed_validation_only: bool = Field(description="True when the user fixed validation images: they alone are the validation set.")
     concepts: dict[str, ConceptSides] = Field(description="Images showing each concept on each side.")
     warnings: list[str]
