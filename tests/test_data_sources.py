@@ -285,3 +285,9 @@ def test_every_image_is_decoded_once_between_the_importer_and_the_check(
     os.utime(root / "bees" / "dot.png", ns=(1, 1))
     assert check_images([spec.train[0].__class__(root / "bees" / "dot.png", "bees")])[1] == []
     assert len(decoded) == 8
+
+
+def test_what_the_importer_noticed_reaches_the_dataset_spec(datasets_dir) -> None:
+    """The YOLO copy has two images without a label file: the CLI user is told, as the platform's import report does."""
+    spec = load_dataset(datasets_dir / "coco128_yolo", task="tagging")
+    assert any("000000000250.jpg" in w and "no label file" in w for w in spec.warnings)

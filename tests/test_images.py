@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import struct
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -84,15 +83,13 @@ def test_decompression_bomb_is_refused_from_its_header_without_decoding(
     just_over.write_bytes(png_with_header_size(11_000, 11_000))  # 121 MP: over our limit, under Pillow's error
     assert 11_000 * 11_000 > MAX_PIXELS
 
-    started = time.perf_counter()
     with pytest.raises(ImageError, match="too large"):
         open_image(huge)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Pillow warns above its own lower limit
         with pytest.raises(ImageError, match=r"11000x11000 = 121 MP.*decompression bomb"):
             open_image(just_over)
-    assert time.perf_counter() - started < 1.0
-    assert decoded == []
+    assert decoded == []  # refused from the header: no pixel was decoded
 
 
 def test_open_image_leaves_global_warning_filters_alone(real_jpeg: Path) -> None:

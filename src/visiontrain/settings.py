@@ -156,7 +156,8 @@ class TrainingSettings(BaseModel):
     batch_size: int = _field(32, "Images per step on each device.", "Data & split", ge=1, le=4096)
     validation_split: float = _field(
         0.2,
-        "Fraction of images held out for validation (stratified by concept, seeded); ignored when a validation set is given.",
+        "Fraction of images held out for validation (stratified by concept, seeded); ignored when a validation set is given. "
+        "On the platform the view's split decides after its first version (re-split the view to change it).",
         "Data & split",
         gt=0.0,
         lt=1.0,

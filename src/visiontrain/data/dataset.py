@@ -62,6 +62,9 @@ class DatasetSpec:
     source: str = ""
     task: str = "classification"
     test: list[Sample] | None = None
+    # What the reader noticed and the user should hear (unannotated images, dropped boxes, the
+    # platform's split warnings); the training summary repeats them.
+    warnings: list[str] = field(default_factory=list)
 
     def class_counts(self, samples: list[Sample] | None = None) -> dict[str, int]:
         """Images per class (tagging: images carrying each concept), in ``classes`` order."""

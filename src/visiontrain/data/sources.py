@@ -68,6 +68,7 @@ def load_dataset(
         source=f"{spec.source}; validation: {val_spec.source}",
         task=task,
         test=spec.test,
+        warnings=[*spec.warnings, *val_spec.warnings],
     )
 
 
@@ -143,7 +144,7 @@ def to_spec(imported: object, *, source: Path | None = None, require_train: bool
         return DatasetSpec(
             classes=sorted({label for s in val + test for label in s.labels}), train=[], val=val or None,
             rejected=_sorted_rejected(rejected), source=f"{_TITLES.get(imported.format, imported.format)} {where}",
-            task=task, test=test or None,
+            task=task, test=test or None, warnings=list(imported.warnings),
         )
     if not train:
         counts = f"{len(val)} validation, {len(test)} test" if val or test else "no annotated image"
@@ -164,6 +165,7 @@ def to_spec(imported: object, *, source: Path | None = None, require_train: bool
         source=f"{_TITLES.get(imported.format, imported.format)} {where}{_split_note(train, val, test)}",
         task=task,
         test=test or None,
+        warnings=list(imported.warnings),
     )
 
 

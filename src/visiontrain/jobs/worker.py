@@ -182,7 +182,9 @@ class TrainingWorker:
             val = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.val]
             # Held-out test images: evaluated once after training, never used to choose the model.
             test = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.test]
-        return settings, DatasetSpec(classes=classes, train=train, val=val, test=test or None, source=f"version {version_id}", task=task)
+            warnings = list((version.data_split or {}).get("warnings", []))
+        return settings, DatasetSpec(classes=classes, train=train, val=val, test=test or None, source=f"version {version_id}",
+                                     task=task, warnings=warnings)
 
     def _local_file(self, sample: VersionSample) -> Path:
         try:

@@ -134,6 +134,7 @@ class _Run:
         from visiontrain.data.checks import check_images
 
         task = self.task
+        self.warnings += spec.warnings
         if len(spec.classes) < task.min_classes:
             raise DataError(
                 f"at least {task.min_classes} {'classes are' if task.min_classes > 1 else 'concept is'} needed to train "

@@ -190,7 +190,8 @@ def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: Se
     "/versions/{version_id}/predict",
     summary="Labels and probabilities for one or more images",
     description="Multipart field `files`, repeated (at most 64). Results come in upload order, each with the "
-    "file name and the top-k labels with probabilities. A file that is not a usable image is a 400 naming it.",
+    "file name and its predictions: classification, the top-k labels with probabilities; tagging, every concept with "
+    "its probability, its threshold and whether it is on (`top_k` does not apply). A file that is not a usable image is a 400 naming it.",
     response_model=list[Prediction],
     responses=errors(400, 404, 409, 413),
 )
