@@ -67,3 +67,14 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def wait_until(page, expression: str, *, timeout_ms: int = 15_000, interval_ms: int = 100) -> None:
+    """Wait until ``expression`` is truthy in the page. Playwright's ``wait_for_function`` compiles its
+    predicate with ``eval`` inside the page, which the studio's Content-Security-Policy forbids (as it
+    should); ``page.evaluate`` runs over the DevTools protocol instead, so the policy stays on in tests."""
+    for _ in range(max(1, timeout_ms // interval_ms)):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(interval_ms)
+    raise AssertionError(f"still false after {timeout_ms} ms in the page: {expression}")

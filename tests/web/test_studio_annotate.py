@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import chromium_page, screenshot
+from browser import chromium_page, screenshot, wait_until
 from studio_steps import create_project_and_view, sign_in, upload
 
 pytestmark = pytest.mark.browser
@@ -46,14 +46,14 @@ def test_boxes_are_imported_then_drawn_moved_resized_and_deleted_with_the_mouse(
         outcome = page.wait_for_selector("[data-testid=import-outcome]", timeout=60_000).inner_text()
         assert "3 image(s) read" in outcome and "3 annotated" in outcome, outcome
         assert upload(page, fresh).startswith("2 image(s) added")
-        page.wait_for_function("document.querySelectorAll('[data-testid=thumb]').length === 5")
+        wait_until(page, "document.querySelectorAll('[data-testid=thumb]').length === 5")
         assert page.inner_text("[data-testid=thumbs]").count("1 box") == 3  # each VOC file has one raccoon
         screenshot(page, "20-detection-images")
 
         page.click("a:has-text('Annotate unannotated images')")
         page.wait_for_selector("[data-testid=annotate-position]:has-text('image 1 of 2')")
         image = page.wait_for_selector("[data-testid=annotate-stage][data-ready=true] [data-testid=box-editor] img")
-        page.wait_for_function("document.querySelector('[data-testid=box-editor] img').naturalWidth > 0")
+        wait_until(page, "document.querySelector('[data-testid=box-editor] img').naturalWidth > 0")
         b = image.bounding_box()
         natural_width = image.evaluate("i => i.naturalWidth")
         scale = natural_width / b["width"]  # image pixels per screen pixel

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import chromium_page, screenshot
+from browser import chromium_page, screenshot, wait_until
 from studio_steps import create_project_and_view, set_setting, sign_in, upload, wait_for_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -42,11 +42,12 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         assert summary.startswith("12 image(s) added") and "1 rejected" in summary, summary
         rejected = page.inner_text("[data-testid=rejected-files]")
         assert "holiday-notes.jpg" in rejected and "image" in rejected.lower(), rejected
-        page.wait_for_function("document.querySelectorAll('[data-testid=thumb] img').length === 12")
-        page.wait_for_function("[...document.querySelectorAll('[data-testid=thumb] img')].every(i => i.complete && i.naturalWidth > 0)")
+        wait_until(page, "document.querySelectorAll('[data-testid=thumb] img').length === 12")
+        wait_until(page, "[...document.querySelectorAll('[data-testid=thumb] img')].every(i => i.complete && i.naturalWidth > 0)")
         # The grid loads thumbnails, not the photos themselves.
         widths = page.eval_on_selector_all("[data-testid=thumb] img", "imgs => imgs.map(i => [i.src, i.naturalWidth, i.naturalHeight])")
-        assert all("max_side=" in src and max(w, h) <= 384 for src, w, h in widths), widths
+        assert all("max_side=512" in src and max(w, h) <= 512 for src, w, h in widths), widths
+        assert any(max(w, h) == 512 for _, w, h in widths)  # a larger photo came scaled down, not whole
         screenshot(page, "03-images-uploaded")
 
         # Annotate every image with the number keys: 1 = ants, 2 = bees (the file name tells which).
@@ -69,7 +70,7 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         # The images page now shows each image's concept, and filters by it.
         page.click(".tabs a:has-text('Images')")
         page.select_option("select[aria-label=concept]", label="bees")
-        page.wait_for_function("document.querySelectorAll('[data-testid=thumb]').length === 6")
+        wait_until(page, "document.querySelectorAll('[data-testid=thumb]').length === 6")
         assert page.inner_text("[data-testid=thumbs]").count("bees") == 6
 
         # Train: the form comes from the settings schema; suggestions fill values with reasons.
@@ -124,7 +125,7 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
                 assert cards.count() == matrix[row][column], (true, predicted)
                 for caption in cards.all_inner_texts():
                     assert f"true {true}" in caption and f"predicted {predicted}" in caption and "%" in caption, caption
-                page.wait_for_function("[...document.querySelectorAll('[data-testid=gallery-item] img')].every(i => i.complete && i.naturalWidth > 0)")
+                wait_until(page, "[...document.querySelectorAll('[data-testid=gallery-item] img')].every(i => i.complete && i.naturalWidth > 0)")
                 assert page.locator("[data-testid=gallery-item] img").count() == matrix[row][column]
         page.click("[data-testid=cell-0-0]")
         page.wait_for_selector("[data-testid=gallery-title]:has-text('True ants, predicted ants')")
@@ -159,7 +160,7 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         page.wait_for_selector("[data-testid=confusion-matrix]")
         assert page.locator("[data-testid=gallery-item]").count() == len(mistakes)
         if mistakes:
-            page.wait_for_function("[...document.querySelectorAll('[data-testid=gallery-item] img')].every(i => i.complete && i.naturalWidth > 0)")
+            wait_until(page, "[...document.querySelectorAll('[data-testid=gallery-item] img')].every(i => i.complete && i.naturalWidth > 0)")
             first = page.locator("[data-testid=gallery-item]").first.inner_text()
             assert f"true {mistakes[0]['true']}" in first and f"predicted {mistakes[0]['predicted']}" in first
         screenshot(page, "08b-evaluation-mistakes")

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import chromium_page, screenshot
+from browser import chromium_page, screenshot, wait_until
 from studio_steps import create_project_and_view, sign_in, upload
 
 pytestmark = pytest.mark.browser
@@ -89,7 +89,7 @@ def test_a_zip_of_images_is_uploaded_and_what_is_not_an_image_is_listed(studio, 
         summary = upload(page, [archive])
         assert summary.startswith("2 image(s) added") and "1 rejected" in summary, summary
         assert "field-trip.zip › day1/notes.txt: not an image file (.txt)" in page.inner_text("[data-testid=rejected-files]")
-        page.wait_for_function("document.querySelectorAll('[data-testid=thumb]').length === 2")
+        wait_until(page, "document.querySelectorAll('[data-testid=thumb]').length === 2")
 
         page.click(".crumbs a:has-text('Field trip')")
         page.wait_for_selector("[data-testid=view-card]:has-text('0 of 2 image(s) annotated')")

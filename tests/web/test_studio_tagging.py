@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import chromium_page, screenshot
+from browser import chromium_page, screenshot, wait_until
 from studio_steps import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -91,7 +91,8 @@ def test_tagging_pages_on_a_trained_version(studio, datasets_dir: Path):
         page.wait_for_selector("[data-testid=false-positive-title]")
         assert page.locator("[data-testid=false-positive-item]").count() == len(errors.get("false_positives", []))
         assert page.locator("[data-testid=false-negative-item]").count() == len(errors.get("false_negatives", []))
-        page.wait_for_function(
+        wait_until(
+            page,
             "[...document.querySelectorAll('[data-testid$=-item] img')].every(i => i.complete && i.naturalWidth > 0)"
         )
         screenshot(page, "tagging-02-evaluation")

@@ -29,7 +29,8 @@ export const imageSrc = (projectId, imageId) => `${API}/projects/${projectId}/im
 // Grids and galleries load a JPEG thumbnail (made once by the server, then cached by the browser). One
 // size everywhere, so that each image has one stored thumbnail: cards are up to ~200 px wide, and twice
 // that keeps them sharp on dense screens once cropped to a square.
-export const THUMB_SIDE = 384;
+// One of the sizes the server stores (128, 256, 512, 1024): cells are about 150-200 px, cropped to a square.
+export const THUMB_SIDE = 512;
 export const thumbnailSrc = (projectId, imageId) => `${imageSrc(projectId, imageId)}?max_side=${THUMB_SIDE}`;
 
 export class ApiError extends Error {
