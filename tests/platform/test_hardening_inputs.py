@@ -92,6 +92,14 @@ def test_a_huge_pixel_png_is_refused_from_its_header_by_the_server_setting(platf
         project = create_project(client, "tight")
         refused = client.post(f"/api/v1/projects/{project['id']}/images", files=[("files", ("fine.png", fine, "image/png"))])
         assert refused.status_code == 400 and "the limit is 1 MP" in refused.json()["detail"]
+        # The same setting holds for images inside a zip of images and inside an annotated import.
+        archive = zip_bytes({"ants/fine.png": fine})
+        zipped = client.post(f"/api/v1/projects/{project['id']}/images/archive", files={"file": ("set.zip", archive, "application/zip")})
+        assert zipped.status_code == 400 and "the limit is 1 MP" in zipped.text
+        view = client.post(f"/api/v1/projects/{project['id']}/views", json={"name": "v", "kind": "classification", "concepts": []}).json()
+        imported = client.post(f"/api/v1/views/{view['id']}/import", files={"file": ("set.zip", archive, "application/zip")})
+        assert imported.status_code == 400 and "the limit is 1 MP" in imported.text
+        assert _image_count(client, project["id"]) == 0
 
 
 def test_max_image_pixels_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

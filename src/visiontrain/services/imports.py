@@ -39,13 +39,14 @@ class ImportReport:
 
 
 def add_image_archive(
-    session: Session, *, blobs: BlobStore, project: Project, archive: Path, filename: str
+    session: Session, *, blobs: BlobStore, project: Project, archive: Path, filename: str, max_pixels: int | None = None
 ) -> AddedImages:
-    """Every image in a zip, unannotated; entries that are not images are listed in ``rejected``."""
+    """Every image in a zip, unannotated; entries that are not images are listed in ``rejected``.
+    It is extracted beside the upload (the server's own working directory, swept at start-up after a crash)."""
     from visiontrain.data.archives import extract_zip
     from visiontrain.data.images import IMAGE_EXTENSIONS
 
-    workdir = Path(tempfile.mkdtemp(prefix="visiontrain-upload-"))
+    workdir = Path(tempfile.mkdtemp(prefix="extracted-", dir=archive.parent))
     try:
         try:
             extraction = extract_zip(archive, workdir)
@@ -60,7 +61,7 @@ def add_image_archive(
                 rejected.append((name, f"not an image file ({path.suffix or 'no extension'})"))
         if not paths:
             raise BadFile(filename, "the archive holds no image files" + (f" (only {len(rejected)} other files)" if rejected else ""))
-        result = add_image_files(session, blobs=blobs, project=project, paths=paths)
+        result = add_image_files(session, blobs=blobs, project=project, paths=paths, max_pixels=max_pixels)
         result.rejected = rejected + result.rejected
         if not result.images:
             raise BadFile(filename, "no file in the archive is a usable image: " + "; ".join(f"{n}: {r}" for n, r in result.rejected[:5]))
@@ -70,7 +71,8 @@ def add_image_archive(
 
 
 def import_annotated(
-    session: Session, *, blobs: BlobStore, view: View, source: Path, filename: str, format_name: str | None = None
+    session: Session, *, blobs: BlobStore, view: View, source: Path, filename: str, format_name: str | None = None,
+    max_pixels: int | None = None,
 ) -> ImportReport:
     """Images, concepts, annotations and fixed splits from an annotated dataset into ``view``.
 
@@ -83,7 +85,9 @@ def import_annotated(
     from visiontrain.data.importers import import_archive
 
     try:
-        dataset = import_archive(source, format=format_name, task=view.kind, display_name=filename)
+        # Extracted beside the upload (the server's working directory, swept at start-up after a crash).
+        extract_to = source.parent / "extracted" if source.is_file() else None
+        dataset = import_archive(source, format=format_name, task=view.kind, display_name=filename, extract_to=extract_to)
     except DataError as exc:
         raise BadFile(filename, str(exc).removeprefix(f"{filename}: ")) from None
     try:
@@ -102,7 +106,7 @@ def import_annotated(
         fixed = {name: side for name, side in dataset.split.items() if has_val or side != "train"}
         for item in dataset.images:
             try:
-                checked = check_image(data=item.path.read_bytes(), filename=item.name)
+                checked = check_image(data=item.path.read_bytes(), filename=item.name, max_pixels=max_pixels)
             except BadFile as exc:
                 report.rejected.append((item.name, exc.reason))
                 continue
@@ -117,7 +121,8 @@ def import_annotated(
             if item.name in fixed:
                 annotation_service.set_split(session, view=view, images=[image], split=Split(fixed[item.name]))
         if report.images == 0:
-            raise BadFile(filename, "no usable image in the archive")
+            reasons = "; ".join(f"{n}: {r}" for n, r in report.rejected[:5])
+            raise BadFile(filename, "no usable image in the archive" + (f": {reasons}" if reasons else ""))
         return report
     finally:
         if dataset.extraction_dir is not None:

@@ -76,7 +76,8 @@ def upload_archive(
     try:
         path = uploads.save_upload(file, workdir, limit_mb=platform.config.max_upload_mb)
         added = imports.add_image_archive(
-            session, blobs=blobs, project=project, archive=path, filename=uploads.upload_name(file, "archive.zip")
+            session, blobs=blobs, project=project, archive=path, filename=uploads.upload_name(file, "archive.zip"),
+            max_pixels=platform.config.max_image_pixels,
         )
         session.commit()
         return _result(added)

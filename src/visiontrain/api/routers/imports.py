@@ -47,7 +47,8 @@ def import_dataset(
         path = uploads.save_upload(file, workdir, limit_mb=platform.config.max_upload_mb)
         try:
             report = service.import_annotated(
-                session, blobs=blobs, view=view, source=path, filename=filename, format_name=format or None
+                session, blobs=blobs, view=view, source=path, filename=filename, format_name=format or None,
+                max_pixels=platform.config.max_image_pixels,
             )
         except InvalidInput as exc:
             if exc.loc and exc.loc[0] == "body" and exc.loc[1:2] != ["format"]:
