@@ -33,6 +33,7 @@ PR_CURVES_FILE = "pr_curves.png"
 DEFAULT_THRESHOLD = 0.5
 # Points of a precision-recall curve kept in the JSON report: plenty for a chart, a bounded file.
 MAX_CURVE_POINTS = 200
+MAX_PICTURED = 16
 
 
 def check_multilabel(probabilities: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,7 +197,10 @@ def pr_curves_figure(report: dict[str, Any]):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = report["per_concept"]
+    every = report["per_concept"]
+    # Past a few dozen small plots the picture is unreadable and slow to draw (3 s for 71): it shows the
+    # concepts with the most validation images; evaluation.json and the studio have every curve.
+    rows = sorted(every, key=lambda r: (-r["support"], r["concept"]))[:MAX_PICTURED] if len(every) > MAX_PICTURED else every
     n = len(rows)
     cols = min(4, n)
     lines = (n + cols - 1) // cols
@@ -217,5 +221,6 @@ def pr_curves_figure(report: dict[str, Any]):
         axes.set_xlabel("recall", fontsize=7)
         axes.set_ylabel("precision", fontsize=7)
         axes.grid(alpha=0.3)
-    figure.suptitle(f"Precision-recall per concept (mAP {report['map']:.3f}, {report['num_images']} images)", fontsize=10)
+    shown = f"; the {n} of {len(every)} concepts with the most images" if n < len(every) else ""
+    figure.suptitle(f"Precision-recall per concept (mAP {report['map']:.3f}, {report['num_images']} images{shown})", fontsize=10)
     return figure
