@@ -290,9 +290,11 @@ def _follow_training(platform, version_id: int) -> None:  # type: ignore[no-unty
                 last_features = event["done"] * 10 // max(event["total"], 1)
                 console.print(f"    features {event['done']}/{event['total']} (cache hits {event['cache_hits']})")
             elif row.kind == "epoch":
+                monitor = event.get("monitor", "val_accuracy")  # the task's metric (val_map for tagging)
                 console.print(
                     f"    {event['stage']} epoch {event['epoch']}: train loss {event['train_loss']:.3f}, "
-                    f"val loss {event['val_loss']:.3f}, val accuracy {event['val_accuracy']:.3f}" + ("  *best*" if event.get("best") else "")
+                    f"val loss {event['val_loss']:.3f}, {monitor.removeprefix('val_').replace('_', ' ')} {event[monitor]:.3f}"
+                    + ("  *best*" if event.get("best") else "")
                 )
         if VersionStatus(status).finished and not rows:
             return
