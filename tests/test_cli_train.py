@@ -111,3 +111,33 @@ def test_a_union_flag_is_read_as_its_value_and_checked_before_any_data_work(tmp_
     assert result.exit_code != 0
     assert "devices: is 2" in result.output and "values that work here: 1, auto" in result.output
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_tagging_through_the_cli_on_the_coco128_tags(datasets_dir, tmp_path):
+    """train --task tagging on the shared tags.csv, then evaluate, export and predict, as a user types them."""
+    from typer.testing import CliRunner
+
+    from visiontrain.cli.main import app
+
+    runner = CliRunner()
+    run = tmp_path / "tags"
+    trained = runner.invoke(app, ["train", str(datasets_dir / "coco128_coco" / "tags.csv"), "--task", "tagging", "--out", str(run),
+                                  "--quiet", "--image-size", "64", "--epochs", "2", "--augmented-copies", "0"])
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "tagging" and summary["monitor"] == "val_map" and len(summary["classes"]) == 71
+    assert summary["counts"]["train_images"] + summary["counts"]["val_images"] == 128
+    assert "val map" in trained.output and (run / "pr_curves.png").is_file()
+
+    evaluated = runner.invoke(app, ["evaluate", str(run), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output)["map"] == pytest.approx(summary["best_metrics"]["val_map"], abs=1e-4)
+    assert runner.invoke(app, ["export", str(run)]).exit_code == 0
+    image = datasets_dir / "coco128_coco" / "images" / "000000000009.jpg"
+    predicted = runner.invoke(app, ["predict", str(run), str(image), "--json", "--onnx"])
+    assert predicted.exit_code == 0, predicted.output
+    (result,) = json.loads(predicted.output)
+    assert len(result["predictions"]) == 71 and all({"on", "threshold"} <= set(p) for p in result["predictions"])
+    table = runner.invoke(app, ["predict", str(run), str(image)])
+    assert table.exit_code == 0 and "threshold" in table.output

@@ -133,3 +133,38 @@ def test_failed_export_falls_back_to_pytorch(network, samples, tmp_path, monkeyp
     result = _extract(network, samples[:2], tmp_path / "cache", copies=0)
     assert result.misses == 2 and result.features.shape == (2, network.num_features)
     assert "using PyTorch" in caplog.text and "exporter cannot handle this model" in caplog.text
+
+
+def _space_key(**overrides) -> str:
+    from visiontrain.models.preprocessing import Preprocessing
+
+    settings = TrainingSettings(**overrides)
+    preprocessing = Preprocessing(image_size=64, resize_mode="squash", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return FeatureSpace.of(settings, preprocessing).key()
+
+
+def test_random_backbones_drawn_with_other_seeds_are_other_feature_spaces():
+    # Without pretrained weights the seed draws the backbone: features of seed 1 are not those of seed 2.
+    assert _space_key(pretrained=False, seed=1) != _space_key(pretrained=False, seed=2)
+    # With ImageNet weights the seed changes nothing the backbone computes, so the cache is shared.
+    assert _space_key(pretrained=True, seed=1) == _space_key(pretrained=True, seed=2)
+
+
+def test_the_augmentation_key_follows_every_augmentation_setting():
+    from visiontrain.training.features import AUGMENTATION_FIELDS, augmentation_key
+
+    assert set(AUGMENTATION_FIELDS) == set(TrainingSettings.field_groups()["Augmentation"]) - {"augmented_copies"}
+    base = TrainingSettings()
+    changed = {"horizontal_flip": False, "vertical_flip": True, "color": 0.5, "scale": 0.5, "skew": 0.5, "gaussian_noise": 0.1}
+    assert set(changed) == set(AUGMENTATION_FIELDS)  # a new augmentation setting must be added here too
+    for name, value in changed.items():
+        assert augmentation_key(base.model_copy(update={name: value})) != augmentation_key(base), name
+    assert augmentation_key(base.model_copy(update={"augmented_copies": 3})) == augmentation_key(base)
+
+
+def test_the_feature_space_names_the_libraries_that_change_the_numbers(monkeypatch):
+    import timm
+
+    before = _space_key()
+    monkeypatch.setattr(timm, "__version__", "0.0.0-other")
+    assert _space_key() != before
