@@ -155,11 +155,13 @@ def test_every_task_trains_predicts_and_exports(task_name, request, tmp_path) ->
     spec = request.getfixturevalue({"classification": "classified_photos", "tagging": "tagged_photos"}[task_name])
     task = get_task(task_name)
     events: list[dict] = []
-    summary = engine.train(FAST, spec, tmp_path, callback=events.append)
+    # Both stages: the head on cached features, then fine-tuning on images (the task's targets either way).
+    summary = engine.train({**FAST, "fine_tune": True, "fine_tune_epochs": 1}, spec, tmp_path, callback=events.append)
+    assert summary["epochs_run"] == {"head": 2, "fine_tune": 1}
     assert summary["status"] == "succeeded" and summary["task"] == task_name == json.loads((tmp_path / "summary.json").read_text())["task"]
     assert summary["monitor"] == task.monitor and summary["headline"] == {"name": task.monitor, "value": summary["best_metrics"][task.monitor]}
     epochs = [e for e in events if e["type"] == "epoch"]
-    assert len(epochs) == 2 and all(e["monitor"] == task.monitor and 0.0 <= e[task.monitor] <= 1.0 for e in epochs)
+    assert len(epochs) == 3 and all(e["monitor"] == task.monitor and 0.0 <= e[task.monitor] <= 1.0 for e in epochs)
     report = json.loads((tmp_path / "evaluation.json").read_text())
     assert report["task"] == task_name and report["num_images"] == summary["counts"]["val_images"]
     for picture in task.pictures:
