@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import hashlib
+
 import pytest
 
 from visiontrain.data.dataset import Sample
@@ -202,3 +204,32 @@ def test_extending_warns_when_kept_sides_leave_a_class_on_one_side() -> None:
     old = [Sample(Path("/d/a/1.jpg"), "a"), Sample(Path("/d/a/2.jpg"), "a")]
     train, val, warnings = extend_split(old, {"/d/a/1.jpg": "train", "/d/a/2.jpg": "train"}, 0.5, 0)
     assert len(train) == 2 and val == [] and warnings == ["class 'a' is not on both sides (2 training, 0 validation; the images already placed allow no other way)"]
+
+
+@pytest.mark.parametrize("task_name", ["classification", "tagging"])
+def test_a_task_splits_by_content_wherever_the_files_lie_and_as_the_platform_does(task_name, datasets_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from visiontrain.data.split import extend_split
+    from visiontrain.tasks import get_task
+
+    photos = sorted((datasets_dir / "ants_bees" / "train" / "ants").glob("*.jpg"))[:10] + sorted(
+        (datasets_dir / "ants_bees" / "train" / "bees").glob("*.jpg"))[:10]
+    labels = {p.name: (p.parent.name,) if task_name == "classification" else ((p.parent.name,) + (("many",) if i % 3 == 0 else ()))
+              for i, p in enumerate(photos)}
+    sides = []
+    for root in (tmp_path / "alice" / "data", tmp_path / "mnt" / "elsewhere" / "copy"):
+        root.mkdir(parents=True)
+        samples = []
+        for photo in photos:
+            shutil.copy2(photo, root / photo.name)
+            samples.append(Sample(root / photo.name, labels[photo.name]))
+        classes = sorted({c for s in samples for c in s.labels})
+        _, val, _ = get_task(task_name).split(samples, 0.25, 7, classes)
+        sides.append(sorted(s.path.name for s in val))
+    assert sides[0] == sides[1] and 0 < len(sides[0]) < len(photos)
+    # The platform splits a view's images keyed by their sha256: the same images, the same sides.
+    keyed = [Sample(Path(hashlib.sha256(p.read_bytes()).hexdigest()), labels[p.name]) for p in photos]
+    _, platform_val, _ = extend_split(keyed, {}, 0.25, 7, classes=classes, multilabel=task_name == "tagging")
+    by_digest = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in photos}
+    assert sorted(by_digest[s.path.as_posix()] for s in platform_val) == sides[0]

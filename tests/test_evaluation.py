@@ -160,6 +160,14 @@ def test_evaluate_on_a_folder_uses_its_val_part_and_reports_unreadable_files(run
     assert (out / "evaluation.json").is_file() and (out / "confusion_matrix.png").is_file()
 
 
+def test_evaluate_on_a_held_out_only_csv_uses_its_test_rows(run_dir, ants_bees_small, tmp_path):
+    """A file listing only test images (what a dataset keeps for judging a model) needs no training rows."""
+    rows = ["path,label,split"] + [f"{p},{p.parent.name},test" for p in sorted((ants_bees_small / "val").glob("*/*.jpg"))[:5]]
+    (tmp_path / "held_out.csv").write_text("\n".join(rows) + "\n")
+    report = evaluate_model(run_dir, tmp_path / "held_out.csv", tmp_path / "out")
+    assert report["num_images"] == 5
+
+
 def test_labels_the_model_does_not_know_are_refused(run_dir, ants_bees_small, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(ants_bees_small / "val", data)

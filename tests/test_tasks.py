@@ -202,7 +202,7 @@ def test_tagging_weights_move_and_beat_chance(tagged_photos, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_test_split_is_evaluated_apart_and_never_picks_the_model(tagged_photos, tmp_path) -> None:
+def test_a_test_split_is_evaluated_apart_and_never_picks_the_model(tagged_photos, tmp_path) -> None:  # noqa: D103
     from visiontrain import engine
 
     spec = DatasetSpec(classes=tagged_photos.classes, train=tagged_photos.train[:18], val=tagged_photos.train[18:22],
@@ -213,3 +213,61 @@ def test_a_test_split_is_evaluated_apart_and_never_picks_the_model(tagged_photos
     assert summary["test"]["map"] == test_report["map"]
     val_paths = {r["path"] for r in json.loads((tmp_path / "evaluation.json").read_text())["predictions"]}
     assert val_paths == {str(s.path) for s in spec.val}  # validation (model choice) never saw the test images
+    # The model chosen is the one chosen without any test set at all: the test images changed nothing.
+    without = engine.train(FAST, DatasetSpec(classes=spec.classes, train=spec.train, val=spec.val, task="tagging"), tmp_path / "without")
+    assert (without["best_epoch"], without["best_metrics"]) == (summary["best_epoch"], summary["best_metrics"])
+    assert "test" not in without and not (tmp_path / "without" / "test").exists()
+
+
+def test_thresholds_stay_at_or_below_the_score_they_were_chosen_at_near_one() -> None:
+    # float32 sigmoids saturate: two scores 4e-8 apart. Rounding the midpoint put it above both.
+    scores = torch.tensor([[0.99999994], [0.9999999], [0.2], [0.1]], dtype=torch.float32).double()
+    truth = torch.tensor([[1], [0], [0], [0]])
+    (threshold,) = fit_thresholds(scores, truth)
+    assert float(scores[1, 0]) < threshold <= float(scores[0, 0])
+
+
+@pytest.mark.slow
+def test_a_run_without_validation_images_is_refused_with_the_reason(datasets_dir: Path, tmp_path: Path) -> None:
+    from visiontrain import engine
+
+    # Every image carries a concept seen on it alone: all must be learnt, none can validate.
+    photos = sorted((datasets_dir / "ants_bees" / "train" / "ants").glob("*.jpg"))[:6]
+    spec = DatasetSpec(classes=["ant", *(f"only{i}" for i in range(6))], task="tagging",
+                       train=[Sample(p, ("ant", f"only{i}")) for i, p in enumerate(photos)])
+    with pytest.raises(DataError, match="no validation images are left"):
+        engine.train(FAST, spec, tmp_path)
+
+
+def test_evaluating_a_model_on_a_dataset_of_another_task_is_a_clear_error(tmp_path: Path) -> None:
+    from visiontrain.evaluation.evaluate import _samples_to_evaluate
+
+    spec = DatasetSpec(classes=["cat"], train=[Sample(Path("a.jpg"), ())], task="tagging")
+    with pytest.raises(DataError, match="tagging dataset but the model is a classification model"):
+        _samples_to_evaluate(tmp_path, spec, "classification")
+
+
+@pytest.mark.slow
+def test_a_reused_run_directory_keeps_nothing_of_the_previous_run(tagged_photos, classified_photos, tmp_path) -> None:
+    from visiontrain import engine
+
+    with_test = DatasetSpec(classes=tagged_photos.classes, train=tagged_photos.train[:20], test=tagged_photos.train[20:], task="tagging")
+    engine.train(FAST, with_test, tmp_path)
+    assert (tmp_path / "pr_curves.png").is_file() and (tmp_path / "test" / "evaluation.json").is_file()
+    engine.train(FAST, classified_photos, tmp_path)  # another task, no test set, same directory
+    assert (tmp_path / "confusion_matrix.png").is_file()
+    assert not (tmp_path / "pr_curves.png").exists() and not (tmp_path / "test").exists()
+    assert not (tmp_path / "test_samples.json").exists()
+
+
+@pytest.mark.slow
+def test_training_leaves_the_callers_dataset_as_it_was(tagged_photos, tmp_path) -> None:
+    from visiontrain import engine
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    spec = DatasetSpec(classes=tagged_photos.classes, train=[*tagged_photos.train, Sample(broken, ("car",))], task="tagging")
+    for attempt in ("first", "second"):
+        summary = engine.train(FAST, spec, tmp_path / attempt)
+        assert [r["path"] for r in summary["rejected"]] == [str(broken)]  # once, not once more per run
+    assert spec.rejected == []

@@ -172,3 +172,13 @@ def test_prediction_schema_keeps_on_and_threshold_for_tags_only() -> None:
     assert tagged.model_dump()["predictions"] == [{"label": "dog", "probability": 0.7, "on": True, "threshold": 0.41}]
     classified = Prediction(file="a.jpg", predictions=[{"label": "ants", "probability": 0.9}])
     assert classified.model_dump()["predictions"] == [{"label": "ants", "probability": 0.9}]  # unchanged shape
+
+
+def test_the_largest_seed_is_stored_on_every_database(client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    # 2**32 - 1 is a valid seed; a 32-bit INTEGER column took it on SQLite and refused it on PostgreSQL (a 500).
+    _, view, _, model = tagging_view(client, ant_and_bee_files)
+    response = client.post(f"/api/v1/views/{view['id']}/split/resplit", json={"seed": 2**32 - 1})
+    assert response.status_code == 200, response.text
+    assert client.get(f"/api/v1/views/{view['id']}/split").json()["seed"] == 2**32 - 1
+    version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": {**TINY, "seed": 2**32 - 1}})
+    assert version.status_code == 201, version.text

@@ -39,8 +39,11 @@ def load_dataset(
     *,
     task: str = "classification",
     format: str | None = None,  # noqa: A002 - the importers' parameter name
+    require_train: bool = True,
 ) -> DatasetSpec:
     """Read ``path`` (a dataset folder in any importable layout, or a ``.csv`` file) for ``task``.
+
+    ``require_train=False``: a set to evaluate on, which may hold only validation or test images.
 
     ``format``: one of the importers' format names, or None to detect it as the platform does.
     ``validation`` (a folder or CSV without a split of its own) replaces any validation set found in
@@ -48,7 +51,7 @@ def load_dataset(
     """
     if task not in ENGINE_TASKS:
         raise DataError(f"cannot train a {task!r} model from a dataset on disk; tasks: {', '.join(ENGINE_TASKS)}")
-    spec = _load_any(Path(path), task, format)
+    spec = _load_any(Path(path), task, format, role="training" if require_train else "evaluation")
     if validation is None:
         return spec
     val_spec = _load_any(Path(validation), task, None, role="validation")

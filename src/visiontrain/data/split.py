@@ -7,7 +7,9 @@
   without moving any sample already assigned; with nothing assigned it is exactly the split above.
 
 Every decision is seeded by the seed and the sample's path or class name, never by the order in
-which the samples were listed.
+which the samples were listed. :func:`content_keyed` names each sample by its file's sha256 first (as
+the platform does), so the CLI's split of a folder does not depend on where the folder lies, and the
+same images split the same way through the CLI and the platform.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from visiontrain.data.dataset import Sample
@@ -259,6 +261,28 @@ def _repair(
 
 
 # --- shared
+
+
+def content_keyed(samples: list[Sample]) -> tuple[list[Sample], Callable[[list[Sample]], list[Sample]]]:
+    """The samples named by their files' sha256 (one per distinct content), and the function that turns
+    a split of those back into the original samples. Files with identical bytes land on one side."""
+    by_digest: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_digest.setdefault(_file_digest(sample.path), []).append(sample)
+    keyed = [Sample(Path(digest), group[0].labels) for digest, group in by_digest.items()]
+
+    def back(side: list[Sample]) -> list[Sample]:
+        return _sorted([original for s in side for original in by_digest[s.path.as_posix()]])
+
+    return keyed, back
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _target(n: int, fraction: float) -> int:

@@ -70,16 +70,19 @@ def _samples_to_evaluate(run_dir: Path, data: DatasetSpec | str | Path | None, t
     if data is None:
         return read_validation_samples(run_dir), [], f"the validation set of {run_dir}"
     if isinstance(data, DatasetSpec):
+        if data.task != task:
+            raise DataError(f"the dataset is a {data.task} dataset but the model is a {task} model: give a {task} dataset")
         spec, description = data, data.source or "the given dataset"
     else:
         from visiontrain.data.sources import load_dataset
 
-        spec = load_dataset(data, task=task)
+        spec = load_dataset(data, task=task, require_train=False)
         description = str(data)
     # A held-out test set is what a dataset keeps for judging a model; else its validation part, else all of it.
     samples = spec.test or (spec.val if spec.val is not None else spec.train)
     if not samples:
         raise DataError(f"{description} has no images to evaluate on")
+    get_task(task).check_samples(spec.classes, list(samples), description)
     return list(samples), [{"path": str(r.path), "reason": r.reason} for r in spec.rejected], description
 
 

@@ -86,7 +86,9 @@ def fit_thresholds(probs: torch.Tensor, truth: torch.Tensor) -> list[float]:
         chosen = float(cut[best])
         lower = scores[scores < chosen]
         threshold = (chosen + float(lower.max())) / 2 if lower.numel() else chosen / 2
-        thresholds.append(round(threshold, DIGITS))
+        # Not rounded: near 1.0 two scores can be closer than any rounding, which would move the
+        # threshold above the score it was chosen at (and turn the concept off for good).
+        thresholds.append(threshold)
     return thresholds
 
 

@@ -36,6 +36,7 @@ log = logging.getLogger("visiontrain.worker")
 CANCEL_POLL_SECONDS = 1.0
 # Artifact kind -> picture a run may write (classification: confusion matrix; tagging: precision-recall curves).
 PICTURES = {"confusion_matrix": "confusion_matrix.png", "pr_curves": "pr_curves.png"}
+TEST_DIR = "test"  # the engine's report of a version's held-out test set (training.runner.TEST_DIR)
 
 
 def _labels(annotation: Any) -> tuple[str, ...]:
@@ -214,13 +215,17 @@ class TrainingWorker:
         for kind, picture in PICTURES.items():  # the task's picture: confusion matrix or PR curves
             if (run_dir / picture).is_file():
                 artifacts.append((kind, run_dir / picture))
+        # The held-out test set's report and picture (``test/``), when the version had test images.
+        for kind, name in ({"test_evaluation": "evaluation.json"} | {f"test_{k}": p for k, p in PICTURES.items()}).items():
+            if (run_dir / TEST_DIR / name).is_file():
+                artifacts.append((kind, run_dir / TEST_DIR / name))
         evaluation_file = run_dir / "evaluation.json"
         evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.is_file() else None
         summary = {**summary, "warnings": warnings}
         if not self._owns(version_id):
             log.warning("version %d: given up by recovery while it trained; its results are not stored", version_id)
             return
-        keys = [f"versions/{version_id}/{path.name}" for _, path in artifacts]
+        keys = [f"versions/{version_id}/{'test-' if path.parent.name == TEST_DIR else ''}{path.name}" for _, path in artifacts]
         for key, (_, path) in zip(keys, artifacts):
             self.platform.blobs.put_file(key, path)
         with self.platform.sessions() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from visiontrain.store.base import Base, Split, UTCDateTime, ViewKind, enum_column, utcnow
@@ -58,7 +58,7 @@ class View(Base):
     # The view's validation split (``services.splits``): made once, with this fraction and seed, then
     # extended to new images without moving old ones; None until the first version or re-split.
     split_fraction: Mapped[float | None] = mapped_column(Float)
-    split_seed: Mapped[int | None] = mapped_column(Integer)
+    split_seed: Mapped[int | None] = mapped_column(BigInteger)  # seeds go to 2**32 - 1, past a 32-bit INTEGER
     split_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # +1 at each re-split
 
     project: Mapped[Project] = relationship(back_populates="views")

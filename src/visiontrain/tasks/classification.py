@@ -38,10 +38,11 @@ class Classification(Task):
                 raise DataError(f"{sample.path} in {where} is labelled {sample.labels[0]!r}, which is not one of the classes {classes}")
 
     def split(self, samples: list[Sample], fraction: float, seed: int, classes: list[str]) -> tuple[list[Sample], list[Sample], list[str]]:
-        from visiontrain.data.split import stratified_split
+        from visiontrain.data.split import content_keyed, stratified_split
 
-        train, val = stratified_split(samples, fraction, seed, classes=classes)
-        return train, val, []
+        keyed, back = content_keyed(samples)  # by content: where the files lie does not move the split
+        train, val = stratified_split(keyed, fraction, seed, classes=classes)
+        return back(train), back(val), []
 
     def check_split(self, classes: list[str], train: list[Sample], val: list[Sample]) -> list[str]:
         from visiontrain.data.checks import dataset_warnings, require_training_images

@@ -110,6 +110,7 @@ class _Run:
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.warnings: list[str] = []
+        self.rejected: list = []
         self.stage_epochs: dict[str, list[dict[str, Any]]] = {"head": [], "fine_tune": []}
         self.sink.listeners.append(self._remember_epochs)
 
@@ -149,13 +150,18 @@ class _Run:
             task.check_samples(spec.classes, samples, f"the {name} set")
             checked[name], bad = check_images(samples)
             rejected += bad
-        spec.rejected = [*spec.rejected, *rejected]
+        self.rejected = [*spec.rejected, *rejected]  # the caller's spec is left as it was given
         train, val, test = checked["train"], checked.get("val"), checked.get("test", [])
         if val is None:
             train, val, split_warnings = task.split(train, self.settings.validation_split, self.settings.seed, spec.classes)
             self.warnings += split_warnings
+        if not val:
+            raise DataError(
+                "no validation images are left (all rejected, or every image carries a concept that appears on it alone "
+                "and must be learnt): add images, or give a validation set"
+            )
         self.warnings += task.check_split(spec.classes, train, val)
-        self.counts.update(train_images=len(train), val_images=len(val), rejected=len(spec.rejected))
+        self.counts.update(train_images=len(train), val_images=len(val), rejected=len(self.rejected))
         if test:
             self.counts["test_images"] = len(test)
         for name, samples in ((TRAIN_SAMPLES_FILE, train), (VAL_SAMPLES_FILE, val), (TEST_SAMPLES_FILE, test)):
@@ -242,7 +248,7 @@ def run_training(
     check_runnable_here(settings)  # a missing GPU or offline hub backbone fails before any data work
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)  # a previous run's intermediates
+    _clear_previous_run(run_dir)
     (run_dir / SETTINGS_FILE).write_text(settings.to_yaml())
     quiet_lightning()
 
@@ -272,6 +278,18 @@ def run_training(
     return summary
 
 
+def _clear_previous_run(run_dir: Path) -> None:
+    """What an earlier run in this directory left that this one might not overwrite (another task's
+    picture, a test report when this data has no test set, intermediates)."""
+    from visiontrain.tasks import task_names
+
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    shutil.rmtree(run_dir / TEST_DIR, ignore_errors=True)
+    stale = [TEST_SAMPLES_FILE, *(picture for name in task_names() for picture in get_task(name).pictures)]
+    for name in stale:
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def _load_spec(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Path | None) -> DatasetSpec:
     if isinstance(data, DatasetSpec):
         return data
@@ -295,7 +313,7 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         "device": str(device),
         "preprocessing": preprocessing.to_dict(),
         "class_counts": {"train": spec.class_counts(train), "val": spec.class_counts(val)},
-        "rejected": [{"path": str(r.path), "reason": r.reason} for r in spec.rejected],
+        "rejected": [{"path": str(r.path), "reason": r.reason} for r in run.rejected],
     }
 
     try:

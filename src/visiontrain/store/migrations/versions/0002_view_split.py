@@ -20,7 +20,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('views', schema=None) as batch_op:
         batch_op.add_column(sa.Column('split_fraction', sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column('split_seed', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('split_seed', sa.BigInteger(), nullable=True))  # seeds go to 2**32 - 1
         batch_op.add_column(sa.Column('split_generation', sa.Integer(), server_default='0', nullable=False))
     with op.batch_alter_table('view_images', schema=None) as batch_op:
         batch_op.add_column(sa.Column('assigned_split', sa.String(length=13), nullable=True))
