@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from visiontrain.data.dataset import Sample
+from visiontrain.data.digests import file_sha256
 from visiontrain.data.errors import DataError
 
 TRAIN = "train"
@@ -268,21 +269,13 @@ def content_keyed(samples: list[Sample]) -> tuple[list[Sample], Callable[[list[S
     a split of those back into the original samples. Files with identical bytes land on one side."""
     by_digest: dict[str, list[Sample]] = {}
     for sample in samples:
-        by_digest.setdefault(_file_digest(sample.path), []).append(sample)
+        by_digest.setdefault(file_sha256(sample.path), []).append(sample)
     keyed = [Sample(Path(digest), group[0].labels) for digest, group in by_digest.items()]
 
     def back(side: list[Sample]) -> list[Sample]:
         return _sorted([original for s in side for original in by_digest[s.path.as_posix()]])
 
     return keyed, back
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _target(n: int, fraction: float) -> int:

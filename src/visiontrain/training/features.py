@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from visiontrain.data.dataset import Sample
+from visiontrain.data.digests import file_sha256
 from visiontrain.data.images import open_image
 from visiontrain.data.transforms import model_input, training_input
 from visiontrain.models.backbones import weights_identity
@@ -59,12 +60,7 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("visiontrain")) / "features"
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+file_hash = file_sha256  # the cache's image key
 
 
 def _short_hash(text: str) -> str:
