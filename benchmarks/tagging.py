@@ -75,11 +75,10 @@ def baseline(data: Path, out: Path) -> None:
 
 
 def run(command: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        sys.exit(f"benchmark step failed: {' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
+    """Whole-process seconds of one step (the same timer as ``benchmarks/run.py``)."""
+    from run import timed  # benchmarks/ is on sys.path when this file runs as a script
+
+    return timed(command, env)[0]
 
 
 def main() -> None:
