@@ -20,6 +20,7 @@ from visiontrain.api.errors import install_error_handlers
 from visiontrain.api.hardening import AuthThrottle, HardeningMiddleware
 from visiontrain.api.schemas.common import errors
 from visiontrain.api.routers import (
+    annotation_exports,
     annotations,
     health,
     images,
@@ -54,7 +55,7 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     # Every route here needs a token (401, or 429 after too many failed attempts), validates its input
     # (422) and may find the database busy (503); routes add what else they answer.
-    for module in (projects, images, views, annotations, imports, models, versions, settings, tokens):
+    for module in (projects, images, views, annotations, imports, annotation_exports, models, versions, settings, tokens):
         router.include_router(module.router, responses=errors(401, 422, 429, 503))
     return router
 

@@ -1,4 +1,5 @@
-"""Platform commands: `serve`, `worker`, `token create/list/revoke` and `demo`.
+"""Platform commands: `serve`, `worker`, `token create/list/revoke`, `demo`, and the client of a running
+server, `platform export-annotations`.
 
 `serve` runs the REST API (and the web UI when installed) and starts a worker process beside it;
 `worker` adds more workers against the same database and storage. Both take their configuration
@@ -21,6 +22,12 @@ DATA_DIR_HELP = "Data directory for the database, images and models (default: th
 DB_HELP = "Database URL (default: SQLite in the data directory; $VISIONTRAIN_DATABASE_URL), e.g. postgresql://user@host/db."
 
 token_app = typer.Typer(help="API tokens: each gives access to one organisation's projects.", no_args_is_help=True)
+client_app = typer.Typer(
+    help="Talk to a running server over its REST API (--url, --token or $VISIONTRAIN_URL, $VISIONTRAIN_TOKEN).",
+    no_args_is_help=True,
+)
+URL_HELP = "The server's address."
+TOKEN_HELP = "An API token of the view's organisation (`visiontrain token create` makes one)."
 
 
 def _config(data_dir: Optional[Path], database_url: Optional[str]):  # type: ignore[no-untyped-def]
@@ -331,9 +338,83 @@ def _predict_one(platform, version_id: int, dataset: Path) -> None:  # type: ign
     console.print(f"prediction for val/bees/{image.name}: {ranked}")
 
 
+def _http_client(url: str, token: str):  # type: ignore[no-untyped-def]
+    """An HTTP client for the server at ``url`` with the token (tests swap in the app's own client)."""
+    import httpx
+
+    return httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(30.0, read=600.0))
+
+
+def _error_detail(response) -> str:  # type: ignore[no-untyped-def]
+    """The server's reason for an error response, in one line."""
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(detail, list):  # a 422: the fields and why
+        return "; ".join(str(item.get("msg", item)) for item in detail if isinstance(item, dict)) or str(detail)
+    return str(detail)
+
+
+@client_app.command("export-annotations")
+def export_annotations(
+    view_id: int = typer.Argument(..., min=1, help="The view's id (in the studio's address, or GET /api/v1/projects/{id}/views)."),
+    format_name: str = typer.Option(..., "--format", "-f", help="coco, yolo or voc (detection views), csv (any view)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="The zip file to write (default: the server's name for it, here)."),
+    url: str = typer.Option("http://127.0.0.1:8000", "--url", envvar="VISIONTRAIN_URL", help=URL_HELP),
+    token: str = typer.Option(..., "--token", envvar="VISIONTRAIN_TOKEN", help=TOKEN_HELP, show_default=False),
+) -> None:
+    """Download a view's annotations as a dataset zip (GET /api/v1/views/VIEW_ID/export?format=...).
+
+    The zip imports back (`POST /api/v1/views/{id}/import`, or `visiontrain convert`) with the same
+    images, annotations and train/val/test sides.
+    """
+    import os
+    import tempfile
+    from email.message import Message
+
+    import httpx
+
+    if out is not None and out.is_dir():
+        fail(f"{out} is a folder: give the .zip file to write")
+    try:
+        with _http_client(url, token) as client, client.stream(
+            "GET", f"/api/v1/views/{view_id}/export", params={"format": format_name}
+        ) as response:
+            if response.status_code != 200:
+                response.read()
+                fail(f"the server refused the export ({response.status_code}): {_error_detail(response)}")
+            if out is None:
+                header = Message()
+                header["content-disposition"] = response.headers.get("content-disposition", "")
+                out = Path(Path(header.get_filename() or f"view-{view_id}-{format_name}.zip").name)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, partial = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+                os.replace(partial, out)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
+            counts = {key: response.headers.get(f"x-export-{key}", "?") for key in ("images", "boxes", "unannotated")}
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the server at {url}: {exc}")
+    size_mb = out.stat().st_size / 1e6
+    console.print(
+        f"Wrote [bold]{out}[/] ({size_mb:.1f} MB): {counts['images']} images"
+        + (f", {counts['boxes']} boxes" if counts["boxes"] not in ("0", "?") else "")
+        + (f"; {counts['unannotated']} unannotated image(s) left out" if counts["unannotated"] not in ("0", "?") else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     settings = {"help_option_names": ["-h", "--help"]}
     app.command(context_settings=settings)(serve)
     app.command(context_settings=settings)(worker)
     app.command(context_settings=settings)(demo)
     app.add_typer(token_app, name="token")
+    app.add_typer(client_app, name="platform", context_settings=settings)

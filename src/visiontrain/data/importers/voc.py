@@ -2,12 +2,21 @@
 
 The image is found from ``<filename>`` (beside the XML, in an ``images``/``JPEGImages`` folder, or
 anywhere when its name is unique), else from the XML's own name. An XML with no ``<object>`` says the
-image has no object. ``ImageSets/Main/train.txt`` and ``val.txt``, when present, give the split.
+image has no object.
+
+The split, as VOC is distributed: ``ImageSets/Main/train.txt``, ``val.txt``, ``trainval.txt`` and
+``test.txt`` list image ids (file stems). ``train.txt`` and ``val.txt`` are preferred when present;
+``trainval.txt`` (by definition the two together) alone means training, beside only one of them it
+gives the other as what is left; ``test.txt`` means the held-out test set. An image in several lists
+goes to the one held out most (test, then val, then train), with a warning. Lists are matched to
+images beside their ``ImageSets`` folder first (an archive may hold VOC2007 and VOC2012). The
+class lists (``cat_train.txt``) and the segmentation lists are not splits.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
 from pathlib import PurePosixPath
 
 import defusedxml
@@ -15,13 +24,14 @@ import defusedxml.ElementTree as SafeElementTree
 
 from visiontrain.data.archives import ArchiveError
 from visiontrain.data.importers.base import DatasetFormat, ImportedDataset, register
-from visiontrain.data.importers.builder import DatasetBuilder
+from visiontrain.data.importers.builder import DatasetBuilder, listing
 from visiontrain.data.importers.folder import SPLIT_FOLDERS, DatasetFolder, is_image_name, join, parent_of
 
 _IMAGE_FOLDERS = ("images", "JPEGImages", "Images", "imgs")
 _MAX_XML_BYTES = 10 * 1024 * 1024
 _HEAD_BYTES = 2048
 _CORNERS = ("xmin", "ymin", "xmax", "ymax")
+_HELD_OUT_FIRST = ("test", "val", "train")
 
 
 def matches(folder: DatasetFolder) -> bool:
@@ -37,11 +47,7 @@ def load(folder: DatasetFolder, task: str) -> ImportedDataset:
     for xml_name in xml_names:
         builder.mark_read(xml_name)
         _read_xml(folder, builder, xml_name, stems)
-    for list_name, image_stems, split in _image_sets(folder):
-        builder.mark_read(list_name)
-        for stem in image_stems:
-            if stem in stems and builder.has_image(stems[stem]):
-                builder.set_split(stems[stem], split)
+    _split_from_image_sets(folder, builder)
     return builder.build()
 
 
@@ -125,16 +131,80 @@ def _looks_like_voc(folder: DatasetFolder, xml_name: str) -> bool:
     return b"<annotation" in head
 
 
-def _image_sets(folder: DatasetFolder) -> list[tuple[str, list[str], str]]:
-    """(list file, image stems, split) from VOC's ImageSets/Main/{train,val,trainval}.txt."""
-    sets = []
+def _split_from_image_sets(folder: DatasetFolder, builder: DatasetBuilder) -> None:
+    """Each image's split from the ImageSets/Main lists (see the module's docstring for the rules)."""
+    by_stem: dict[str, list[str]] = defaultdict(list)
+    for name in folder.image_names:
+        by_stem[PurePosixPath(name).stem].append(name)
+    sides: dict[str, dict[str, str]] = {}  # image -> split -> the list that says so
+    for base, lists in sorted(_image_sets(folder).items()):
+        for list_name, _ in lists.values():
+            builder.mark_read(list_name)
+        for split, list_name, ids in _split_lists(lists):
+            for image_id in ids:
+                image = _image_of(image_id, base, by_stem)
+                if image is not None and builder.has_image(image):
+                    sides.setdefault(image, {}).setdefault(split, list_name)
+    several = []
+    for image, found in sorted(sides.items()):
+        builder.set_split(image, next(split for split in _HELD_OUT_FIRST if split in found))  # type: ignore[arg-type]
+        if len(found) > 1:
+            several.append(f"{image} ({', '.join(sorted(found.values()))})")
+    if several:
+        builder.warn(
+            f"{len(several)} image(s) are listed in several ImageSets splits and were put in the one held out "
+            f"most (test, then val, then train): {listing(several)}"
+        )
+
+
+def _split_lists(lists: dict[str, tuple[str, list[str]]]) -> list[tuple[str, str, list[str]]]:
+    """(split, list file, ids) to apply, from one ImageSets/Main folder's lists by kind."""
+    chosen = [(SPLIT_FOLDERS[kind], name, ids) for kind, (name, ids) in sorted(lists.items()) if kind != "trainval"]
+    if "trainval" in lists:
+        trainval_name, trainval = lists["trainval"]
+        given = {split for split, _, _ in chosen}
+        if not given & {"train", "val"}:
+            chosen.append(("train", trainval_name, trainval))
+        elif given >= {"train", "val"}:
+            pass  # the two lists say it all; trainval.txt is their union
+        else:
+            # One of train.txt and val.txt: the other is what trainval.txt has beyond it.
+            listed = {image_id for split, _, ids in chosen if split in ("train", "val") for image_id in ids}
+            other = "val" if "train" in given else "train"
+            chosen.append((other, trainval_name, [i for i in trainval if i not in listed]))
+    return chosen
+
+
+def _image_sets(folder: DatasetFolder) -> dict[str, dict[str, tuple[str, list[str]]]]:
+    """VOC's split lists by the folder holding their ImageSets (``''``: the root), then by kind
+    (``train``, ``val``, ``trainval``, ``test``): the file's name and the image ids it lists."""
+    found: dict[str, dict[str, tuple[str, list[str]]]] = defaultdict(dict)
     for name in folder.with_suffix(".txt"):
         path = PurePosixPath(name)
-        split = SPLIT_FOLDERS.get(path.stem.lower())
-        if path.parent.name == "Main" and path.parent.parent.name == "ImageSets" and split:
-            lines = folder.files[name].read_text(encoding="utf-8-sig", errors="replace").splitlines()
-            sets.append((name, [line.split()[0] for line in lines if line.strip()], split))
-    return sets
+        kind = path.stem.lower()
+        if path.parent.name != "Main" or path.parent.parent.name != "ImageSets":
+            continue
+        if kind != "trainval" and kind not in SPLIT_FOLDERS:
+            continue  # a class list (cat_train.txt): which images show the class, not a split
+        lines = folder.files[name].read_text(encoding="utf-8-sig", errors="replace").splitlines()
+        base = parent_of(path.parent.parent.as_posix())
+        found[base][kind] = (name, [line.split()[0] for line in lines if line.strip()])
+    return found
+
+
+def _image_of(image_id: str, base: str, by_stem: dict[str, list[str]]) -> str | None:
+    """The image a list's id names: the only one with that stem, else the one in an image folder beside
+    the ImageSets folder (JPEGImages/, images/ ...), else the only one under that folder."""
+    candidates = by_stem.get(image_id, [])
+    if len(candidates) == 1:
+        return candidates[0]
+    prefix = f"{base}/" if base else ""
+    for folder_name in _IMAGE_FOLDERS:
+        inside = [c for c in candidates if parent_of(c) == f"{prefix}{folder_name}"]
+        if len(inside) == 1:
+            return inside[0]
+    beside = [c for c in candidates if c.startswith(prefix)]
+    return beside[0] if len(beside) == 1 else None
 
 
 def _int(text: str | None) -> int:
