@@ -236,8 +236,10 @@ def test_coco_yolo_and_voc_feed_tagging_with_each_images_set_of_box_concepts(dat
     assert raccoon.source.startswith("Pascal VOC") and len(raccoon.train) == 200 and raccoon.classes == ["raccoon"]
     with pytest.raises(DataError, match="cannot feed a classification view"):
         load_dataset(datasets_dir / "coco128_yolo")
-    with pytest.raises(DataError, match="tasks: classification, tagging"):
-        load_dataset(datasets_dir / "raccoon", task="detection")
+    with pytest.raises(DataError, match="tasks: classification, tagging, detection"):
+        load_dataset(datasets_dir / "raccoon", task="segmentation")
+    boxes = load_dataset(datasets_dir / "raccoon", task="detection")  # the same files, for detection: the boxes
+    assert len(boxes.train) == 200 and sum(len(s.boxes) for s in boxes.train) == 217
 
 
 def test_load_dataset_validation_override(datasets_dir: Path, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ GROUPS = (
     "Data & split",
     "Augmentation",
     "Fine-tuning",
+    "Detection",
     "Hardware",
 )
 
@@ -130,6 +131,10 @@ class TrainingSettings(BaseModel):
     learning_rate: float = _field(1e-3, "Step size of the head's training (the most important knob).", "Optimizer", gt=0.0, le=10.0)
     weight_decay: float = _field(1e-4, "L2 penalty that keeps weights small (0: none).", "Optimizer", ge=0.0, le=1.0)
     momentum: float = _field(0.9, "Momentum for sgd and rmsprop (ignored by the others).", "Optimizer", ge=0.0, lt=1.0)
+    gradient_clip_norm: float = _field(
+        0.0, "Largest gradient norm per step; larger gradients are scaled down, which keeps a high rate from diverging (0: off).",
+        "Optimizer", ge=0.0, le=1000.0,
+    )
 
     # --- Schedule
     schedule: Schedule = _field(
@@ -196,6 +201,33 @@ class TrainingSettings(BaseModel):
         1e-4, "Learning rate while fine-tuning; at most a tenth of the head's learning rate.", "Fine-tuning", gt=0.0, le=1.0
     )
 
+    # --- Detection
+    shorter_side: int = _field(
+        384, "Detection: the image's shorter side is resized to this many pixels (larger finds smaller objects, slower).",
+        "Detection", ge=128, le=1600,
+    )
+    longer_side: int = _field(
+        640, "Detection: the longer side is kept at most this many pixels (wins over shorter_side for long images).",
+        "Detection", ge=128, le=2666,
+    )
+    anchor_sizes: list[int] = _field(
+        [32, 64, 128, 256], "Detection: object sizes in pixels the region proposals start from, one per pyramid level (finest first).",
+        "Detection", min_length=1, max_length=6,
+    )
+    anchor_ratios: list[float] = _field(
+        [0.5, 1.0, 2.0], "Detection: height/width ratios of the proposal anchors at every level.", "Detection",
+        min_length=1, max_length=7,
+    )
+    score_threshold: float = _field(
+        0.5, "Detection: boxes scoring below this are left out of predictions and of precision/recall (mAP uses every box).",
+        "Detection", ge=0.0, lt=1.0,
+    )
+    nms_iou: float = _field(
+        0.5, "Detection: two boxes of one concept overlapping more than this (IoU) are one object; the lower-scoring is dropped.",
+        "Detection", gt=0.0, le=1.0,
+    )
+    detections_per_image: int = _field(100, "Detection: most boxes kept per image.", "Detection", ge=1, le=1000)
+
     # --- Hardware
     accelerator: Accelerator = _field(
         Accelerator.auto, "Where to train: auto (GPU when there is one), cpu or gpu.", "Hardware", strict=False
@@ -217,6 +249,12 @@ class TrainingSettings(BaseModel):
             )
         if self.fine_tune and self.retrained_layers == 0:
             problems.append("fine_tune is on but retrained_layers is 0: set retrained_layers >= 1 or turn fine_tune off")
+        if any(size < 4 or size > 2048 for size in self.anchor_sizes):
+            problems.append(f"anchor_sizes must be between 4 and 2048 pixels (got {self.anchor_sizes})")
+        if any(ratio <= 0.05 or ratio > 20 for ratio in self.anchor_ratios):
+            problems.append(f"anchor_ratios must be between 0.05 and 20 (got {self.anchor_ratios})")
+        if self.longer_side < self.shorter_side:
+            problems.append(f"longer_side ({self.longer_side}) must be at least shorter_side ({self.shorter_side})")
         if isinstance(self.devices, int) and self.devices < 1:
             problems.append("devices must be at least 1 or 'auto'")
         if problems:
@@ -232,12 +270,48 @@ class TrainingSettings(BaseModel):
             groups[info.json_schema_extra["group"]].append(name)  # type: ignore[index]
         return groups
 
+    def with_task_defaults(self, task: str) -> "TrainingSettings":
+        """These settings with ``task``'s own defaults (``TASK_DEFAULTS``) for every field that was
+        not set explicitly (settings loaded from a file, flags or an API body mark what they set)."""
+        defaults = TASK_DEFAULTS.get(task, {})
+        unset = {name: value for name, value in defaults.items() if name not in self.model_fields_set}
+        if not unset:
+            return self
+        values = {**self.model_dump(), **unset}
+        merged = type(self)(**values)
+        # What the user set stays marked as set; the task's defaults are defaults.
+        object.__setattr__(merged, "__pydantic_fields_set__", set(self.model_fields_set))
+        return merged
+
     def non_default(self) -> dict[str, Any]:
         """The settings that differ from the defaults (for short summaries and comparisons)."""
         return self.model_dump(exclude_defaults=True, mode="json")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# Where a task's best starting point differs from the shared default. Detection trains a whole
+# Faster R-CNN (pyramid, proposal and box heads) from scratch on the frozen backbone: SGD at 0.01
+# with momentum, small batches (each image is large), a clipped gradient (dense images with many
+# boxes otherwise diverge at this rate), no shear or perspective (a distorted box no longer bounds
+# its object), and two augmented variants per image over more epochs than a linear head needs.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "detection": {
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "gradient_clip_norm": 10.0,
+        "batch_size": 4,
+        "epochs": 16,
+        "patience": 5,
+        "augmented_copies": 2,
+        "skew": 0.0,
+        "scale": 0.3,
+        "retrained_layers": 3,
+    },
+}
 
 
 def format_validation_error(error: ValidationError) -> str:
@@ -303,14 +377,15 @@ _YAML_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def load_settings(
-    file: str | Path | None = None, overrides: dict[str, Any] | None = None
+    file: str | Path | None = None, overrides: dict[str, Any] | None = None, *, task: str | None = None
 ) -> TrainingSettings:
-    """Defaults < file < overrides. Raises SettingsError with one line per bad field."""
+    """Defaults (``task``'s own where it has them) < file < overrides. Raises SettingsError with one line per bad field."""
     values: dict[str, Any] = {}
     if file is not None:
         values.update(read_settings_file(file))
     values.update({k: v for k, v in (overrides or {}).items()})
     try:
-        return TrainingSettings(**values)
+        settings = TrainingSettings(**values)
+        return settings.with_task_defaults(task) if task else settings
     except ValidationError as exc:
         raise SettingsError(format_validation_error(exc)) from None

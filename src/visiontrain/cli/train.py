@@ -14,29 +14,31 @@ from visiontrain.cli.options import collect_overrides, with_settings_flags
 
 @with_settings_flags
 def train(
-    data: Path = typer.Argument(..., help="classification: ImageFolder directory (class subfolders, optionally inside train/, val/, test/) or a CSV of path,label; tagging: a CSV of path,labels (joined by ';') or a COCO/YOLO/VOC folder."),
+    data: Path = typer.Argument(..., help="classification: ImageFolder directory (class subfolders, optionally inside train/, val/, test/) or a CSV of path,label; tagging: a CSV of path,labels (joined by ';') or a COCO/YOLO/VOC folder; detection: a COCO/YOLO/Pascal VOC folder or a CSV of filename,class,xmin,ymin,xmax,ymax."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for settings, metrics, checkpoint and evaluation."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Settings file (YAML or JSON); flags override it."),
     assignments: list[str] = typer.Option([], "--set", "-s", help="Override a setting: name=value (repeatable)."),
-    task: str = typer.Option("classification", "--task", "-t", help="What the model learns: classification (one class per image) or tagging (any number of concepts per image)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="What the model learns: classification (one class per image), tagging (any number of concepts per image) or detection (boxes around objects). Default: detection for data with boxes (COCO, YOLO, VOC, a boxes CSV), else classification."),
     validation: Optional[Path] = typer.Option(None, "--val", help="A separate validation set (directory or CSV)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache directory (default: the user cache directory, or $VISIONTRAIN_CACHE_DIR)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     **flags: Any,
 ) -> None:
-    """Train an image classifier or tagger by transfer learning."""
+    """Train an image classifier, tagger or object detector by transfer learning."""
+    from visiontrain.data.sources import infer_task
     from visiontrain.settings import load_settings, parse_assignment
     from visiontrain.tasks import task_names
     from visiontrain.training.runner import run_training
 
     with user_errors():
-        if task not in task_names():
+        if task is not None and task not in task_names():
             fail(f"unknown task {task!r}; choose one of: {', '.join(task_names())}")
         if not data.exists():
             fail(f"data not found: {data}")
+        task = task or infer_task(data)
         overrides = dict(parse_assignment(a) for a in assignments)
         overrides.update(collect_overrides(flags))
-        settings = load_settings(config, overrides)
+        settings = load_settings(config, overrides, task=task)
         display = None if quiet else _Display(settings)
         try:
             summary = run_training(settings, data, out, task=task, validation_data=validation, cache_dir=cache_dir, callback=display)
@@ -120,7 +122,10 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         ("images", f"{counts.get('train_images', 0)} train, {counts.get('val_images', 0)} validation{test}, {counts.get('rejected', 0)} rejected"),
         ("best epoch", f"{summary.get('best_stage', '-')} {summary.get('best_epoch', '-')}"),
         *((name.replace("_", " "), f"{value:.4f}") for name, value in best.items() if name.startswith("val_")),
-        *((f"test {name}", _number(value)) for name, value in summary.get("test", {}).items() if name in ("accuracy", "map", "loss")),
+        *((f"test {name}", _number(value)) for name, value in summary.get("test", {}).items()
+          if name in ("accuracy", "map", "map50", "loss")),
+        ("body outputs", f"{counts.get('train_variants', 0)} training variants + {counts.get('val_images', 0)} validation images, "
+                         "each through the frozen backbone once") if summary.get("task") == "detection" else
         ("feature cache", f"{counts.get('cache_hits', 0)} hits, {counts.get('cache_misses', 0)} computed"),
         ("time", ", ".join(f"{k} {v:.1f}s" for k, v in summary.get("timings", {}).items())),
     ]

@@ -13,22 +13,48 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class Box:
+    """One object: its concept and its corners in pixels of the (EXIF-oriented) image, clipped to it."""
+
+    concept: str
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        return (self.x_min, self.y_min, self.x_max, self.y_max)
+
+
+@dataclass(frozen=True)
 class Sample:
     """One image and its concepts.
 
     ``labels``: classification, exactly one class; tagging, zero or more concepts (none: the image
     is annotated "without concept", an all-negative example). A plain string is taken as one label,
-    so ``Sample(path, "cat")`` is a classification sample.
+    so ``Sample(path, "cat")`` is a classification sample. Detection: ``boxes`` are the objects and
+    ``labels`` the concepts among them, each once, sorted (what the split stratifies on); no box
+    means the image is annotated "without concept" (a negative, used in validation).
     """
 
     path: Path
     labels: tuple[str, ...] = ()
+    boxes: tuple[Box, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, str):
             object.__setattr__(self, "labels", (self.labels,))
         elif not isinstance(self.labels, tuple):
             object.__setattr__(self, "labels", tuple(self.labels))
+        if not isinstance(self.boxes, tuple):
+            object.__setattr__(self, "boxes", tuple(self.boxes))
+        if self.boxes and not self.labels:
+            object.__setattr__(self, "labels", tuple(sorted({box.concept for box in self.boxes})))
+
+    @classmethod
+    def with_boxes(cls, path: Path, boxes: "list[Box] | tuple[Box, ...]") -> "Sample":
+        return cls(path, tuple(sorted({box.concept for box in boxes})), tuple(boxes))
 
     @property
     def label(self) -> str:
@@ -67,6 +93,6 @@ class DatasetSpec:
     warnings: list[str] = field(default_factory=list)
 
     def class_counts(self, samples: list[Sample] | None = None) -> dict[str, int]:
-        """Images per class (tagging: images carrying each concept), in ``classes`` order."""
+        """Images per class (tagging and detection: images carrying each concept), in ``classes`` order."""
         counts = Counter(label for s in (self.train if samples is None else samples) for label in s.labels)
         return {c: counts.get(c, 0) for c in self.classes}

@@ -21,8 +21,9 @@ from visiontrain.data.archives import ArchiveError
 from visiontrain.data.dataset import DatasetSpec, Rejected, Sample
 from visiontrain.data.errors import DataError
 
-# The tasks the engine trains from a dataset on disk (detection comes with its task in the registry).
-ENGINE_TASKS = ("classification", "tagging")
+# The tasks the engine trains from a dataset on disk.
+ENGINE_TASKS = ("classification", "tagging", "detection")
+BOX_FORMATS = ("coco", "yolo", "voc")  # layouts that hold boxes: detection unless tagging is asked for
 FOLDER_LAYOUT_HELP = (
     "expected <folder>/<class>/<images> (validation split off automatically), or <folder>/train/<class>/<images> "
     "with <folder>/val/<class>/<images> (and <folder>/test/<class>/<images>, held out)"
@@ -55,13 +56,14 @@ def load_dataset(
     if validation is None:
         return spec
     val_spec = _load_any(Path(validation), task, None, role="validation")
-    # A validation set is one side: marked all train or all val (a file called val.csv), not both, no test.
-    if val_spec.test is not None or (val_spec.val is not None and val_spec.train):
+    # A validation set is one side, whatever its name marks it (train, val.csv, test_labels.csv), not several.
+    sides = [side for side in (val_spec.train, val_spec.val, val_spec.test) if side]
+    if len(sides) != 1:
         raise DataError(
             f"the validation set {validation} has its own train/val/test split: give a folder laid out as "
             "<folder>/<class>/<images> or a CSV without a split column"
         )
-    val_samples = val_spec.val or val_spec.train
+    val_samples = sides[0]
     _require_known_labels(spec.classes, val_samples, f"the validation set {validation}", task)
     return DatasetSpec(
         classes=spec.classes,
@@ -73,6 +75,32 @@ def load_dataset(
         test=spec.test,
         warnings=[*spec.warnings, *val_spec.warnings],
     )
+
+
+def infer_task(path: str | Path) -> str:
+    """The task a dataset on disk is for when none is named: ``detection`` for a layout that holds boxes
+    (COCO, YOLO, Pascal VOC, a CSV of filename,class,xmin,ymin,xmax,ymax), else ``classification``
+    (class folders, a CSV of path,label; tagging is always asked for by name)."""
+    import csv
+
+    from visiontrain.data.importers.base import detect_format
+    from visiontrain.data.importers.csv_labels import CORNER_HEADERS
+    from visiontrain.data.importers.folder import DatasetFolder, dataset_root
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+            header = [cell.strip().lower() for cell in next(csv.reader(handle), [])]
+        return "detection" if all(name in header for name in CORNER_HEADERS) else "classification"
+    if not path.is_dir():
+        return "classification"
+    try:
+        found = detect_format(DatasetFolder(dataset_root(path)), "tagging")
+    except ArchiveError:
+        return "classification"  # class folders, or a layout the reader will name the problem of
+    if found.name == "csv":
+        return "detection" if any(infer_task(p) == "detection" for p in sorted(path.rglob("*.csv"))[:20]) else "classification"
+    return "detection" if found.name in BOX_FORMATS else "classification"
 
 
 def load_image_folder(root: str | Path, *, task: str = "classification") -> DatasetSpec:
@@ -124,9 +152,12 @@ def to_spec(imported: object, *, source: Path | None = None, require_train: bool
     def path_of(name: str) -> Path:
         return files.get(name) or (Path(name) if Path(name).is_absolute() else root / name)
 
+    boxes = imported.boxes if task == "detection" else {}
     annotations: dict[str, tuple[str, ...]] = (
         {name: (label,) for name, label in imported.labels.items()}
         if task == "classification"
+        else {name: tuple(sorted({b.concept for b in found})) for name, found in boxes.items()}
+        if task == "detection"
         else {name: tuple(tags) for name, tags in imported.tags.items()}
     )
     rejected = [Rejected(path_of(name), reason) for name, reason in imported.rejected]
@@ -138,7 +169,7 @@ def to_spec(imported: object, *, source: Path | None = None, require_train: bool
             if image.name not in explained:
                 rejected.append(Rejected(path_of(image.name), _unannotated_reason(imported.format, task)))
             continue
-        sides[imported.split.get(image.name) or "train"].append(Sample(path_of(image.name), labels))
+        sides[imported.split.get(image.name) or "train"].append(Sample(path_of(image.name), labels, tuple(boxes.get(image.name, ()))))
     train, val, test = (_sorted_samples(sides[s]) for s in ("train", "val", "test"))
     where = source or root
     if not train and not require_train:
@@ -178,7 +209,7 @@ _TITLES = {"imagefolder": "ImageFolder", "csv": "CSV", "coco": "COCO", "yolo": "
 def _unannotated_reason(format_name: str, task: str) -> str:
     if format_name == "imagefolder":
         return "not inside a class folder: no label; left out"
-    what = "label" if task == "classification" else "tags"
+    what = {"classification": "label", "detection": "boxes"}.get(task, "tags")
     return f"no {what} for this image in the {_TITLES.get(format_name, format_name)} annotations; left out"
 
 

@@ -99,3 +99,34 @@ def training_input(settings: TrainingSettings, preprocessing: Preprocessing) -> 
         steps.append(v2.GaussianNoise(mean=0.0, sigma=settings.gaussian_noise, clip=True))
     steps.append(v2.Normalize(mean=list(preprocessing.mean), std=list(preprocessing.std)))
     return v2.Compose(steps)
+
+
+def detection_augmenter(settings: TrainingSettings) -> v2.Compose:
+    """One augmented view of a detection image: the boxes move with the pixels (``tv_tensors``).
+
+    Call it as ``augment(image, {"boxes": BoundingBoxes, "labels": tensor})``. Flips, zoom in or out
+    with a shift (an affine map without rotation or shear keeps every box exact), colour and noise;
+    boxes are clipped to the image and those left smaller than 2 px are dropped with their labels.
+    ``skew`` is not used: a sheared box no longer bounds its object.
+    """
+    steps: list[torch.nn.Module] = []
+    if settings.horizontal_flip:
+        steps.append(v2.RandomHorizontalFlip())
+    if settings.vertical_flip:
+        steps.append(v2.RandomVerticalFlip())
+    if settings.scale > 0:
+        s = settings.scale
+        steps.append(v2.RandomAffine(degrees=0, translate=(s / 2, s / 2), scale=(1 - s, 1 + s)))
+    if settings.color > 0:
+        c = settings.color
+        steps.append(v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(0.5, c / 4)))
+    steps += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
+    if settings.gaussian_noise > 0:
+        steps.append(v2.GaussianNoise(mean=0.0, sigma=settings.gaussian_noise, clip=True))
+    steps += [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=2.0)]
+    return v2.Compose(steps)
+
+
+def detection_input() -> v2.Compose:
+    """A detection image as the model takes it: a float tensor in [0, 1] (the detector resizes and normalises)."""
+    return v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from visiontrain.blobs import BlobNotFound
-from visiontrain.data.dataset import DatasetSpec, Sample
+from visiontrain.data.dataset import Box, DatasetSpec, Sample
 from visiontrain.data.errors import DataError
 from visiontrain.jobs import queue
 from visiontrain.jobs.metrics import MetricsWriter
@@ -35,15 +35,19 @@ from visiontrain.store.models import Artifact, ModelVersion, VersionSample
 log = logging.getLogger("visiontrain.worker")
 CANCEL_POLL_SECONDS = 1.0
 # Artifact kind -> picture a run may write (classification: confusion matrix; tagging: precision-recall curves).
-PICTURES = {"confusion_matrix": "confusion_matrix.png", "pr_curves": "pr_curves.png"}
+PICTURES = {"confusion_matrix": "confusion_matrix.png", "pr_curves": "pr_curves.png", "detections": "detections.png"}
 TEST_DIR = "test"  # the engine's report of a version's held-out test set (training.runner.TEST_DIR)
 
 
-def _labels(annotation: Any) -> tuple[str, ...]:
-    """A snapshot annotation as a sample's labels: a name is one label, a list is the image's concepts."""
+def _sample(path: Path, annotation: Any) -> Sample:
+    """A snapshot annotation as a sample: a name is one label, a list of names the image's concepts, a list
+    of ``{"concept", "box"}`` its boxes (detection; ``[]``: without concept, a negative)."""
     if isinstance(annotation, str):
-        return (annotation,)
-    return tuple(annotation or ())
+        return Sample(path, (annotation,))
+    items = list(annotation or ())
+    if items and isinstance(items[0], dict):
+        return Sample.with_boxes(path, [Box(item["concept"], *map(float, item["box"])) for item in items])
+    return Sample(path, tuple(items))
 
 
 class TrainingWorker:
@@ -169,8 +173,8 @@ class TrainingWorker:
     def _load_job(self, version_id: int) -> tuple[TrainingSettings, DatasetSpec]:
         """The version's settings and its snapshot as the engine's dataset description (the view's task).
 
-        A snapshot row's annotation is one concept name (classification) or a list of them (tagging;
-        ``[]``: without concept, an all-negative example): the sample's labels either way.
+        A snapshot row's annotation is one concept name (classification), a list of them (tagging;
+        ``[]``: without concept, an all-negative example) or a list of boxes (detection).
         """
         with self.platform.sessions() as session:
             version = session.get(ModelVersion, version_id)
@@ -179,10 +183,10 @@ class TrainingWorker:
             classes = [c.name for c in version.model.concepts]
             samples = session.scalars(select(VersionSample).where(VersionSample.version_id == version_id).order_by(VersionSample.id)).all()
             settings = TrainingSettings(**version.settings)
-            train = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.train]
-            val = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.val]
+            train = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.train]
+            val = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.val]
             # Held-out test images: evaluated once after training, never used to choose the model.
-            test = [Sample(self._local_file(s), _labels(s.annotation)) for s in samples if s.split == Split.test]
+            test = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.test]
             warnings = list((version.data_split or {}).get("warnings", []))
         return settings, DatasetSpec(classes=classes, train=train, val=val, test=test or None, source=f"version {version_id}",
                                      task=task, warnings=warnings)

@@ -3,8 +3,9 @@
 A checkpoint is a dict saved with ``torch.save``:
 ``format`` (int), ``task`` (the registered task's name: it picks the task when loading),
 ``task_state`` (what the task fitted after training, e.g. tagging's per-concept thresholds), ``settings`` (TrainingSettings dump), ``classes``
-(list of names, index = output), ``preprocessing`` (Preprocessing dict), ``state_dict`` (TransferNet
-weights), ``epoch``, ``stage`` ("head" or "fine_tune"), ``metrics`` (the validation metrics it was
+(list of names, index = output), ``preprocessing`` (Preprocessing dict; None for a detector, which
+resizes and normalises itself), ``detector`` (a detector's options: backbone, sizes, anchors, NMS;
+absent for other tasks), ``state_dict`` (TransferNet or Detector weights), ``epoch``, ``stage`` ("head" or "fine_tune"), ``metrics`` (the validation metrics it was
 chosen by). Only tensors and plain Python values are stored, so ``weights_only=True`` loading works.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from visiontrain.models.classifier import TransferNet, build_network
+from visiontrain.models.classifier import build_network
 from visiontrain.models.preprocessing import Preprocessing
 from visiontrain.settings import TrainingSettings
 
@@ -30,9 +31,9 @@ class CheckpointError(ValueError):
 
 @dataclass
 class LoadedModel:
-    network: TransferNet
+    network: Any  # TransferNet, or a Detector for detection
     classes: list[str]
-    preprocessing: Preprocessing
+    preprocessing: Preprocessing | None
     settings: TrainingSettings
     task: str
     epoch: int
@@ -44,15 +45,16 @@ class LoadedModel:
 def save_checkpoint(
     path: str | Path,
     *,
-    network: TransferNet,
+    network: torch.nn.Module,
     settings: TrainingSettings,
     classes: list[str],
-    preprocessing: Preprocessing,
+    preprocessing: Preprocessing | None,
     epoch: int,
     stage: str,
     metrics: dict[str, float],
     task: str = "classification",
     task_state: dict[str, Any] | None = None,
+    detector: dict[str, Any] | None = None,
 ) -> None:
     path = Path(path)
     payload: dict[str, Any] = {
@@ -61,7 +63,8 @@ def save_checkpoint(
         "task_state": dict(task_state or {}),
         "settings": settings.model_dump(mode="json"),
         "classes": list(classes),
-        "preprocessing": preprocessing.to_dict(),
+        "preprocessing": preprocessing.to_dict() if preprocessing is not None else None,
+        **({"detector": dict(detector)} if detector is not None else {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
         "epoch": int(epoch),
         "stage": stage,
@@ -94,17 +97,24 @@ def load_checkpoint(model: str | Path, map_location: str | torch.device = "cpu")
     from visiontrain.tasks import get_task
 
     try:
-        get_task(str(payload.get("task")))
+        task = get_task(str(payload.get("task")))
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc} (made by a newer visiontrain?)") from None
     settings = TrainingSettings(**payload["settings"])
-    network = build_network(settings, len(payload["classes"]), pretrained=False)
+    if task.model == "detector":
+        from visiontrain.models.detector import detector_from_options
+
+        if "detector" not in payload:
+            raise CheckpointError(f"{path} is a detection checkpoint without its detector options")
+        network = detector_from_options(payload["detector"], pretrained=False)
+    else:
+        network = build_network(settings, len(payload["classes"]), pretrained=False)
     network.load_state_dict(payload["state_dict"])
     network.eval()
     return LoadedModel(
         network=network,
         classes=list(payload["classes"]),
-        preprocessing=Preprocessing.from_dict(payload["preprocessing"]),
+        preprocessing=Preprocessing.from_dict(payload["preprocessing"]) if payload.get("preprocessing") else None,
         settings=settings,
         task=payload["task"],
         epoch=int(payload["epoch"]),

@@ -1,4 +1,4 @@
-"""The task protocol and its registry: what differs between classification, tagging and (next) detection.
+"""The task protocol and its registry: what differs between classification, tagging and detection.
 
 A task owns the meaning of a run: what a sample's labels become as training targets, the loss, the
 validation metrics and the one the best checkpoint is chosen by, the output activation, what is fitted
@@ -6,6 +6,12 @@ on the validation set after training (tagging: per-concept thresholds), the spli
 report and its pictures, and the shape of a prediction. The trainer, callbacks, feature cache, events,
 run directory, checkpoint, worker, API and pages are shared and ask the task instead of assuming one.
 A new task is a new module in this package registered with :func:`register_task`.
+
+Two kinds of model: :class:`HeadTask` (classification, tagging) trains a new head on the frozen
+backbone's pooled features, so its tasks speak in logits and target rows; detection
+(``detection.py``) trains a Faster R-CNN whose heads read the backbone's feature maps, and speaks in
+boxes. ``Task.model`` says which (``"head"`` or ``"detector"``); the runner, predictor, evaluation
+and export follow it, and everything else is shared.
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ class Task(ABC):
     """One kind of view. Instances hold no state: the same object serves every run."""
 
     name: ClassVar[str]
+    # "head": a new head on pooled backbone features (HeadTask); "detector": Faster R-CNN on feature maps.
+    model: ClassVar[str] = "head"
     # The validation metric the best checkpoint and early stopping follow, and whether higher is better.
     monitor: ClassVar[str]
     monitor_mode: ClassVar[str] = "max"
-    # Output activation of the exported model and the predictor: "softmax" or "sigmoid".
-    activation: ClassVar[str]
     # Fewest classes (concepts) a model of this task can have.
     min_classes: ClassVar[int]
     # Files the evaluation report writes beside evaluation.json (stored as artifacts by the platform).
@@ -49,6 +55,24 @@ class Task(ABC):
     @abstractmethod
     def check_split(self, classes: list[str], train: list[Sample], val: list[Sample]) -> list[str]:
         """Raise DataError when training cannot start on this split; return warnings for the user."""
+
+    @abstractmethod
+    def write_pictures(self, report: dict[str, Any], out_dir: Path) -> None:
+        """The report's pictures (``pictures``) into ``out_dir``."""
+
+    @abstractmethod
+    def headline(self, report: dict[str, Any]) -> dict[str, Any]:
+        """The few numbers of a report a summary repeats (``summary.json``'s ``evaluation``)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model, "monitor": self.monitor}
+
+
+class HeadTask(Task):
+    """A task whose model is the frozen backbone's pooled features → a new head → logits."""
+
+    # Output activation of the exported model and the predictor: "softmax" or "sigmoid".
+    activation: ClassVar[str]
 
     @abstractmethod
     def targets(self, samples: list[Sample], classes: list[str]) -> torch.Tensor:
@@ -92,19 +116,11 @@ class Task(ABC):
         """The evaluation report (``evaluation.json``); its ``task`` field names this task."""
 
     @abstractmethod
-    def write_pictures(self, report: dict[str, Any], out_dir: Path) -> None:
-        """The report's pictures (``pictures``) into ``out_dir``."""
-
-    @abstractmethod
-    def headline(self, report: dict[str, Any]) -> dict[str, Any]:
-        """The few numbers of a report a summary repeats (``summary.json``'s ``evaluation``)."""
-
-    @abstractmethod
     def predictions(self, row: Any, classes: list[str], state: dict[str, Any], top_k: int) -> list[dict[str, Any]]:
         """One image's probabilities (a numpy row) as its prediction list."""
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "monitor": self.monitor, "activation": self.activation}
+        return {**super().describe(), "activation": self.activation}
 
 
 class OutputActivation(nn.Module):

@@ -15,11 +15,11 @@ from torchmetrics.classification import MulticlassAccuracy
 from visiontrain.data.dataset import Sample
 from visiontrain.data.errors import DataError
 from visiontrain.settings import TrainingSettings
-from visiontrain.tasks.base import Task, register_task
+from visiontrain.tasks.base import HeadTask, register_task
 
 
 @register_task
-class Classification(Task):
+class Classification(HeadTask):
     name = "classification"
     monitor = "val_accuracy"
     activation = "softmax"

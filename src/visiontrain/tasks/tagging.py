@@ -31,7 +31,7 @@ from torchmetrics.classification import MultilabelAveragePrecision, MultilabelEx
 from visiontrain.data.dataset import Sample
 from visiontrain.data.errors import DataError
 from visiontrain.settings import TrainingSettings
-from visiontrain.tasks.base import Task, register_task
+from visiontrain.tasks.base import HeadTask, register_task
 
 # Rarer concepts get their positives weighted up by negatives/positives, at most this much (a concept
 # on 1 of 1000 images would otherwise get a weight so large that one image dominates the loss).
@@ -40,7 +40,7 @@ MIN_IMAGES_PER_CONCEPT = 10
 
 
 @register_task
-class Tagging(Task):
+class Tagging(HeadTask):
     name = "tagging"
     monitor = "val_map"
     activation = "sigmoid"

@@ -24,8 +24,10 @@ class EventReporter(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_index: int) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None:  # a batch skipped for a non-finite loss (StageModule.guarded): no step was taken
+            return
         self.step += 1
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.sink.emit(
             "batch",
             stage=self.stage,
@@ -45,8 +47,9 @@ class EventReporter(L.Callback):
         is_best = self.best is None or self.better(value, self.best)
         if is_best:
             self.best = value
-        # Every validation metric the task logged (val_loss, val_accuracy, val_map, ...), by name.
-        task_metrics = {name: float(v) for name, v in metrics.items() if name.startswith("val_")}
+        # Every validation metric the task logged (val_loss, val_accuracy, val_map, ...), by name, and the
+        # training loss's components where the task has them (detection: train_loss_classifier, ...).
+        task_metrics = {name: float(v) for name, v in metrics.items() if name.startswith(("val_", "train_loss_"))}
         self.sink.emit(
             "epoch",
             stage=self.stage,

@@ -21,26 +21,87 @@ from visiontrain.tasks import Task
 from visiontrain.training.optim import build_optimizer, build_schedule, warmup_factor
 
 
-class TransferModule(L.LightningModule):
-    def __init__(self, network: TransferNet, settings: TrainingSettings, *, task: Task, loss: nn.Module, num_classes: int,
-                 stage: str, learning_rate: float):
+# Steps in a row whose loss is not a finite number before a run is stopped (one such batch is
+# skipped: a rare bad batch should not end a run, a diverging rate should).
+MAX_NONFINITE_STEPS = 3
+
+
+class StageModule(L.LightningModule):
+    """What every task's training stage shares: the rate's warm-up, the optimizer and schedule over
+    ``self.trainable``, the epoch's mean training loss, and a guard against a non-finite loss.
+
+    A batch whose loss is NaN or infinite is skipped (no update); ``MAX_NONFINITE_STEPS`` in a row
+    stop the stage, and ``diverged`` says why, for the run's summary (never training on NaN).
+    """
+
+    def __init__(self, settings: TrainingSettings, *, task: Task, stage: str, learning_rate: float):
         super().__init__()
         if stage not in ("head", "fine_tune"):
             raise ValueError(f"unknown stage {stage!r}")
-        self.network = network
         self.settings = settings
         self.task = task
+        self.stage = stage
+        self.learning_rate = learning_rate
+        self.trainable: list[nn.Module] = []
+        self._train_losses: list[torch.Tensor] = []
+        self._nonfinite_in_a_row = 0
+        self.skipped_steps = 0
+        self.finite_steps = 0
+        self.diverged: str | None = None
+
+    def guarded(self, loss: torch.Tensor) -> torch.Tensor | None:
+        """``loss`` to step on, or None (skip this batch) when it is not finite."""
+        if bool(torch.isfinite(loss.detach())):
+            self._nonfinite_in_a_row = 0
+            self.finite_steps += 1
+            self._train_losses.append(loss.detach())
+            return loss
+        self._nonfinite_in_a_row += 1
+        self.skipped_steps += 1
+        if self._nonfinite_in_a_row >= MAX_NONFINITE_STEPS:
+            self.diverged = (
+                f"the training loss became {float(loss.detach())} for {self._nonfinite_in_a_row} steps in a row in the "
+                f"{self.stage.replace('_', '-')} stage (epoch {self.current_epoch + 1}), so training stopped: lower "
+                f"learning_rate (now {self.learning_rate:g}) or set gradient_clip_norm (now {self.settings.gradient_clip_norm:g})"
+            )
+            self.trainer.should_stop = True
+        return None
+
+    def on_train_epoch_start(self) -> None:
+        self._train_losses.clear()
+
+    def on_train_batch_start(self, batch: Any, batch_index: int) -> None:
+        if self.settings.warmup and self.current_epoch == 0:
+            factor = warmup_factor(batch_index, int(self.trainer.num_training_batches))
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = self.learning_rate * factor
+
+    def log_train_loss(self) -> None:
+        if self._train_losses:
+            self.log("train_loss", torch.stack(self._train_losses).mean(), sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        params = [p for module in self.trainable for p in module.parameters() if p.requires_grad]
+        optimizer = build_optimizer(params, self.learning_rate, self.settings)
+        schedule = build_schedule(optimizer, self.settings, self.task.monitor, self.task.monitor_mode)
+        if schedule is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+class TransferModule(StageModule):
+    def __init__(self, network: TransferNet, settings: TrainingSettings, *, task: Task, loss: nn.Module, num_classes: int,
+                 stage: str, learning_rate: float):
+        super().__init__(settings, task=task, stage=stage, learning_rate=learning_rate)
+        self.network = network
         self.loss = loss
         self.val_metrics = task.epoch_metrics(num_classes)
         self.val_loss = MeanMetric()
-        self.stage = stage
-        self.learning_rate = learning_rate
-        self.trainable: list[nn.Module] = [network.head]
+        self.trainable = [network.head]
         if stage == "fine_tune":
             self.trainable += network.unfreeze_last(settings.retrained_layers)
         else:
             network.freeze_backbone()
-        self._train_losses: list[torch.Tensor] = []
 
     # --- forward
 
@@ -54,21 +115,13 @@ class TransferModule(L.LightningModule):
         # batches typical here, updating BatchNorm statistics while fine-tuning hurts more than it helps.
         self.network.backbone.eval()
         self.network.head.train()
-        self._train_losses.clear()
+        super().on_train_epoch_start()
 
     # --- steps
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor | None:
         inputs, targets = batch
-        loss = self.loss(self(inputs).float(), targets)
-        self._train_losses.append(loss.detach())
-        return loss
-
-    def on_train_batch_start(self, batch: Any, batch_index: int) -> None:
-        if self.settings.warmup and self.current_epoch == 0:
-            factor = warmup_factor(batch_index, int(self.trainer.num_training_batches))
-            for group in self.trainer.optimizers[0].param_groups:
-                group["lr"] = self.learning_rate * factor
+        return self.guarded(self.loss(self(inputs).float(), targets))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:
         inputs, targets = batch
@@ -83,15 +136,4 @@ class TransferModule(L.LightningModule):
         self.val_metrics.reset()
         for name, value in values.items():
             self.log(name, value)  # already reduced over devices by torchmetrics
-        if self._train_losses:
-            self.log("train_loss", torch.stack(self._train_losses).mean(), sync_dist=True)
-
-    # --- optimisation
-
-    def configure_optimizers(self) -> Any:
-        params = [p for module in self.trainable for p in module.parameters() if p.requires_grad]
-        optimizer = build_optimizer(params, self.learning_rate, self.settings)
-        schedule = build_schedule(optimizer, self.settings, self.task.monitor, self.task.monitor_mode)
-        if schedule is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
+        self.log_train_loss()

@@ -243,6 +243,7 @@ def run_training(
         raise DataError(f"the dataset is a {data.task} dataset, not {task}")
     task_name = data.task if isinstance(data, DatasetSpec) else (task or "classification")
     get_task(task_name)  # an unknown task fails before anything is written
+    settings = settings.with_task_defaults(task_name)  # what was not set takes the task's own default
     from visiontrain.settings_check import check_runnable_here
 
     check_runnable_here(settings)  # a missing GPU or offline hub backbone fails before any data work
@@ -285,6 +286,7 @@ def _clear_previous_run(run_dir: Path) -> None:
 
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     shutil.rmtree(run_dir / TEST_DIR, ignore_errors=True)
+    shutil.rmtree(run_dir / "body_features", ignore_errors=True)  # training/detection.py's spill, if a run was killed
     stale = [TEST_SAMPLES_FILE, *(picture for name in task_names() for picture in get_task(name).pictures)]
     for name in stale:
         (run_dir / name).unlink(missing_ok=True)
@@ -304,6 +306,8 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
     with run.stage("data"):
         spec = _load_spec(run, data, validation_data)
         train, val, test = run.prepare_data(spec)
+    if task.model == "detector":
+        return _train_detector(run, spec, train, val, test)
     classes = spec.classes
     device = resolve_device(settings)
     network = build_network(settings, len(classes))
@@ -395,11 +399,146 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
 
 
 def sample_record(sample: Sample, task: Task) -> dict[str, Any]:
-    """How a sample is listed in the run directory (``*_samples.json``); classification keeps ``label``."""
+    """How a sample is listed in the run directory (``*_samples.json``); classification keeps ``label``,
+    detection lists the boxes."""
     record: dict[str, Any] = {"path": str(sample.path), "labels": list(sample.labels)}
     if task.name == "classification":
         record["label"] = sample.label
+    if task.model == "detector":
+        record["boxes"] = [{"concept": b.concept, "box": list(b.corners)} for b in sample.boxes]
     return record
+
+
+def _train_detector(run: _Run, spec: DatasetSpec, train: list[Sample], val: list[Sample], test: list[Sample]) -> dict[str, Any]:
+    """Detection's stages (``training/detection.py``): body outputs once, the detector's heads on them,
+    optional fine-tuning on images; then the same checkpoint, evaluation and summary as every task."""
+    from visiontrain.models.detector import build_detector, detector_options
+    from visiontrain.training import detection as det
+
+    settings, sink, task = run.settings, run.sink, run.task
+    classes = spec.classes
+    device = resolve_device(settings)
+    network = build_detector(settings, len(classes))
+    trained = [s for s in train if s.boxes]  # only images with boxes are trained on; negatives validate
+    train_targets, val_targets = task.targets(trained, classes), task.targets(val, classes)
+    base = {
+        "classes": classes,
+        "device": str(device),
+        "preprocessing": None,
+        "detector": detector_options(settings, len(classes)),
+        "class_counts": {"train": spec.class_counts(trained), "val": spec.class_counts(val)},
+        "box_counts": {"train": _box_counts(classes, trained), "val": _box_counts(classes, val)},
+        "rejected": [{"path": str(r.path), "reason": r.reason} for r in run.rejected],
+    }
+    copies = settings.augmented_copies
+    total = len(trained) * (1 + copies) + len(val)
+    done = 0
+
+    def progress(step: int) -> None:
+        nonlocal done
+        done += step
+        sink.emit("features", done=done, total=total, cache_hits=0)
+
+    try:
+        with run.stage("features"):
+            common = dict(settings=settings, device=device, spill_dir=det.spill_dir(run.run_dir), should_stop=run.should_stop,
+                          on_progress=progress)
+            train_out = det.BodyOutputs(network, trained, train_targets, copies=copies, **common)
+            val_out = det.BodyOutputs(network, val, val_targets, copies=0, **common)
+            run.counts.update(train_variants=len(trained) * (1 + copies), body_on_disk=train_out.on_disk + val_out.on_disk,
+                              body_bytes_in_memory=train_out.bytes_in_memory + val_out.bytes_in_memory)
+    except InterruptedError:
+        det.clear_spill(run.run_dir)
+        sink.emit("status", status="cancelled", message="stopped before any model was trained")
+        return {"status": "cancelled", "message": "stopped before any model was trained", **base}
+
+    stop = StopOnRequest(run.should_stop)
+    generator = torch.Generator().manual_seed(settings.seed)
+    diverged: list[str] = []
+    with run.stage("head"):
+        L.seed_everything(settings.seed, workers=True, verbose=False)
+        head_loader, val_loader = det.body_loaders(train_out, val_out, settings)
+        module = det.DetectionModule(network, settings, task=task, stage="head", learning_rate=settings.learning_rate)
+        head_ckpt, reporter = run.fit(module, "head", settings.epochs, head_loader, val_loader, device, stop, 0)
+        diverged += [module.diverged] if module.diverged else []
+        if module.diverged and module.finite_steps == 0:
+            det.clear_spill(run.run_dir)
+            raise DataError(module.diverged + "; not one step could be trained, so there is no model")
+    best_stage, best_ckpt = "head", head_ckpt
+    if settings.fine_tune and not stop.stopped and head_ckpt and not diverged:
+        _load_weights(network, head_ckpt)
+        with run.stage("fine_tune"):
+            ft_train, ft_val = det.image_loaders(trained, train_targets, val, val_targets, settings, device, generator)
+            module = det.DetectionModule(network, settings, task=task, stage="fine_tune",
+                                         learning_rate=settings.fine_tune_learning_rate)
+            ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, ft_train, ft_val, device, stop, reporter.step)
+            diverged += [module.diverged] if module.diverged else []
+        head_best, ft_best = run.best_of("head"), run.best_of("fine_tune")
+        if ft_ckpt and ft_best and head_best and run.better(ft_best, head_best):
+            best_stage, best_ckpt = "fine_tune", ft_ckpt
+    run.warnings += diverged
+
+    best = run.best_of(best_stage)
+    if best_ckpt is None or best is None:
+        det.clear_spill(run.run_dir)
+        if diverged:
+            raise DataError(diverged[0] + "; no epoch finished with a usable model")
+        sink.emit("status", status="cancelled", message="stopped before the first validation")
+        return {"status": "cancelled", "message": "stopped before the first validation", **base}
+
+    _load_weights(network, best_ckpt)
+    shutil.rmtree(run.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    best_metrics = {k: v for k, v in best.items() if (k.startswith("val_") or k.startswith("train_loss")) and v is not None}
+    results: dict[str, Any] = {}
+    task_state = task.fit_postprocessing(settings)
+    with run.stage("evaluation"):
+        network.eval()
+        batch = max(8, settings.batch_size)
+        val_found = det.detect(network, val, batch_size=batch, device=device, outputs=val_out if best_stage == "head" else None)
+        det.clear_spill(run.run_dir)
+        save_checkpoint(run.run_dir / CHECKPOINT_NAME, network=network, settings=settings, classes=classes,
+                        preprocessing=None, epoch=best["epoch"], stage=best_stage, metrics=best_metrics,
+                        task=task.name, task_state=task_state, detector=base["detector"])
+        evaluation = _detection_report(task, classes, val, val_found, val_targets, task_state, run.run_dir)
+        if test:
+            test_found = det.detect(network, test, batch_size=batch, device=device)
+            test_report = _detection_report(task, classes, test, test_found, task.targets(test, classes), task_state,
+                                            run.run_dir / TEST_DIR)
+            results["test"] = {"num_images": test_report["num_images"], **task.headline(test_report)}
+
+    status = "cancelled" if stop.stopped else "succeeded"
+    message = "stopped on request; the best checkpoint so far is kept" if stop.stopped else "training finished"
+    if diverged:
+        message = f"training stopped early because the loss was not finite; the best checkpoint before (epoch {best['epoch']}) is kept"
+    sink.emit("status", status=status, message=message)
+    return {
+        "status": status,
+        "message": message,
+        "best_epoch": best["epoch"],
+        "best_stage": best_stage,
+        "best_metrics": best_metrics,
+        "headline": {"name": task.monitor, "value": best_metrics.get(task.monitor)},
+        "evaluation": task.headline(evaluation),
+        **results,
+        "task_state": task_state,
+        "epochs_run": {stage: len(events) for stage, events in run.stage_epochs.items()},
+        **base,
+    }
+
+
+def _box_counts(classes: list[str], samples: list[Sample]) -> dict[str, int]:
+    from visiontrain.tasks.detection import box_counts
+
+    return box_counts(classes, samples)
+
+
+def _detection_report(task: Any, classes: list[str], samples: list[Sample], found: list[dict[str, torch.Tensor]],
+                      targets: list[dict[str, torch.Tensor]], state: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    from visiontrain.evaluation.report import write_report
+
+    report = task.report(classes, found, targets, [str(s.path) for s in samples], state)
+    write_report(report, out_dir)
+    return report
 
 
 def _load_weights(network: TransferNet, lightning_checkpoint: str) -> None:

@@ -60,6 +60,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # A batch whose loss is not finite is skipped on purpose (training/module.py: StageModule.guarded).
+    warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
     # The frozen backbone is in eval mode on purpose (see TransferModule.on_train_epoch_start).
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
 
@@ -110,6 +112,7 @@ def build_trainer(
         num_sanity_val_steps=0,
         deterministic=not on_gpu,
         log_every_n_steps=1,
+        gradient_clip_val=settings.gradient_clip_norm or None,  # by norm, Lightning's default algorithm
         default_root_dir=checkpoint_dir,
     )
     return trainer, checkpoint

@@ -30,11 +30,12 @@ from visiontrain.store.models import ModelVersion
 
 router = APIRouter(tags=["versions"])
 
-ArtifactKind = Literal["checkpoint", "onnx", "confusion_matrix", "pr_curves", "test_evaluation", "test_confusion_matrix",
-                       "test_pr_curves"]
+ArtifactKind = Literal["checkpoint", "onnx", "confusion_matrix", "pr_curves", "detections", "test_evaluation",
+                       "test_confusion_matrix", "test_pr_curves", "test_detections"]
 _DOWNLOAD_NAMES = {"checkpoint": "best.pt", "onnx": "model.onnx", "confusion_matrix": "confusion_matrix.png",
                    "pr_curves": "pr_curves.png", "test_evaluation": "test-evaluation.json",
-                   "test_confusion_matrix": "test-confusion_matrix.png", "test_pr_curves": "test-pr_curves.png"}
+                   "test_confusion_matrix": "test-confusion_matrix.png", "test_pr_curves": "test-pr_curves.png",
+                   "detections": "detections.png", "test_detections": "test-detections.png"}
 STREAM_POLL_SECONDS = 0.5
 
 
@@ -172,13 +173,14 @@ async def stream_events(
     "/versions/{version_id}/artifacts/{kind}",
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **errors(404)},
-    summary="Download a file the version produced: checkpoint (best.pt), onnx (model.onnx), confusion_matrix or pr_curves (PNG); "
-    "with a test split, test_evaluation (JSON) and test_confusion_matrix or test_pr_curves (PNG)",
+    summary="Download a file the version produced: checkpoint (best.pt), onnx (model.onnx), confusion_matrix, pr_curves or "
+    "detections (PNG: validation images with predicted and true boxes); with a test split, test_evaluation (JSON) and "
+    "test_confusion_matrix, test_pr_curves or test_detections (PNG)",
 )
 def download_artifact(kind: ArtifactKind, version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
     artifact = service.get_artifact(session, version=version, kind=kind)
     filename = f"{version.model.name}-{version.name}-{_DOWNLOAD_NAMES[kind]}".replace("/", "_")
-    media = ("image/png" if kind.endswith(("confusion_matrix", "pr_curves"))
+    media = ("image/png" if kind.endswith(("confusion_matrix", "pr_curves", "detections"))
              else "application/json" if kind == "test_evaluation" else "application/octet-stream")
     return FileResponse(blobs.local_path(artifact.blob_key), media_type=media, filename=filename)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from visiontrain.data.archives import ArchiveError
+from visiontrain.data.dataset import Box  # noqa: F401 - the importers' and exporters' box
 
 if TYPE_CHECKING:
     from visiontrain.data.importers.folder import DatasetFolder
@@ -30,16 +31,6 @@ TASKS = ("classification", "tagging", "detection")
 # "test": a held-out set, never used to choose a model (neither trained on nor validated on).
 Split = Literal["train", "val", "test"]
 
-
-@dataclass(frozen=True)
-class Box:
-    """One object: its concept and its corners in pixels of the (EXIF-oriented) image, clipped to it."""
-
-    concept: str
-    x_min: float
-    y_min: float
-    x_max: float
-    y_max: float
 
 
 @dataclass(frozen=True)
