@@ -155,7 +155,25 @@ def test_a_detector_trains_and_its_body_runs_once_per_image_variant(raccoon: Dat
 
     loaded = load_checkpoint(run)
     assert isinstance(loaded.network, Detector) and loaded.task == "detection" and loaded.preprocessing is None
-    assert loaded.task_state == {"score_threshold": 0.5}
+    # Not set: chosen where F1 is best on the validation images, and used by the report.
+    assert loaded.task_state["score_threshold_source"] == "validation F1"
+    assert 0.0 < loaded.task_state["score_threshold"] < 1.0
+    assert evaluation["score_threshold"] == loaded.task_state["score_threshold"]
+
+
+def test_the_score_threshold_sits_where_f1_is_best() -> None:
+    from visiontrain.evaluation.detection import fit_score_threshold
+
+    true = {"boxes": torch.tensor([[0.0, 0, 10, 10], [20.0, 20, 30, 30]]), "labels": torch.tensor([0, 0])}
+    # Scores 0.9 (hit), 0.8 (miss: nowhere), 0.7 (hit), 0.2 (miss). Cut after 0.7: TP 2, FP 1 -> F1 0.8, the best.
+    pred = {"boxes": torch.tensor([[0.0, 0, 10, 10], [50.0, 50, 60, 60], [20.0, 20, 30, 30], [70.0, 70, 80, 80]]),
+            "scores": torch.tensor([0.9, 0.8, 0.7, 0.2]), "labels": torch.tensor([0, 0, 0, 0])}
+    assert fit_score_threshold([pred], [true]) == pytest.approx(0.45)
+    # A false positive on an image without concept scoring above the hits moves the cut nowhere better.
+    negative = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)}
+    loud = {"boxes": torch.tensor([[0.0, 0, 5, 5]]), "scores": torch.tensor([0.95]), "labels": torch.tensor([0])}
+    assert fit_score_threshold([pred, loud], [true, negative]) == pytest.approx(0.45)
+    assert fit_score_threshold([negative | {"scores": torch.zeros(0)}], [negative]) == 0.5  # nothing to fit on
 
 
 @pytest.mark.slow

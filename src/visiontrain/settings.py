@@ -218,9 +218,9 @@ class TrainingSettings(BaseModel):
         [0.5, 1.0, 2.0], "Detection: height/width ratios of the proposal anchors at every level.", "Detection",
         min_length=1, max_length=7,
     )
-    score_threshold: float = _field(
-        0.5, "Detection: boxes scoring below this are left out of predictions and of precision/recall (mAP uses every box).",
-        "Detection", ge=0.0, lt=1.0,
+    score_threshold: float | None = _field(
+        None, "Detection: boxes scoring below this are left out of predictions and of precision/recall (mAP uses every "
+        "box); empty: chosen on the validation images where F1 is best.", "Detection", ge=0.0, lt=1.0,
     )
     nms_iou: float = _field(
         0.5, "Detection: two boxes of one concept overlapping more than this (IoU) are one object; the lower-scoring is dropped.",

@@ -463,3 +463,45 @@ def gallery_figure(report: dict[str, Any], limit: int = MAX_GALLERY):
 
 def _short(name: str, limit: int = 22) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+# Used when no box is found on the validation images (nothing to fit a threshold on).
+FALLBACK_SCORE_THRESHOLD = 0.5
+
+
+def fit_score_threshold(predictions: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]],
+                        *, iou_threshold: float = DEFAULT_IOU_THRESHOLD) -> float:
+    """The score threshold with the best F1 over every box of the validation images (micro, all concepts).
+
+    Greedy matching in score order does not depend on where the list is cut, so each prediction is
+    judged once (true positive or not, as ``build_detection_report`` judges it) and every cut is
+    counted from that. The threshold is placed halfway between the best cut's lowest score and the
+    next lower one, so a box scoring just under it on new images is not lost to rounding.
+    """
+    scored: list[tuple[float, bool]] = []
+    positives = 0
+    for pred, true in zip(predictions, targets):
+        order = sorted(range(len(pred["scores"])), key=lambda i: -float(pred["scores"][i]))
+        labels, true_labels = pred["labels"].tolist(), true["labels"].tolist()
+        positives += len(true_labels)
+        ious = box_iou(pred["boxes"], true["boxes"]).tolist() if order and true_labels else []
+        hits: set[int] = set()
+        for c in sorted(set(labels)):
+            rows = [i for i in order if labels[i] == c]
+            cols = [j for j, t in enumerate(true_labels) if t == c]
+            hits.update(r for r, _ in _greedy(ious, rows, cols, iou_threshold))
+        scored += [(float(pred["scores"][i]), i in hits) for i in order]
+    if not scored or positives == 0:
+        return FALLBACK_SCORE_THRESHOLD
+    scored.sort(key=lambda item: -item[0])
+    best_f1, best_index, true_positives = -1.0, 0, 0
+    for index, (_, hit) in enumerate(scored):
+        true_positives += hit
+        if index + 1 < len(scored) and scored[index + 1][0] == scored[index][0]:
+            continue  # a cut cannot fall between equal scores
+        f1 = 2 * true_positives / (index + 1 + positives)
+        if f1 > best_f1:
+            best_f1, best_index = f1, index
+    lowest = scored[best_index][0]
+    below = scored[best_index + 1][0] if best_index + 1 < len(scored) else 0.0
+    return round((lowest + below) / 2, 6)

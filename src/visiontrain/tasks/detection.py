@@ -98,9 +98,15 @@ class Detection(Task):
 
         return map_values(computed)
 
-    def fit_postprocessing(self, settings: TrainingSettings) -> dict[str, Any]:
-        """What predict applies after the model: the score below which a box is not reported."""
-        return {"score_threshold": float(settings.score_threshold)}
+    def fit_postprocessing(self, settings: TrainingSettings, predictions: list[dict[str, torch.Tensor]],
+                           targets: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+        """What predict applies after the model: the score below which a box is not reported (the
+        setting, or where F1 is best on the best model's validation predictions)."""
+        from visiontrain.evaluation.detection import fit_score_threshold
+
+        if settings.score_threshold is not None:
+            return {"score_threshold": float(settings.score_threshold), "score_threshold_source": "settings"}
+        return {"score_threshold": fit_score_threshold(predictions, targets), "score_threshold_source": "validation F1"}
 
     # --- report and predictions
 

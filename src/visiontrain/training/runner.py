@@ -490,12 +490,12 @@ def _train_detector(run: _Run, spec: DatasetSpec, train: list[Sample], val: list
     shutil.rmtree(run.run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     best_metrics = {k: v for k, v in best.items() if (k.startswith("val_") or k.startswith("train_loss")) and v is not None}
     results: dict[str, Any] = {}
-    task_state = task.fit_postprocessing(settings)
     with run.stage("evaluation"):
         network.eval()
         batch = max(8, settings.batch_size)
         val_found = det.detect(network, val, batch_size=batch, device=device, outputs=val_out if best_stage == "head" else None)
         det.clear_spill(run.run_dir)
+        task_state = task.fit_postprocessing(settings, val_found, val_targets)
         save_checkpoint(run.run_dir / CHECKPOINT_NAME, network=network, settings=settings, classes=classes,
                         preprocessing=None, epoch=best["epoch"], stage=best_stage, metrics=best_metrics,
                         task=task.name, task_state=task_state, detector=base["detector"])
