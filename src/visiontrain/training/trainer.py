@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from visiontrain.settings import TrainingSettings
 
 
-def resolve_device(settings: TrainingSettings) -> torch.device:
+def resolve_device(settings: TrainingSettings, task: str | None = None) -> torch.device:
     """The device for work done outside the Trainer (feature extraction, evaluation).
 
     Settings this machine cannot run (no GPU for ``accelerator: gpu``, more ``devices`` than exist,
@@ -25,7 +25,7 @@ def resolve_device(settings: TrainingSettings) -> torch.device:
     """
     from visiontrain.settings_check import check_runnable_here
 
-    check_runnable_here(settings)
+    check_runnable_here(settings, task)
     if settings.accelerator != "cpu" and torch.cuda.is_available():
         return torch.device("cuda", 0)
     return torch.device("cpu")
