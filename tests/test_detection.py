@@ -255,3 +255,32 @@ def test_detection_refuses_a_backbone_it_cannot_carry_and_names_what_works_offli
     monkeypatch.setattr(detector, "_cached_coco_weights", lambda: None)
     [problem] = settings_runnable_here(TrainingSettings(backbone="resnet50"), "detection")
     assert "download.pytorch.org" in problem.message and "efficientnet_lite0" in str(problem)
+
+
+@pytest.mark.slow
+def test_fine_tuning_trains_the_last_body_blocks_on_fresh_images(raccoon: DatasetSpec, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from visiontrain.models.checkpoint import load_checkpoint
+    from visiontrain.models.detector import Detector
+    from visiontrain.training.detection import DetectionModule
+    from visiontrain.training.runner import run_training
+
+    trainable: dict[str, list[str]] = {}
+    configure = DetectionModule.configure_optimizers
+
+    def remember(self):  # type: ignore[no-untyped-def]
+        names = {id(p): n for n, p in self.network.named_parameters()}
+        trainable[self.stage] = [names[id(p)] for m in self.trainable for p in m.parameters() if p.requires_grad]
+        return configure(self)
+
+    monkeypatch.setattr(DetectionModule, "configure_optimizers", remember)
+    settings = {**TINY, "fine_tune": True, "fine_tune_epochs": 1, "retrained_layers": 2, "fine_tune_learning_rate": 1e-3}
+    summary = run_training(settings, small(raccoon, 8, 4), tmp_path / "run")
+    assert summary["status"] == "succeeded" and summary["epochs_run"] == {"head": 2, "fine_tune": 1}
+    assert not any(n.startswith("backbone.body.") for n in trainable["head"])  # the body frozen in the head stage
+    body = {".".join(n.split(".")[4:6]) for n in trainable["fine_tune"] if n.startswith("backbone.body.body.blocks.")}
+    assert body == {"5.3", "6.0"}  # the last two blocks of the body (Lite0: stage 5's last, stage 6's only)
+    assert any(n.startswith("backbone.fpn.") for n in trainable["fine_tune"])
+    # Frozen batch norm everywhere in the body: nothing to update statistics of, in either stage.
+    network = load_checkpoint(tmp_path / "run").network
+    assert isinstance(network, Detector) and not any(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())

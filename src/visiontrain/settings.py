@@ -270,6 +270,14 @@ class TrainingSettings(BaseModel):
             groups[info.json_schema_extra["group"]].append(name)  # type: ignore[index]
         return groups
 
+    @classmethod
+    def for_task(cls, task: str, values: dict[str, Any]) -> "TrainingSettings":
+        """Settings from ``values`` (what a user set) over ``task``'s defaults, validated together (so a
+        combination rule sees the task's learning rate, not the shared default's)."""
+        merged = cls(**{**TASK_DEFAULTS.get(task, {}), **values})
+        object.__setattr__(merged, "__pydantic_fields_set__", set(values))
+        return merged
+
     def with_task_defaults(self, task: str) -> "TrainingSettings":
         """These settings with ``task``'s own defaults (``TASK_DEFAULTS``) for every field that was
         not set explicitly (settings loaded from a file, flags or an API body mark what they set)."""
@@ -385,7 +393,6 @@ def load_settings(
         values.update(read_settings_file(file))
     values.update({k: v for k, v in (overrides or {}).items()})
     try:
-        settings = TrainingSettings(**values)
-        return settings.with_task_defaults(task) if task else settings
+        return TrainingSettings.for_task(task, values) if task else TrainingSettings(**values)
     except ValidationError as exc:
         raise SettingsError(format_validation_error(exc)) from None

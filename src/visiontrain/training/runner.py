@@ -63,10 +63,11 @@ class ImageSamples(Dataset):
         return self.transform(open_image(sample.path, draft_size=self.draft_size)), self.targets[index]
 
 
-def as_settings(settings: TrainingSettings | dict[str, Any] | None) -> TrainingSettings:
+def as_settings(settings: TrainingSettings | dict[str, Any] | None, task: str | None = None) -> TrainingSettings:
+    """Settings as given, or from a dict of what was set over ``task``'s defaults."""
     if isinstance(settings, TrainingSettings):
         return settings
-    return load_settings(overrides=settings or {})
+    return load_settings(overrides=settings or {}, task=task)
 
 
 @contextmanager
@@ -238,12 +239,12 @@ def run_training(
 ) -> dict[str, Any]:
     """``task``: for a dataset path, the task to read it for (default classification); a DatasetSpec
     names its own (a different ``task`` is an error)."""
-    settings = as_settings(settings)
     if isinstance(data, DatasetSpec) and task is not None and task != data.task:
         raise DataError(f"the dataset is a {data.task} dataset, not {task}")
     task_name = data.task if isinstance(data, DatasetSpec) else (task or "classification")
     get_task(task_name)  # an unknown task fails before anything is written
-    settings = settings.with_task_defaults(task_name)  # what was not set takes the task's own default
+    # What was not set takes the task's own default.
+    settings = as_settings(settings, task_name).with_task_defaults(task_name)
     from visiontrain.settings_check import check_runnable_here
 
     check_runnable_here(settings, task_name)  # a missing GPU or offline hub backbone fails before any data work
