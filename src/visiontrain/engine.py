@@ -77,7 +77,9 @@ def train(
 def evaluate(
     model: str | Path, data: DatasetSpec | str | Path | None = None, out_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    """Evaluate a trained model (run directory or checkpoint) on ``data`` (default: its validation set)."""
+    """Evaluate a trained model (run directory or checkpoint) on ``data`` (default: its validation set);
+    writes ``evaluation.json`` and the task's pictures into ``out_dir`` (default: the run directory) and
+    returns the report. A detection model reads ``data`` as a dataset with boxes (any importable layout)."""
     from visiontrain.evaluation.evaluate import evaluate_model
 
     return evaluate_model(model, data, out_dir)
@@ -87,14 +89,17 @@ def predict(
     model: str | Path, images: Iterable[str | Path | bytes], *, top_k: int = 5, backend: str = "torch"
 ) -> list[dict[str, Any]]:
     """Predictions for each image (classification: the top-k labels with probabilities; tagging:
-    every concept with its probability and whether it is on); ``backend`` is "torch" or "onnx"."""
+    every concept with its probability and whether it is on; detection: the boxes at or above the
+    model's score threshold, ``{"label", "score", "box": {"x_min", "y_min", "x_max", "y_max"}}`` in the
+    image's pixels, with the image's ``width`` and ``height``); ``backend`` is "torch" or "onnx"."""
     from visiontrain.predictor import Predictor
 
     return Predictor.load(model, backend=backend).predict(list(images), top_k=top_k)
 
 
 def export_onnx(model: str | Path, out_path: str | Path | None = None) -> Path:
-    """Export the best checkpoint to ONNX (checked against PyTorch within 1e-4); returns the file."""
+    """Export the best checkpoint to ONNX (checked against PyTorch within 1e-4 in a probability; a
+    detector: every box within 1 px and 1e-4 in its score); returns the file."""
     from visiontrain.export import export_onnx as _export
 
     return _export(model, out_path)

@@ -28,7 +28,9 @@ def evaluate(
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
 ) -> None:
     """Classification: accuracy, per-class precision/recall/F1, confusion matrix, the misclassified images.
-    Tagging: mAP, per-concept precision/recall/F1/AP at the model's thresholds, the errors per concept."""
+    Tagging: mAP, per-concept precision/recall/F1/AP at the model's thresholds, the errors per concept.
+    Detection: mAP (IoU 0.5, 0.5:0.95, 0.75), per-concept AP and precision/recall/F1 at the model's score
+    threshold, the images with the most errors (DATA: any layout with boxes, e.g. a boxes CSV or VOC)."""
     from visiontrain.evaluation.evaluate import evaluate_model
     from visiontrain.evaluation.report import REPORT_FILE
     from visiontrain.tasks import get_task
@@ -44,6 +46,8 @@ def evaluate(
     _print_rejected(report)
     if report.get("task") == "tagging":
         _print_tagging_report(report)
+    elif report.get("task") == "detection":
+        _print_detection_report(report)
     else:
         _print_report(report)
     pictures = " and ".join(str(target / name) for name in get_task(report.get("task", "classification")).pictures)
@@ -77,6 +81,39 @@ def _print_tagging_report(report: dict[str, Any]) -> None:
                       f"{row['recall']:.3f}", f"{row['f1']:.3f}", f"{row['threshold']:.3f}", str(row["support"]),
                       str(len(errors["false_positives"])), str(len(errors["false_negatives"])))
     console.print(table)
+
+
+def _print_detection_report(report: dict[str, Any]) -> None:
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    console.print(
+        f"[bold]{escape(report.get('data', 'evaluation'))}[/]: mAP@0.5 [bold]{report['map50']:.4f}[/], "
+        f"mAP@[.5:.95] {report['map']:.4f}, mAP@0.75 {report['map75']:.4f}; {report['num_images']} images, "
+        f"{report['num_boxes']} boxes; at score {report['score_threshold']:g} (IoU {report['iou_threshold']:g}): "
+        f"macro F1 {number(report['macro']['f1'])}",
+        highlight=False,
+    )
+    table = Table(title=f"Per concept (boxes scoring at least {report['score_threshold']:g})")
+    # TP/FP/FN: true positives, false positives, missed boxes (short: the table fits 80 columns).
+    for column in ("concept", "AP50", "AP", "prec.", "recall", "F1", "boxes", "TP", "FP", "FN"):
+        table.add_column(column, justify="left" if column == "concept" else "right", overflow="fold")
+    for row in report["per_class"]:
+        table.add_row(escape(row["concept"]), number(row["ap50"]), number(row["ap"]), number(row["precision"]),
+                      number(row["recall"]), number(row["f1"]), str(row["support"]), str(row["true_positives"]),
+                      str(row["false_positives"]), str(row["false_negatives"]))
+    console.print(table)
+    by_path = {image["path"]: image for image in report["images"]}
+    errors = report["errors"]
+    if errors:
+        shown = errors[:SHOWN_MISCLASSIFIED]
+        table = Table(title=f"Images with the most errors ({len(shown)} of {len(errors)})")
+        for column in ("image", "false +", "false -"):
+            table.add_column(column, justify="left" if column == "image" else "right", overflow="fold")
+        for path in shown:
+            image = by_path.get(path, {})
+            table.add_row(escape(path), str(image.get("false_positives", "")), str(image.get("false_negatives", "")))
+        console.print(table)
 
 
 def _print_report(report: dict[str, Any]) -> None:

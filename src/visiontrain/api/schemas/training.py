@@ -110,10 +110,26 @@ class TagProbability(LabelProbability):
     threshold: float
 
 
+class BoxCorners(BaseModel):
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+
+class DetectedBox(BaseModel):
+    """Detection: one box scoring at least the model's score threshold, in pixels of the image (EXIF rotation applied)."""
+
+    label: str
+    score: float
+    box: BoxCorners
+
+
 class Prediction(BaseModel):
     file: str = Field(description="The uploaded file's name.")
-    predictions: list[TagProbability | LabelProbability] = Field(
-        description="Most probable first: classification, at most top_k labels; tagging, every concept with `on` and `threshold`."
+    predictions: list[TagProbability | LabelProbability | DetectedBox] = Field(
+        description="Most probable first: classification, at most top_k labels; tagging, every concept with `on` and "
+        "`threshold`; detection, every box scoring at least the model's score threshold (`top_k` does not apply)."
     )
 
 
