@@ -17,6 +17,10 @@ The heuristic, and why:
   100 images per class and 1,000 in total, with the fine-tuning rate a tenth of the head's.
 
 Settings the data says nothing about (backbone, optimizer, schedule) keep their defaults.
+
+A detector (``task="detection"``) finds objects of even one concept (the rest is background), and
+keeps its own batch size and epochs (``TASK_DEFAULTS``: each image is large, and many boxes per image
+give many steps); the split, augmentation and fine-tuning rules are the same, counted in images.
 """
 
 from __future__ import annotations
@@ -43,20 +47,23 @@ class Suggestion:
 
 
 def suggest_settings(
-    images_per_concept: Mapping[str, int], base: TrainingSettings | None = None
+    images_per_concept: Mapping[str, int], base: TrainingSettings | None = None, *, task: str = "classification"
 ) -> Suggestion:
     """Settings suited to a dataset with these annotated image counts per concept.
 
-    ``base``: the settings the person has so far (the learning rate is read from it); defaults if None.
-    Raises ValueError when there is nothing to train on (fewer than two concepts with images).
+    ``base``: the settings the person has so far (the learning rate is read from it); the task's defaults if None.
+    Raises ValueError when there is nothing to train on (fewer than two concepts with images; one for detection).
     """
+    detection = task == "detection"
     counts = {name: int(n) for name, n in images_per_concept.items() if int(n) > 0}
-    if len(counts) < 2:
+    if detection and not counts:
+        raise ValueError("suggesting settings needs images with boxes: this dataset has none, annotate images first")
+    if not detection and len(counts) < 2:
         raise ValueError(
             "suggesting settings needs annotated images of at least two concepts; "
             f"this dataset has {len(counts)} concept(s) with images: annotate more images first"
         )
-    base = base or TrainingSettings()
+    base = (base or TrainingSettings()).with_task_defaults(task)
     total = sum(counts.values())
     smallest_name, smallest = min(counts.items(), key=lambda kv: kv[1])
     largest = max(counts.values())
@@ -76,15 +83,16 @@ def suggest_settings(
     )
 
     train_images = max(1, round(total * (1 - split)))
-    batch = 2 ** round(math.log2(max(1, train_images / 10)))
-    batch = min(64, max(8, batch))
-    values["batch_size"] = batch
-    reasons["batch_size"] = f"about {max(1, math.ceil(train_images / batch))} steps per epoch over {train_images} training images"
+    if not detection:  # a detector keeps its own small batches and its epochs
+        batch = 2 ** round(math.log2(max(1, train_images / 10)))
+        batch = min(64, max(8, batch))
+        values["batch_size"] = batch
+        reasons["batch_size"] = f"about {max(1, math.ceil(train_images / batch))} steps per epoch over {train_images} training images"
 
-    epochs = 30 if train_images < 500 else 20 if train_images < 5000 else 10
-    values["epochs"] = epochs
+        epochs = 30 if train_images < 500 else 20 if train_images < 5000 else 10
+        values["epochs"] = epochs
+        reasons["epochs"] = f"{'small' if epochs == 30 else 'medium' if epochs == 20 else 'large'} dataset; early stopping ends the run when accuracy stops rising"
     values["early_stopping"] = True
-    reasons["epochs"] = f"{'small' if epochs == 30 else 'medium' if epochs == 20 else 'large'} dataset; early stopping ends the run when accuracy stops rising"
 
     copies = 3 if per_class < 50 else 2 if per_class < 200 else 1 if per_class < 1000 else 0
     if imbalance >= IMBALANCE_RATIO and copies < 4:
@@ -126,6 +134,7 @@ def suggest_for_view(session: Any, *, view: Any, concepts: list[str] | None = No
     from visiontrain.services.errors import InvalidInput
     from visiontrain.services.views import list_concepts
 
+    task = str(getattr(view.kind, "value", view.kind))
     counts = {concept.name: count for concept, count in list_concepts(session, view=view)}
     if concepts is not None:
         unknown = [c for c in concepts if c not in counts]
@@ -133,6 +142,6 @@ def suggest_for_view(session: Any, *, view: Any, concepts: list[str] | None = No
             raise InvalidInput(f"unknown concept(s) {', '.join(map(repr, unknown))} in view {view.id}", loc=("body", "concepts"))
         counts = {c: counts[c] for c in concepts}
     try:
-        return suggest_settings(counts, base=base)
+        return suggest_settings(counts, base=base, task=task)
     except ValueError as exc:
         raise InvalidInput(str(exc), loc=("body", "concepts")) from None

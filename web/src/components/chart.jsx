@@ -29,6 +29,8 @@ function markersPlugin(getMarkers) {
           ctx.lineTo(x, top + height);
           ctx.stroke();
           ctx.fillStyle = m.color || "#16a34a";
+          ctx.textAlign = "left"; // uPlot leaves its axes' alignment on the context
+          ctx.textBaseline = "alphabetic";
           ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
           ctx.fillText(m.label, x + 4 * devicePixelRatio, top + 12 * devicePixelRatio);
           ctx.restore();
@@ -40,9 +42,9 @@ function markersPlugin(getMarkers) {
 
 /**
  * series: [{ label, x: number[], y: number[], color? }] — each with its own x; joined here.
- * markers: [{ x, label, color? }] vertical lines. xLabel / yLabel: axis names.
+ * markers: [{ x, label, color? }] vertical lines. xLabel / yLabel: axis names. note: a line under the title.
  */
-export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [], height = 220, yRange, xRange, wholeX = true, testId, emptyText = "no values yet" }) {
+export function LineChart({ title, note, series, xLabel = "epoch", yLabel, markers = [], height = 220, yRange, xRange, wholeX = true, testId, emptyText = "no values yet" }) {
   const box = useRef(null);
   const plot = useRef(null);
   const zoomed = useRef(false);
@@ -105,6 +107,7 @@ export function LineChart({ title, series, xLabel = "epoch", yLabel, markers = [
         <span>{title}</span>
         {data && <small class="hint">drag to zoom · double-click to reset</small>}
       </figcaption>
+      {note && <p class="help chart-note">{note}</p>}
       {data ? <div ref={box} class="chart-box" /> : <div class="chart-empty">{emptyText}</div>}
     </figure>
   );

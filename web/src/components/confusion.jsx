@@ -7,7 +7,9 @@ function cellColor(share, diagonal) {
   return diagonal ? `rgba(22, 163, 74, ${0.08 + 0.85 * a})` : a === 0 ? "#f8fafc" : `rgba(220, 38, 38, ${0.12 + 0.8 * a})`;
 }
 
-export function ConfusionMatrix({ classes, matrix, selected, onSelect }) {
+// unit: what a count is (images; a detector's matrix counts boxes). blank: a label whose own cell means
+// nothing (a detector's background: no box there, none predicted), shown empty.
+export function ConfusionMatrix({ classes, matrix, selected, onSelect, unit = "image(s)", blank = null }) {
   return (
     <div style={{ overflowX: "auto" }}>
       <table class="confusion" data-testid="confusion-matrix">
@@ -38,12 +40,18 @@ export function ConfusionMatrix({ classes, matrix, selected, onSelect }) {
                 {row.map((count, j) => {
                   const share = total ? count / total : 0;
                   const isSel = selected && selected.true === classes[i] && selected.predicted === classes[j];
+                  if (blank != null && classes[i] === blank && classes[j] === blank)
+                    return (
+                      <td key={j} class="blank" title="Not counted: no object there and none predicted" data-testid={`cell-${i}-${j}`}>
+                        —
+                      </td>
+                    );
                   return (
                     <td key={j}>
                       <button
                         class={isSel ? "selected" : ""}
                         style={{ background: cellColor(share, i === j), color: share > 0.55 ? "#fff" : "#0f172a" }}
-                        title={`${count} image(s) of ${classes[i]} predicted as ${classes[j]} (${(share * 100).toFixed(1)}% of ${classes[i]})`}
+                        title={`${count} ${unit} of ${classes[i]} predicted as ${classes[j]} (${(share * 100).toFixed(1)}% of ${classes[i]})`}
                         onClick={() => onSelect({ true: classes[i], predicted: classes[j], count })}
                         data-testid={`cell-${i}-${j}`}
                       >

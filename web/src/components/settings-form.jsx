@@ -1,11 +1,11 @@
 // The training settings form, generated entirely from the settings JSON schema and its field groups.
 // Nothing here names a setting: add a field to TrainingSettings and it appears, with its checks.
 import { useEffect, useState } from "preact/hooks";
-import { describeField, toText } from "./settings-schema.js";
+import { describeField, isDefaultText, toText } from "./settings-schema.js";
 
 export { collect, describeField, initialTexts, parseField, toText } from "./settings-schema.js";
 
-const showDefault = (f) => (f.default == null ? "empty" : f.kind === "boolean" ? (f.default ? "on" : "off") : String(f.default));
+const showDefault = (f) => (f.default == null ? "empty" : f.kind === "boolean" ? (f.default ? "on" : "off") : String(toText(f, f.default)));
 
 function FieldInput({ f, text, onInput, invalid }) {
   const id = `setting-${f.name}`;
@@ -28,13 +28,14 @@ function FieldInput({ f, text, onInput, invalid }) {
       </select>
     );
   const numeric = f.kind === "integer" || f.kind === "number";
+  const list = f.kind === "list";
   return (
     <input
       {...common}
       type="text"
       inputMode={numeric ? "decimal" : undefined}
       value={text}
-      placeholder={f.nullable ? "empty: automatic" : ""}
+      placeholder={f.nullable ? "empty: automatic" : list ? `${f.item.kind === "integer" ? "whole numbers" : "numbers"}, apart by commas` : ""}
       onInput={(e) => onInput(e.currentTarget.value)}
     />
   );
@@ -59,7 +60,7 @@ export function SettingsForm({ schema, groups, texts, errors, reasons = {}, onCh
       {Object.entries(groups).map(([group, names], gi) => {
         if (!names.length) return null;
         const fields = names.map((n) => describeField(schema, n));
-        const changed = fields.filter((f) => texts[f.name] !== toText(f, f.default)).length;
+        const changed = fields.filter((f) => !isDefaultText(f, texts[f.name])).length;
         const bad = fields.filter((f) => errors[f.name]).length;
         const open = opened[group] ?? (openGroups ? openGroups.includes(group) : gi < 4);
         return (
@@ -80,7 +81,7 @@ export function SettingsForm({ schema, groups, texts, errors, reasons = {}, onCh
             <div class="fields">
               {fields.map((f) => {
                 const text = texts[f.name];
-                const isDefault = text === toText(f, f.default);
+                const isDefault = isDefaultText(f, text);
                 return (
                   <div class={`field ${errors[f.name] ? "invalid" : ""} ${isDefault ? "" : "changed"}`} key={f.name} data-field={f.name}>
                     <label for={`setting-${f.name}`}>{f.name.replace(/_/g, " ")}</label>
@@ -93,7 +94,9 @@ export function SettingsForm({ schema, groups, texts, errors, reasons = {}, onCh
                       )}
                     </div>
                     <p class="help" id={`setting-${f.name}-help`}>
-                      {f.description} <span class="default">Default: {showDefault(f)}.</span>
+                      {f.description}
+                      {f.kind === "list" ? ` Type ${f.item.kind === "integer" ? "whole numbers" : "numbers"} apart by commas.` : ""}{" "}
+                      <span class="default">Default: {showDefault(f)}.</span>
                     </p>
                     {reasons[f.name] && <p class="reason">Suggested: {reasons[f.name]}</p>}
                     {errors[f.name] && <p class="field-error">{errors[f.name]}</p>}

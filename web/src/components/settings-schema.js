@@ -2,7 +2,7 @@
 // bounds and default; the text a person typed checked and turned into a value, or an error naming
 // what is wrong. Pure functions, no view code: tested with node (web/tests/).
 
-// Resolve a property to what a widget needs: kind (enum|boolean|integer|number|string|union), nullable, enum values.
+// Resolve a property to what a widget needs: kind (enum|boolean|integer|number|list|string|union), nullable, enum values.
 export function describeField(schema, name) {
   const prop = schema.properties[name];
   const resolve = (p) => (p && p.$ref ? schema.$defs[p.$ref.split("/").pop()] : p);
@@ -22,6 +22,9 @@ export function describeField(schema, name) {
     if (v.const !== undefined) return { ...base, kind: "enum", options: [v.const] };
     if (v.type === "boolean") return { ...base, kind: "boolean" };
     if (v.type === "integer" || v.type === "number") return { ...base, kind: v.type, ...bounds(v) };
+    if (v.type === "array" && v.items && (v.items.type === "integer" || v.items.type === "number"))
+      // A list of numbers (detection's anchor sizes and ratios): typed as "32, 64, 128".
+      return { ...base, kind: "list", item: { kind: v.items.type, ...bounds(v.items) }, minItems: v.minItems, maxItems: v.maxItems };
     return { ...base, kind: "string" };
   }
   // A union such as int | "auto": typed as text; each variant is tried in turn.
@@ -49,6 +52,7 @@ export function parseField(f, text) {
     const error = checkNumber(value, f, f.kind === "integer");
     return error ? { error } : { value };
   }
+  if (f.kind === "list") return parseList(f, raw);
   if (f.kind === "union") {
     const errors = [];
     for (const v of f.variants) {
@@ -68,8 +72,33 @@ export function parseField(f, text) {
   return { value: raw };
 }
 
+// "32, 64 128" -> [32, 64, 128]: numbers apart by commas, semicolons or spaces, each checked like a number field.
+function parseList(f, raw) {
+  const parts = raw.split(/[\s,;]+/).filter(Boolean);
+  const whole = f.item.kind === "integer";
+  const values = [];
+  for (const [i, part] of parts.entries()) {
+    const value = Number(part);
+    const error = checkNumber(value, f.item, whole);
+    if (error) return { error: `"${part}" (value ${i + 1}) ${error}` };
+    values.push(value);
+  }
+  const what = whole ? "whole numbers" : "numbers";
+  if (f.minItems != null && values.length < f.minItems) return { error: `give at least ${f.minItems} ${what}, apart by commas` };
+  if (f.maxItems != null && values.length > f.maxItems) return { error: `give at most ${f.maxItems} ${what} (got ${values.length})` };
+  return { value: values };
+}
+
+// Whether the typed text means the field's default ("32 64" is the list [32, 64] as much as "32, 64").
+export function isDefaultText(f, text) {
+  if (text === toText(f, f.default)) return true;
+  const r = parseField(f, text);
+  return !r.error && JSON.stringify(r.value) === JSON.stringify(f.default ?? null);
+}
+
 export function toText(f, value) {
   if (f.kind === "boolean") return !!value;
+  if (f.kind === "list") return Array.isArray(value) ? value.join(", ") : value == null ? "" : String(value);
   return value == null ? "" : String(value);
 }
 

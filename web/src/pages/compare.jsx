@@ -9,7 +9,7 @@ import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Badge, Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
 import { headline, modelsWithVersions, trainingSeconds } from "./models.jsx";
 
-const show = (v) => (v === null || v === undefined ? "—" : typeof v === "boolean" ? (v ? "on" : "off") : String(v));
+const show = (v) => (v === null || v === undefined ? "—" : typeof v === "boolean" ? (v ? "on" : "off") : Array.isArray(v) ? v.join(", ") : String(v));
 
 function Picker({ base, models, chosen }) {
   const toggle = (id) => {
@@ -34,16 +34,22 @@ function Picker({ base, models, chosen }) {
   );
 }
 
-function Comparison({ versions, runs }) {
+function Comparison({ versions, runs, task, hidden = [] }) {
   const [onlyDiffering, setOnlyDiffering] = useState(false);
-  const names = [...new Set(versions.flatMap((v) => Object.keys(v.settings || {})))];
+  // The settings that do nothing for this view's task are left out (a detector has no head, ...).
+  const every = [...new Set(versions.flatMap((v) => Object.keys(v.settings || {})))];
+  const names = every.filter((n) => !hidden.includes(n));
+  const leftOut = every.length - names.length;
   const label = (v) => `${v.model_name ? `${v.model_name} ` : ""}${v.name}`;
   const differs = (n) => new Set(versions.map((v) => JSON.stringify(v.settings[n]))).size > 1;
   const diffCount = names.filter(differs).length;
   const overlay = (pick) => runs.map((c, i) => ({ label: label(versions[i]), ...pick(c), color: PALETTE[i % PALETTE.length] }));
   const key = runs[0] ? runs[0].headline : "val_accuracy";
-  // Every best metric any of them reports (classification: accuracy; tagging: mAP, both accuracies).
-  const metricKeys = ["val_map", "val_accuracy", "val_exact_match"].filter((k) => versions.some((v) => v.best_metrics && v.best_metrics[k] != null));
+  // Every best metric any of them reports (classification: accuracy; tagging: mAP, both accuracies;
+  // detection: mAP@0.5, mAP@[.5:.95], mAP@0.75).
+  const metricKeys = ["val_map50", "val_map", "val_map75", "val_accuracy", "val_exact_match"].filter((k) =>
+    versions.some((v) => v.best_metrics && v.best_metrics[k] != null),
+  );
   const digests = new Set(versions.map((v) => (v.data_split ? v.data_split.validation_digest : null)));
   const sameValidation = digests.size === 1 && !digests.has(null);
   return (
@@ -83,7 +89,7 @@ function Comparison({ versions, runs }) {
           </tr>
           {metricKeys.map((k) => (
             <tr key={k} data-testid={`compare-${k}`}>
-              <td>best {metricLabel(k)}</td>
+              <td>best {metricLabel(k, task)}</td>
               {versions.map((v) => (
                 <td key={v.id}>{fmt.percent(v.best_metrics && v.best_metrics[k])}</td>
               ))}
@@ -119,7 +125,7 @@ function Comparison({ versions, runs }) {
       </table>
       <h2>Curves</h2>
       <div class="charts" data-testid="compare-charts">
-        <LineChart title={metricLabel(key).replace(/^./, (s) => s.toUpperCase())} series={overlay((c) => c.metric)} yRange={[0, 1]} />
+        <LineChart title={metricLabel(key, task).replace(/^./, (s) => s.toUpperCase())} series={overlay((c) => c.metric)} yRange={[0, 1]} />
         <LineChart title="Validation loss" series={overlay((c) => c.valLoss)} />
         <LineChart title="Batch loss" xLabel="step" series={overlay((c) => c.batchLoss)} />
         <LineChart title="Learning rate" xLabel={runs[0] ? runs[0].lrAxis : "step"} series={overlay((c) => c.learningRate)} />
@@ -131,6 +137,11 @@ function Comparison({ versions, runs }) {
           only the settings that differ
         </label>
       </h2>
+      {leftOut > 0 && (
+        <p class="help" data-testid="settings-left-out">
+          {leftOut} setting(s) that do not apply to {task} are left out: {every.filter((n) => hidden.includes(n)).map((n) => n.replace(/_/g, " ")).join(", ")}.
+        </p>
+      )}
       <table class="data" data-testid="compare-settings">
         <thead>
           <tr>
@@ -167,8 +178,11 @@ function CompareBody({ project, view, query }) {
     const versions = await Promise.all(chosen.map((id) => get(`/versions/${id}`)));
     const names = await Promise.all(versions.map((v) => get(`/models/${v.model_id}`).then((m) => m.name)));
     versions.forEach((v, i) => (v.model_name = names[i]));
-    const runs = await Promise.all(chosen.map((id) => fetchAllEvents(id).then(curves)));
-    return { versions, runs };
+    const [runs, schema] = await Promise.all([
+      Promise.all(chosen.map((id) => fetchAllEvents(id).then(curves))),
+      get("/settings/schema", { task: view.kind }).catch(() => null),
+    ]);
+    return { versions, runs, hidden: (schema && schema.not_applicable) || [] };
   }, [query.versions]);
   const list = models.data || null;
   if (models.error) return <ErrorNote error={models.error} onRetry={models.reload} />;
@@ -190,7 +204,7 @@ function CompareBody({ project, view, query }) {
       ) : !details.data ? (
         <Spinner label="Loading the versions…" />
       ) : (
-        <Comparison versions={details.data.versions} runs={details.data.runs} />
+        <Comparison versions={details.data.versions} runs={details.data.runs} task={view.kind} hidden={details.data.hidden} />
       )}
     </>
   );

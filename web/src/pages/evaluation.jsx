@@ -1,10 +1,13 @@
 // Evaluation. Classification: confusion matrix heatmap (click any cell, right answers included, to see
 // its images), per-class precision, recall and F1, and a gallery of misclassified images with their
 // probabilities. Tagging: per-concept table, PR curves, thresholds, false positives and negatives.
+// Detection: mAP, per-concept AP and counts, PR curves, confusion matrix with background, boxes drawn.
 import { useState } from "preact/hooks";
 import { get } from "../api.js";
 import { ConfusionMatrix, Probabilities } from "../components/confusion.jsx";
 import { isTagging } from "../components/tagging.js";
+import { isDetection } from "../components/detection.js";
+import { DetectionReport } from "../components/detection-report.jsx";
 import { TaggingReport } from "../components/tagging-report.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Empty, ErrorNote, ProjectImage, Spinner, fmt, useAsync } from "../components/ui.jsx";
@@ -18,6 +21,7 @@ function withImages(report, samples) {
     const sample = sha && bySha.get(sha);
     return { ...m, image_id: sample ? sample.image_id : null, image_name: sample ? sample.image_name : m.path.split("/").pop() };
   };
+  if (isDetection(report)) return { ...report, images: (report.images || []).map(attach) };
   const predictions = report.predictions ? report.predictions.map(attach) : undefined;
   if (isTagging(report)) {
     // Each mistake also says what the image really shows (its true set, from `predictions`).
@@ -127,6 +131,7 @@ function Report({ project, view, versionId }) {
   if (!data.data) return <Spinner label="Loading the evaluation…" />;
   const { version, report } = data.data;
   if (isTagging(report)) return <TaggingReport project={project} version={version} report={report} />;
+  if (isDetection(report)) return <DetectionReport project={project} version={version} report={report} />;
   if (!report || !report.confusion_matrix)
     return (
       <Empty title="No evaluation yet">

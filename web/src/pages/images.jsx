@@ -1,7 +1,8 @@
-// Images of a view: upload, import an annotated archive, filter, page through thumbnails.
+// Images of a view: upload, import an annotated archive, export the annotations, filter, page through thumbnails.
 import { useState } from "preact/hooks";
 import { get } from "../api.js";
 import { href, navigate } from "../router.js";
+import { AnnotationExport } from "../components/annotation-export.jsx";
 import { ArchiveImport, ImageUpload } from "../components/upload.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Empty, ErrorNote, ProjectImage, Spinner, useAsync } from "../components/ui.jsx";
@@ -135,6 +136,9 @@ export function ImagesPage({ projectId, viewId, query }) {
           <button class={`btn ${panel === "import" ? "active" : ""}`} onClick={() => setPanel(panel === "import" ? null : "import")}>
             Import annotated archive
           </button>
+          <button class={`btn ${panel === "export" ? "active" : ""}`} onClick={() => setPanel(panel === "export" ? null : "export")} data-testid="export-open">
+            Export annotations
+          </button>
         </>
       }
     >
@@ -154,6 +158,11 @@ export function ImagesPage({ projectId, viewId, query }) {
                   reloadGrid();
                 }}
               />
+            </div>
+          )}
+          {panel === "export" && (
+            <div class="card" style={{ marginBottom: "1rem" }}>
+              <AnnotationExport view={view} />
             </div>
           )}
           <Grid project={project} view={view} query={query} refresh={refresh} />

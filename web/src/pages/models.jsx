@@ -5,7 +5,7 @@ import { href } from "../router.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Badge, Empty, ErrorNote, Spinner, fmt, usePolling } from "../components/ui.jsx";
 
-const METRIC_NAMES = { val_accuracy: "accuracy", val_map: "mAP", val_map50: "mAP@50" };
+const METRIC_NAMES = { val_accuracy: "accuracy", val_map: "mAP", val_map50: "mAP@0.5" };
 
 // The version's headline metric (the API's `headline`: {name, value}) as {label, value}.
 export function headline(version) {

@@ -1,13 +1,15 @@
-// Predict: drop an image on a version, see its labels (or boxes drawn on it) and probabilities; for a
-// tagging version, every concept on or off (at its own threshold) with its probability.
+// Predict: drop an image on a version, see its labels and probabilities; for a tagging version, every
+// concept on or off (at its own threshold) with its probability; for a detector, its boxes drawn on the
+// image with concept and score, and their table. Each result names the version that made it.
 import { useEffect, useState } from "preact/hooks";
-import { upload } from "../api.js";
+import { get, upload } from "../api.js";
 import { href, navigate } from "../router.js";
-import { BoxEditor } from "../components/box-editor.jsx";
+import { BoxedImage } from "../components/box-overlay.jsx";
+import { predictionBoxes } from "../components/detection.js";
 import { Dropzone } from "../components/dropzone.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { splitOnOff } from "../components/tagging.js";
-import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+import { Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
 import { modelsWithVersions } from "./models.jsx";
 
 // One concept of a tagging prediction: on or off, its probability as a bar with its threshold marked.
@@ -45,59 +47,103 @@ function TagList({ predictions }) {
   );
 }
 
-function Result({ view, file, result }) {
+// A detector's result: the uploaded image with each box drawn (concept and score), and the table.
+function DetectionResult({ file, src, size, onLoad, result, made }) {
+  const [lit, setLit] = useState(null);
+  const found = result.predictions || [];
+  const boxes = predictionBoxes(found);
+  const whole = (v) => Math.round(v);
+  return (
+    <div data-testid="prediction">
+      <ResultHead file={file} made={made}>
+        {found.length
+          ? `${found.length} object(s) found, scoring at least ${made.threshold != null ? fmt.number(made.threshold, 2) : "the version's threshold"}`
+          : `No object found scoring at least ${made.threshold != null ? fmt.number(made.threshold, 2) : "the version's threshold"}`}
+      </ResultHead>
+      <div class="predict-stage">{src && <BoxedImage src={src} alt={file.name} width={size && size.width} height={size && size.height} boxes={boxes} highlight={lit} onLoad={onLoad} data-testid="predicted-image" />}</div>
+      {found.length > 0 && (
+        <table class="data" data-testid="prediction-boxes" style={{ marginTop: "0.75rem" }}>
+          <thead>
+            <tr>
+              <th class="num">#</th>
+              <th>Concept</th>
+              <th class="num">Score</th>
+              <th class="num">Left</th>
+              <th class="num">Top</th>
+              <th class="num">Right</th>
+              <th class="num">Bottom</th>
+              <th class="num">Size (px)</th>
+            </tr>
+          </thead>
+          <tbody>
+            {found.map((p, i) => (
+              <tr key={i} data-testid="prediction-box-row" onMouseEnter={() => setLit(i)} onMouseLeave={() => setLit(null)} class={lit === i ? "selected" : ""}>
+                <td class="num">{i + 1}</td>
+                <td>{p.label}</td>
+                <td class="num">{fmt.percent(p.score)}</td>
+                <td class="num">{whole(p.box.x_min)}</td>
+                <td class="num">{whole(p.box.y_min)}</td>
+                <td class="num">{whole(p.box.x_max)}</td>
+                <td class="num">{whole(p.box.y_max)}</td>
+                <td class="num">
+                  {whole(p.box.x_max - p.box.x_min)} × {whole(p.box.y_max - p.box.y_min)}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p class="help">Box corners are in the image's pixels, from its top-left corner. Hover a row to find its box.</p>
+    </div>
+  );
+}
+
+// Which version made a result, kept with it: choosing another version does not relabel it.
+function ResultHead({ file, made, children }) {
+  return (
+    <div class="result-head" data-testid="prediction-made-by">
+      <h3 style={{ margin: 0 }}>{children}</h3>
+      <p class="help" style={{ marginTop: "0.2rem" }}>
+        {file.name} · predicted by <b>{made.label}</b>
+      </p>
+    </div>
+  );
+}
+
+function Result({ view, file, result, made }) {
   const [src, setSrc] = useState(null);
   const [size, setSize] = useState(null);
   useEffect(() => {
     const u = URL.createObjectURL(file);
     setSrc(u);
-    const img = new Image();
-    img.onload = () => setSize({ width: img.naturalWidth, height: img.naturalHeight });
-    img.src = u;
     return () => URL.revokeObjectURL(u);
   }, [file]);
+  // The image's own size (the boxes are in its pixels), read once it is decoded, EXIF turn included.
+  const onLoad = (e) => setSize({ width: e.currentTarget.naturalWidth, height: e.currentTarget.naturalHeight });
   const labels = result.predictions || [];
-  const boxes = result.boxes || null;
+  if (view.kind === "detection" || (labels.length > 0 && labels[0].box)) return <DetectionResult file={file} src={src} size={size} onLoad={onLoad} result={result} made={made} />;
   const tagging = labels.length > 0 && labels[0].on !== undefined;
   return (
     <div class="split-layout" data-testid="prediction">
-      <div class="stage">
-        {src && boxes && size ? (
-          <BoxEditor
-            src={src}
-            width={size.width}
-            height={size.height}
-            boxes={boxes.map((b) => ({ ...b, concept: b.concept ?? b.label }))}
-            concepts={view.concepts}
-            scores={boxes.map((b) => b.probability ?? b.score)}
-            selected={null}
-            onSelect={() => {}}
-            onChange={() => {}}
-            readOnly
-          />
-        ) : (
-          src && <img src={src} alt={file.name} />
-        )}
-      </div>
+      <div class="stage">{src && <img src={src} alt={file.name} />}</div>
       <aside class="card">
-        <h3>{boxes ? `${boxes.length} object(s) found` : tagging ? "Concepts" : "Labels"}</h3>
-        <p class="help" style={{ marginTop: 0 }}>
-          {file.name}
-        </p>
+        <ResultHead file={file} made={made}>
+          {tagging ? "Concepts" : "Labels"}
+        </ResultHead>
         {tagging ? (
           <TagList predictions={labels} />
         ) : (
-        <ul class="probs" data-testid="prediction-labels" style={{ fontSize: "0.95rem" }}>
-          {labels.map((l, i) => (
-            <li key={l.label}>
-              <span class={i === 0 ? "true" : ""}>{l.label}</span>
-              <span class="bar">
-                <div style={{ width: `${(l.probability * 100).toFixed(1)}%` }} />
-              </span>
-              <span class="num">{(l.probability * 100).toFixed(1)}%</span>
-            </li>
-          ))}
-        </ul>
+          <ul class="probs" data-testid="prediction-labels" style={{ fontSize: "0.95rem" }}>
+            {labels.map((l, i) => (
+              <li key={l.label}>
+                <span class={i === 0 ? "true" : ""}>{l.label}</span>
+                <span class="bar">
+                  <div style={{ width: `${(l.probability * 100).toFixed(1)}%` }} />
+                </span>
+                <span class="num">{(l.probability * 100).toFixed(1)}%</span>
+              </li>
+            ))}
+          </ul>
         )}
       </aside>
     </div>
@@ -120,6 +166,8 @@ function Predictor({ project, view, query }) {
     );
   const versionId = query.version ? Number(query.version) : ready[ready.length - 1].id;
 
+  const current = ready.find((v) => v.id === versionId);
+
   async function send(files) {
     const file = files[0];
     if (!file) return;
@@ -127,8 +175,11 @@ function Predictor({ project, view, query }) {
     const form = new FormData();
     form.append("files", file, file.name);
     try {
-      const [result] = await upload(`/versions/${versionId}/predict`, form);
-      setState({ file, result });
+      // The version's score threshold (set, or chosen at training and reported in its evaluation).
+      const [[result], detail] = await Promise.all([upload(`/versions/${versionId}/predict`, form), get(`/versions/${versionId}`).catch(() => null)]);
+      const threshold = detail ? (detail.evaluation && detail.evaluation.score_threshold) ?? (detail.settings && detail.settings.score_threshold) : null;
+      const made = { id: versionId, label: current ? `${current.model_name} · ${current.name}` : `version ${versionId}`, threshold };
+      setState({ file, result, made });
     } catch (error) {
       setState({ file, error });
     }
@@ -160,7 +211,7 @@ function Predictor({ project, view, query }) {
       <div style={{ marginTop: "1rem" }}>
         {state && state.busy && <Spinner label="Predicting…" />}
         {state && state.error && <ErrorNote error={state.error} />}
-        {state && state.result && <Result view={view} file={state.file} result={state.result} />}
+        {state && state.result && <Result view={view} file={state.file} result={state.result} made={state.made} />}
       </div>
     </>
   );

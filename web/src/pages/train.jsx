@@ -99,12 +99,21 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
     concepts: view.concepts.map((c) => c.name),
   });
   const names = useMemo(() => Object.values(groups).flat(), [groups]);
+  // The first groups open, and the task's own group (detection's) wherever it is.
+  const openGroups = useMemo(() => {
+    const all = Object.keys(groups);
+    const own = all.find((g) => g.toLowerCase() === view.kind);
+    return own ? [...all.slice(0, 3), own] : all.slice(0, 4);
+  }, [groups, view.kind]);
 
   function change(name, text) {
     const next = { ...texts, [name]: text };
     setTexts(next);
     // Re-check as the person types, so a bad value is marked at once.
-    setErrors(collect(schema, next).errors);
+    const now = collect(schema, next).errors;
+    setErrors(now);
+    // "Fix the marked settings" goes once nothing is marked any more.
+    if (!Object.keys(now).length) setGeneral((g) => (g && g.fixFirst ? null : g));
     setReasons((r) => ({ ...r, [name]: undefined }));
   }
 
@@ -134,10 +143,13 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
     const { values, errors: bad } = collect(schema, texts);
     setErrors(bad);
     if (Object.keys(bad).length) {
-      setGeneral(new Error(`Fix the ${Object.keys(bad).length} marked setting(s) first.`));
+      setGeneral(Object.assign(new Error(`Fix the ${Object.keys(bad).length} marked setting(s) first.`), { fixFirst: true }));
       return;
     }
-    if (choice.modelId === "new" && choice.concepts.length < 2) return setGeneral(new Error("A model tells concepts apart: pick at least two."));
+    // A detector finds objects of even one concept (the rest is background); the other tasks tell concepts apart.
+    const fewest = view.kind === "detection" ? 1 : 2;
+    if (choice.modelId === "new" && choice.concepts.length < fewest)
+      return setGeneral(new Error(fewest === 1 ? "Pick the concept(s) the detector should find." : "A model tells concepts apart: pick at least two."));
     setBusy("start");
     try {
       let modelId = choice.modelId;
@@ -187,7 +199,7 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
         </div>
       )}
       {Object.values(reasons).some(Boolean) && <div class="notice">Suggested values are filled in; each says why under its field.</div>}
-      <SettingsForm schema={schema} groups={groups} texts={texts} errors={errors} reasons={reasons} onChange={change} />
+      <SettingsForm schema={schema} groups={groups} texts={texts} errors={errors} reasons={reasons} onChange={change} openGroups={openGroups} />
       <div class="sticky-bar">
         <button class="btn primary" type="submit" disabled={!!busy} data-testid="start-training">
           {busy === "start" ? "Starting…" : "Start training"}
@@ -199,25 +211,37 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
   );
 }
 
-export function TrainPage({ projectId, viewId, query }) {
+// The form of the view's task: its own defaults, and only the settings that apply to it (a detector
+// has no classification head; only detection reads the Detection group).
+function TrainLoader({ project, view, query }) {
   const deps = useAsync(async () => {
-    const [schema, models] = await Promise.all([get("/settings/schema"), modelsWithVersions(viewId)]);
+    const [schema, models] = await Promise.all([get("/settings/schema", { task: view.kind }), modelsWithVersions(view.id)]);
     const model = query.model && models.find((m) => String(m.id) === String(query.model));
     const latest = model && model.versions.length ? model.versions[model.versions.length - 1] : null;
     const startFrom = latest ? await get(`/versions/${latest.id}`) : null;
     return { schema, models, startFrom };
-  }, [projectId, viewId]);
+  }, [view.id, view.kind]);
+  if (deps.error) return <ErrorNote error={deps.error} onRetry={deps.reload} />;
+  if (!deps.data) return <Spinner label="Loading the settings…" />;
+  const { schema, models, startFrom } = deps.data;
+  const hidden = schema.not_applicable || [];
+  return (
+    <>
+      {hidden.length > 0 && (
+        <p class="help" data-testid="task-settings-note" style={{ marginTop: 0, marginBottom: "0.75rem" }}>
+          Settings for a <b>{view.kind}</b> model{Object.keys(schema.task_defaults || {}).length ? `, starting from ${view.kind}'s own defaults` : ""}.{" "}
+          Not shown, as they do not apply to {view.kind}: {hidden.map((n) => n.replace(/_/g, " ")).join(", ")}.
+        </p>
+      )}
+      <TrainForm project={project} view={view} query={query} schema={schema.schema} groups={schema.groups} models={models} startFrom={startFrom} />
+    </>
+  );
+}
+
+export function TrainPage({ projectId, viewId, query }) {
   return (
     <ViewFrame projectId={projectId} viewId={viewId} tab="models" title="Train a new model version">
-      {(project, view) =>
-        deps.error ? (
-          <ErrorNote error={deps.error} onRetry={deps.reload} />
-        ) : !deps.data ? (
-          <Spinner label="Loading the settings…" />
-        ) : (
-          <TrainForm project={project} view={view} query={query} schema={deps.data.schema.schema} groups={deps.data.schema.groups} models={deps.data.models} startFrom={deps.data.startFrom} />
-        )
-      }
+      {(project, view) => <TrainLoader project={project} view={view} query={query} />}
     </ViewFrame>
   );
 }

@@ -134,8 +134,18 @@ class Prediction(BaseModel):
 
 
 class SettingsSchema(BaseModel):
+    """Without a task: every setting and the shared defaults. With ``?task=``: that task's form (the
+    three last fields are present only then)."""
+
     json_schema: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
     groups: dict[str, list[str]]
     defaults: dict[str, Any]
+    task: str | None = Field(None, description="The task asked for.")
+    task_defaults: dict[str, Any] | None = Field(
+        None, description="The settings whose default differs for this task, with the task's value (TASK_DEFAULTS)."
+    )
+    not_applicable: list[str] | None = Field(
+        None, description="Settings this task ignores (left out of `groups`; accepted and stored, never used)."
+    )
 
     model_config = ConfigDict(populate_by_name=True)
