@@ -38,13 +38,16 @@ def test_detection_trains_evaluates_predicts_and_exports(client: TestClient, wor
     [ant] = upload(client, project["id"], [sorted((datasets_dir / "ants_bees" / "val" / "ants").glob("*.jpg"))[0]])
     marked = client.put(f"/api/v1/views/{view['id']}/annotations/{ant['id']}", json={"boxes": []})
     assert marked.status_code == 200, marked.text
-    model = client.post(f"/api/v1/views/{view['id']}/models", json={"name": "raccoon finder"}).json()
+    model = client.post(f"/api/v1/views/{view['id']}/models", json={"name": "raccoon finder"})
+    assert model.status_code == 201, model.text
+    model = model.json()
     assert model["concepts"] == ["raccoon"]
     workers.start()
     created = client.post(f"/api/v1/models/{model['id']}/versions", json={"name": "tiny", "settings": TINY})
     assert created.status_code == 201, created.text
     version = created.json()
-    assert version["sample_count"] == 25  # the negative included
+    annotated = client.get(f"/api/v1/views/{view['id']}").json()["annotated"]
+    assert version["sample_count"] == annotated  # every annotated image, the negative included
     # Detection's own defaults where the request left a setting out; what it set is kept.
     assert version["settings"]["optimizer"] == "sgd" and version["settings"]["learning_rate"] == 0.01
     assert version["settings"]["shorter_side"] == 192 and version["settings"]["epochs"] == 2
@@ -81,7 +84,7 @@ def test_detection_trains_evaluates_predicts_and_exports(client: TestClient, wor
     assert predicted.status_code == 200, predicted.text
     [result] = predicted.json()
     for box in result["predictions"]:
-        assert box["label"] == "raccoon" and box["score"] >= done["settings"]["score_threshold"]
+        assert box["label"] == "raccoon" and box["score"] >= done["summary"]["task_state"]["score_threshold"]
         corners = box["box"]
         assert 0 <= corners["x_min"] < corners["x_max"] and 0 <= corners["y_min"] < corners["y_max"]
 

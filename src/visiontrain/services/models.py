@@ -23,9 +23,14 @@ def create_model(session: Session, *, view: View, name: str, concepts: list[str]
     else:
         names = list(dict.fromkeys(concepts))
         chosen = list(concepts_by_name(session, view=view, names=names, loc=("body", "concepts")).values())
-    if len(chosen) < 2:
+    from visiontrain.tasks import get_task
+
+    # Classification needs two classes to choose between; tagging and detection can learn one concept
+    # (present or not; where it is).
+    fewest = get_task(view.kind).min_classes
+    if len(chosen) < fewest:
         raise InvalidInput(
-            f"a model needs at least 2 concepts; view {view.id} has {len(chosen)} chosen "
+            f"a {view.kind} model needs at least {fewest} concept{'s' if fewest > 1 else ''}; view {view.id} has {len(chosen)} chosen "
             f"({', '.join(c.name for c in chosen) or 'none'}): add concepts to the view first",
             loc=("body", "concepts"),
         )
