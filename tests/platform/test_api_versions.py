@@ -155,3 +155,23 @@ def test_settings_that_cannot_run_here_are_422_naming_the_field_and_what_works( 
     for ok in ({"pretrained": False, "backbone": "resnet18"}, {"learning_rate": 1}, {"devices": 2, "accelerator": "gpu"}):
         response = client.post(url, json={"settings": {**TINY, **ok}})
         assert response.status_code == 201, (ok, response.text)
+
+
+def test_settings_left_out_take_the_view_tasks_defaults_and_rules_see_them(client: TestClient) -> None:
+    # A detection model: fine-tuning at 0.001 is a tenth of detection's learning rate (0.01), so it is allowed,
+    # though it is above a tenth of the shared default (0.001); the same request on a classifier is a 422.
+    project = create_project(client)
+    settings = {"fine_tune": True, "fine_tune_learning_rate": 0.001}
+    for kind, accepted in (("detection", True), ("classification", False)):
+        view = client.post(f"/api/v1/projects/{project['id']}/views", json={"name": kind, "kind": kind, "concepts": ["a", "b"]}).json()
+        model = client.post(f"/api/v1/views/{view['id']}/models", json={"name": "m"}).json()
+        response = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": settings})
+        assert response.status_code == 422
+        message = response.json()["detail"][0]["msg"]
+        if accepted:  # refused only for want of boxes, after the settings were accepted
+            assert "0 training, 0 validation" in message, message
+        else:
+            assert "fine_tune_learning_rate (0.001) must be at most learning_rate / 10" in message
+            assert response.json()["detail"][0]["loc"] == ["body", "settings"]
+    bad = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": {"epochs": 0}})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:3] == ["body", "settings", "epochs"]

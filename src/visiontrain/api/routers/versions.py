@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Header, Query, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import ValidationError
 
 from visiontrain.api import uploads
 from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, SessionDep, VersionDep
@@ -23,6 +24,8 @@ from visiontrain.api.schemas.training import (
     VersionSummary,
 )
 from visiontrain.services import predictions
+from visiontrain.services.errors import InvalidInput
+from visiontrain.settings import format_validation_error
 from visiontrain.services import versions as service
 from visiontrain.services.images import remove_blobs
 from visiontrain.store.base import VersionStatus
@@ -68,13 +71,17 @@ def present(version: ModelVersion) -> VersionPublic:
     response_model=VersionPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Queue a training run of the model",
-    description="The body's `settings` is partial: defaults fill the rest (GET /api/v1/settings/schema). Bad "
+    description="The body's `settings` is partial: the view's task's defaults fill the rest (GET /api/v1/settings/schema?task=...). Bad "
     "settings are a 422 naming each field (`loc`: body.settings.<field>). The version trains on a snapshot of "
     "the view's annotations taken now; a worker picks it up within a second or two.",
     responses=errors(404, 409),
 )
 def create_version(body: VersionCreate, model: ModelDep, session: SessionDep) -> VersionPublic:
-    version = service.create_version(session, model=model, settings=body.settings, name=body.name)
+    try:
+        settings = body.settings_for(model.view.kind)
+    except ValidationError as exc:  # a rule between fields (the fields themselves were checked on arrival)
+        raise InvalidInput(format_validation_error(exc), loc=("body", "settings")) from None
+    version = service.create_version(session, model=model, settings=settings, name=body.name)
     session.commit()
     return present(version)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from visiontrain.api.schemas.common import Name, Public
 from visiontrain.settings import TrainingSettings
@@ -29,13 +29,29 @@ class ModelPublic(Public):
     version_count: int = 0
 
 
+# The settings a request sends: every field of TrainingSettings with its type, bounds and help (so a bad
+# value is a 422 naming the field), without the rules that relate fields to each other. Those are
+# checked once the view's task is known, with that task's defaults filled in (a detection model's
+# fine-tuning rate is judged against detection's learning rate, not the shared default's).
+SettingsInput = create_model(
+    "SettingsInput",
+    __config__=TrainingSettings.model_config,
+    __doc__="Training settings, each optional: a field left out takes the default of the view's task.",
+    **{name: (info.annotation, info) for name, info in TrainingSettings.model_fields.items()},
+)
+
+
 class VersionCreate(BaseModel):
-    """`settings` is partial: every field left out takes its default (GET /api/v1/settings/schema)."""
+    """`settings` is partial: every field left out takes its task's default (GET /api/v1/settings/schema?task=...)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = Field(None, description="Default: v1, v2, ...")
-    settings: TrainingSettings = Field(default_factory=TrainingSettings)
+    settings: SettingsInput = Field(default_factory=SettingsInput)  # type: ignore[valid-type]
+
+    def settings_for(self, task: str) -> TrainingSettings:
+        """The whole settings for ``task``: what was sent over the task's defaults, validated together."""
+        return TrainingSettings.for_task(task, self.settings.model_dump(exclude_unset=True))
 
 
 class Headline(BaseModel):
