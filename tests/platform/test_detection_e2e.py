@@ -83,6 +83,10 @@ def test_detection_trains_evaluates_predicts_and_exports(client: TestClient, wor
     predicted = client.post(f"/api/v1/versions/{version['id']}/predict", files=[("files", jpeg(probe))])
     assert predicted.status_code == 200, predicted.text
     [result] = predicted.json()
+    from PIL import Image
+
+    with Image.open(probe) as image:
+        assert (result["width"], result["height"]) == image.size
     for box in result["predictions"]:
         assert box["label"] == "raccoon" and box["score"] >= done["summary"]["task_state"]["score_threshold"]
         corners = box["box"]

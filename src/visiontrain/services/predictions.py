@@ -83,4 +83,6 @@ def predict(
         raise BadFile(bad[0][0] if len(bad) == 1 else f"{len(bad)} of the files", "; ".join(
             reason if len(bad) == 1 else f"{name}: {reason}" for name, reason in bad
         ))
-    return [{"file": name, "predictions": result["predictions"]} for (name, _), result in zip(files, results, strict=True)]
+    # A detector's boxes are in the image's pixels: its size (EXIF rotation applied) comes with them.
+    return [{"file": name, "predictions": result["predictions"], **{k: result[k] for k in ("width", "height") if k in result}}
+            for (name, _), result in zip(files, results, strict=True)]

@@ -328,37 +328,44 @@ def image_loaders(train: list[Sample], train_targets: list[dict[str, torch.Tenso
     return (
         DataLoader(DetectionImages(train, train_targets, settings), batch_size=settings.batch_size, shuffle=True,
                    generator=generator, num_workers=workers, collate_fn=collate_images),
-        DataLoader(DetectionImages(val, val_targets, None), batch_size=settings.batch_size, num_workers=workers,
-                   collate_fn=collate_images),
+        # One image at a time, as predict and the final evaluation see them (a batch pads to its largest image).
+        DataLoader(DetectionImages(val, val_targets, None), batch_size=1, num_workers=workers, collate_fn=collate_images),
     )
 
 
 @torch.inference_mode()
-def detect(network: Detector, samples: list[Sample], *, batch_size: int, device: torch.device,
-           outputs: BodyOutputs | None = None) -> list[dict[str, torch.Tensor]]:
-    """The detector's boxes for each sample, in image pixels with 0-based labels (from body outputs when
-    given: a head-stage model's validation images are not run through the body again)."""
+def detect(network: Detector, samples: list[Sample], *, device: torch.device,
+           outputs: BodyOutputs | None = None, batch_size: int = 8) -> list[dict[str, torch.Tensor]]:
+    """The detector's boxes for each sample, in image pixels with 0-based labels.
+
+    From body outputs when given (a head-stage model's validation images are not run through the body
+    again; batches are of one padded shape, so each image is seen as alone). Otherwise image by image,
+    as the predictor and the ONNX model see them: in a batch torchvision pads every image to the
+    largest, which would make an image's boxes depend on the others.
+    """
     network.eval()
     module_like = _Runner(network)
     found: list[dict[str, torch.Tensor]] = []
-    if outputs is not None:
-        by_index: dict[int, dict[str, torch.Tensor]] = {}
-        dataset = BodyDataset(outputs)
-        for keys in VariantSampler(outputs, batch_size, seed=0, shuffle=False):
-            _, detected = module_like.run(collate_body([dataset[key] for key in keys]))
-            by_index.update({index: item for (index, _), item in zip(keys, detected)})
-        return [by_index[i] for i in range(len(samples))]
-    targets = [{"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)} for _ in samples]
-    loader = DataLoader(DetectionImages(samples, targets, None), batch_size=batch_size, collate_fn=collate_images)
     network.to(device)
     try:
+        if outputs is not None:
+            by_index: dict[int, dict[str, torch.Tensor]] = {}
+            dataset = BodyDataset(outputs)
+            for keys in VariantSampler(outputs, batch_size, seed=0, shuffle=False):
+                batch = collate_body([dataset[key] for key in keys])
+                batch["body"] = OrderedDict((name, level.to(device)) for name, level in batch["body"].items())
+                _, detected = module_like.run(batch)
+                by_index.update({index: {k: v.cpu() for k, v in item.items()} for (index, _), item in zip(keys, detected)})
+            return [by_index[i] for i in range(len(samples))]
+        targets = [{"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)} for _ in samples]
+        loader = DataLoader(DetectionImages(samples, targets, None), batch_size=1, collate_fn=collate_images)
         for batch in loader:
             batch["images"] = [image.to(device) for image in batch["images"]]
             _, detected = module_like.run(batch)
             found += [{k: v.cpu() for k, v in item.items()} for item in detected]
+        return found
     finally:
         network.cpu()
-    return found
 
 
 class _Runner:

@@ -502,7 +502,7 @@ def _train_detector(run: _Run, spec: DatasetSpec, train: list[Sample], val: list
                         task=task.name, task_state=task_state, detector=base["detector"])
         evaluation = _detection_report(task, classes, val, val_found, val_targets, task_state, run.run_dir)
         if test:
-            test_found = det.detect(network, test, batch_size=batch, device=device)
+            test_found = det.detect(network, test, device=device)
             test_report = _detection_report(task, classes, test, test_found, task.targets(test, classes), task_state,
                                             run.run_dir / TEST_DIR)
             results["test"] = {"num_images": test_report["num_images"], **task.headline(test_report)}

@@ -147,6 +147,8 @@ class Prediction(BaseModel):
         description="Most probable first: classification, at most top_k labels; tagging, every concept with `on` and "
         "`threshold`; detection, every box scoring at least the model's score threshold (`top_k` does not apply)."
     )
+    width: int | None = Field(None, description="Detection: the image's width in pixels (EXIF rotation applied), the boxes' frame.")
+    height: int | None = Field(None, description="Detection: the image's height in pixels.")
 
 
 class SettingsSchema(BaseModel):
