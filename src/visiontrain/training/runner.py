@@ -341,9 +341,10 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         val_loader = DataLoader(TensorDataset(val_set.features, val_targets), batch_size=max(256, settings.batch_size))
         module = TransferModule(network, settings, stage="head", learning_rate=settings.learning_rate, **module_args)
         head_ckpt, reporter = run.fit(module, "head", settings.epochs, head_loader, val_loader, device, stop, 0)
+        diverged = [module.diverged] if module.diverged else []
 
     best_stage, best_ckpt = "head", head_ckpt
-    if settings.fine_tune and not stop.stopped and head_ckpt:
+    if settings.fine_tune and not stop.stopped and head_ckpt and not diverged:
         _load_weights(network, head_ckpt)
         with run.stage("fine_tune"):
             workers = 4 if device.type == "cuda" else 0
@@ -354,9 +355,11 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
                                 batch_size=settings.batch_size, num_workers=workers)
             module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_learning_rate, **module_args)
             ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, ft_train, ft_val, device, stop, reporter.step)
+            diverged += [module.diverged] if module.diverged else []
         head_best, ft_best = run.best_of("head"), run.best_of("fine_tune")
         if ft_ckpt and ft_best and head_best and run.better(ft_best, head_best):
             best_stage, best_ckpt = "fine_tune", ft_ckpt
+    run.warnings += diverged
 
     best = run.best_of(best_stage)
     if best_ckpt is None or best is None:
@@ -381,17 +384,26 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
                                   task_state, run.run_dir / TEST_DIR)
             results["test"] = {"num_images": test_report["num_images"], **task.headline(test_report)}
 
+    return _outcome(run, stop, best, best_stage, best_metrics, task.headline(evaluation), results, task_state, base, diverged)
+
+
+def _outcome(run: _Run, stop: StopOnRequest, best: dict[str, Any], best_stage: str, best_metrics: dict[str, Any],
+             evaluation: dict[str, Any], results: dict[str, Any], task_state: dict[str, Any], base: dict[str, Any],
+             diverged: list[str]) -> dict[str, Any]:
+    """The end of a run that kept a model, for every task: its status event and its summary."""
     status = "cancelled" if stop.stopped else "succeeded"
     message = "stopped on request; the best checkpoint so far is kept" if stop.stopped else "training finished"
-    sink.emit("status", status=status, message=message)
+    if diverged:
+        message = f"training stopped early because the loss was not finite; the best checkpoint before (epoch {best['epoch']}) is kept"
+    run.sink.emit("status", status=status, message=message)
     return {
         "status": status,
         "message": message,
         "best_epoch": best["epoch"],
         "best_stage": best_stage,
         "best_metrics": best_metrics,
-        "headline": {"name": task.monitor, "value": best_metrics.get(task.monitor)},
-        "evaluation": task.headline(evaluation),
+        "headline": {"name": run.task.monitor, "value": best_metrics.get(run.task.monitor)},
+        "evaluation": evaluation,
         **results,
         "task_state": task_state,
         "epochs_run": {stage: len(events) for stage, events in run.stage_epochs.items()},
@@ -507,24 +519,7 @@ def _train_detector(run: _Run, spec: DatasetSpec, train: list[Sample], val: list
                                             run.run_dir / TEST_DIR)
             results["test"] = {"num_images": test_report["num_images"], **task.headline(test_report)}
 
-    status = "cancelled" if stop.stopped else "succeeded"
-    message = "stopped on request; the best checkpoint so far is kept" if stop.stopped else "training finished"
-    if diverged:
-        message = f"training stopped early because the loss was not finite; the best checkpoint before (epoch {best['epoch']}) is kept"
-    sink.emit("status", status=status, message=message)
-    return {
-        "status": status,
-        "message": message,
-        "best_epoch": best["epoch"],
-        "best_stage": best_stage,
-        "best_metrics": best_metrics,
-        "headline": {"name": task.monitor, "value": best_metrics.get(task.monitor)},
-        "evaluation": task.headline(evaluation),
-        **results,
-        "task_state": task_state,
-        "epochs_run": {stage: len(events) for stage, events in run.stage_epochs.items()},
-        **base,
-    }
+    return _outcome(run, stop, best, best_stage, best_metrics, task.headline(evaluation), results, task_state, base, diverged)
 
 
 def _box_counts(classes: list[str], samples: list[Sample]) -> dict[str, int]:
