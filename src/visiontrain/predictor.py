@@ -19,7 +19,7 @@ are decoded at once. :func:`draw_detections` draws a prediction's boxes on its i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -214,6 +214,16 @@ class Predictor:
         sizes: list[tuple[int, int]] = []
         indices: list[int] = []
         errors: dict[int, str] = {}
+        for tensors in self._decoded(images, batch_size, indices, errors):
+            for tensor in tensors:
+                found.append(self.backend(tensor))
+                sizes.append((int(tensor.shape[-1]), int(tensor.shape[-2])))
+        return Detections(found=found, sizes=sizes, indices=indices, errors=errors)
+
+    def _decoded(self, images: Sequence[ImageInput], batch_size: int, indices: list[int], errors: dict[int, str]
+                 ) -> Iterator[list[torch.Tensor]]:
+        """The readable images, decoded ``batch_size`` at a time (memory stays bounded); each one's index is
+        appended to ``indices``, and why an image could not be read to ``errors``."""
         for start in range(0, len(images), batch_size):
             tensors: list[torch.Tensor] = []
             for index in range(start, min(start + batch_size, len(images))):
@@ -222,10 +232,7 @@ class Predictor:
                     indices.append(index)
                 except ImageError as exc:
                     errors[index] = str(exc)
-            for tensor in tensors:
-                found.append(self.backend(tensor))
-                sizes.append((int(tensor.shape[-1]), int(tensor.shape[-2])))
-        return Detections(found=found, sizes=sizes, indices=indices, errors=errors)
+            yield tensors
 
     def score(self, images: Sequence[ImageInput], batch_size: int = DEFAULT_BATCH_SIZE) -> Scores:
         """Probabilities for every readable image; decoded and run ``batch_size`` at a time, so
@@ -236,14 +243,7 @@ class Predictor:
         rows: list[np.ndarray] = []
         indices: list[int] = []
         errors: dict[int, str] = {}
-        for start in range(0, len(images), batch_size):
-            tensors: list[torch.Tensor] = []
-            for index in range(start, min(start + batch_size, len(images))):
-                try:
-                    tensors.append(self.decode(images[index]))
-                    indices.append(index)
-                except ImageError as exc:
-                    errors[index] = str(exc)
+        for tensors in self._decoded(images, batch_size, indices, errors):
             if tensors:
                 rows.append(self.backend(torch.stack(tensors)))
         probabilities = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)

@@ -218,6 +218,13 @@ class _Run:
         top = pick(e[monitor] for e in epochs)
         return next(e for e in epochs if e[monitor] == top)
 
+    def kept(self, head_ckpt: str | None, fine_tune_ckpt: str | None) -> tuple[str, str | None]:
+        """The stage whose best checkpoint is kept: fine-tuning's only when its best epoch beats the head's."""
+        head_best, ft_best = self.best_of("head"), self.best_of("fine_tune")
+        if fine_tune_ckpt and ft_best and head_best and self.better(ft_best, head_best):
+            return "fine_tune", fine_tune_ckpt
+        return "head", head_ckpt
+
     def better(self, candidate: dict[str, Any], incumbent: dict[str, Any]) -> bool:
         monitor = self.task.monitor
         if self.task.monitor_mode == "max":
@@ -356,9 +363,7 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
             module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_learning_rate, **module_args)
             ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, ft_train, ft_val, device, stop, reporter.step)
             diverged += [module.diverged] if module.diverged else []
-        head_best, ft_best = run.best_of("head"), run.best_of("fine_tune")
-        if ft_ckpt and ft_best and head_best and run.better(ft_best, head_best):
-            best_stage, best_ckpt = "fine_tune", ft_ckpt
+        best_stage, best_ckpt = run.kept(head_ckpt, ft_ckpt)
     run.warnings += diverged
 
     best = run.best_of(best_stage)
@@ -486,9 +491,7 @@ def _train_detector(run: _Run, spec: DatasetSpec, train: list[Sample], val: list
                                          learning_rate=settings.fine_tune_learning_rate)
             ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, ft_train, ft_val, device, stop, reporter.step)
             diverged += [module.diverged] if module.diverged else []
-        head_best, ft_best = run.best_of("head"), run.best_of("fine_tune")
-        if ft_ckpt and ft_best and head_best and run.better(ft_best, head_best):
-            best_stage, best_ckpt = "fine_tune", ft_ckpt
+        best_stage, best_ckpt = run.kept(head_ckpt, ft_ckpt)
     run.warnings += diverged
 
     best = run.best_of(best_stage)
