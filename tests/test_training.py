@@ -111,6 +111,9 @@ def test_early_stopping_ends_a_run_that_stopped_improving(ants_bees_small, tmp_p
     summary = train({**FAST, "epochs": 20, "early_stopping": True, "patience": 2, "learning_rate": 1e-9, "schedule": "none"},
                     ants_bees_small, tmp_path)
     assert summary["epochs_run"]["head"] == 3  # epoch 1 sets the best, 2 and 3 bring nothing
+    # And the summary says why the run ended at 3 of 20 epochs, and which epoch it kept.
+    assert summary["message"] == (f"stopped early (3 of 20 head epochs): no gain in val_accuracy of at least 0.001 for 2 "
+                                  f"epochs; kept head epoch {summary['best_epoch']}")
 
 
 @slow

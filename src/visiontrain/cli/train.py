@@ -120,6 +120,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         ("task", summary.get("task", "classification")),
         ("classes" if summary.get("task", "classification") == "classification" else "concepts", ", ".join(summary.get("classes", []))),
         ("images", f"{counts.get('train_images', 0)} train, {counts.get('val_images', 0)} validation{test}, {counts.get('rejected', 0)} rejected"),
+        ("outcome", summary.get("message", "")),
         ("best epoch", f"{summary.get('best_stage', '-')} {summary.get('best_epoch', '-')}"),
         *((name.replace("_", " "), f"{value:.4f}") for name, value in best.items() if name.startswith("val_")),
         *((f"test {name}", _number(value)) for name, value in summary.get("test", {}).items()

@@ -398,6 +398,14 @@ def _outcome(run: _Run, stop: StopOnRequest, best: dict[str, Any], best_stage: s
     """The end of a run that kept a model, for every task: its status event and its summary."""
     status = "cancelled" if stop.stopped else "succeeded"
     message = "stopped on request; the best checkpoint so far is kept" if stop.stopped else "training finished"
+    settings = run.settings
+    planned = {"head": settings.epochs, "fine_tune": settings.fine_tune_epochs}
+    short = [stage for stage, events in run.stage_epochs.items() if events and len(events) < planned[stage]]
+    if not stop.stopped and not diverged and short and settings.early_stopping:
+        # Say why a run ended before its epochs: the question every short run raises.
+        ran = ", ".join(f"{len(run.stage_epochs[s])} of {planned[s]} {s.replace('_', '-')} epochs" for s in short)
+        message = (f"stopped early ({ran}): no gain in {run.task.monitor} of at least {settings.min_delta:g} for "
+                   f"{settings.patience} epochs; kept {best_stage.replace('_', '-')} epoch {best['epoch']}")
     if diverged:
         message = f"training stopped early because the loss was not finite; the best checkpoint before (epoch {best['epoch']}) is kept"
     run.sink.emit("status", status=status, message=message)

@@ -153,6 +153,10 @@ function VersionView({ project, view, versionId }) {
       </div>
       <ErrorNote error={cancelError || error} />
       {version.status === "failed" && <ErrorNote error={new Error(`Training failed: ${version.error || "no message"}`)} />}
+      {!live(version) && version.status !== "failed" && version.summary?.message ? (
+        // Why the run ended where it did ("stopped early (12 of 20 head epochs): no gain ...; kept head epoch 7").
+        <div class="notice">{version.summary.message.charAt(0).toUpperCase() + version.summary.message.slice(1)}.</div>
+      ) : null}
       <Progress version={version} events={events} />
       {events.length === 0 && live(version) ? (
         <div class="notice">
