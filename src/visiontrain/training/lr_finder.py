@@ -1,0 +1,157 @@
+"""The learning-rate range test: the specification's recipe (start high, lower the rate until the loss
+falls steadily) in its modern form, on the head, over cached backbone features, in seconds.
+
+A fresh head (started as training starts it) takes one step per mini-batch while the rate rises
+exponentially from ``start`` to ``end``; the loss is smoothed (exponential average, bias-corrected)
+and the test stops once it has blown up to four times its best. The suggestion follows one stated
+rule, chosen because the usual ones are unstable on short, noisy curves: the rate where the smoothed
+loss falls fastest against log(rate) ("steepest descent"), looked for only below the rate of the
+lowest loss, and never above a tenth of that rate (the loss is about to turn there). Writes
+``lr_find.json`` (rates, losses, the rule and the suggestion) and ``lr_find.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from visiontrain.data.dataset import DatasetSpec
+from visiontrain.data.errors import DataError
+from visiontrain.settings import TrainingSettings
+
+RESULT_FILE = "lr_find.json"
+PICTURE_FILE = "lr_find.png"
+SMOOTHING = 0.9
+BLOW_UP = 4.0
+
+
+def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data: DatasetSpec | str | Path, out_dir: str | Path, *,
+                       task: str | None = None, cache_dir: str | Path | None = None, start: float = 1e-6, end: float = 1.0,
+                       steps: int = 100) -> dict[str, Any]:
+    """Run the range test on ``data``'s training images; returns (and writes) the curve and the suggestion."""
+    import lightning as L
+
+    from visiontrain.models.classifier import build_network
+    from visiontrain.models.preprocessing import resolve_preprocessing
+    from visiontrain.tasks import get_task
+    from visiontrain.training.events import EventSink
+    from visiontrain.training.features import default_cache_dir
+    from visiontrain.training.optim import build_optimizer
+    from visiontrain.training.runner import _load_spec, _Run, as_settings
+    from visiontrain.training.trainer import resolve_device
+
+    if not 0 < start < end:
+        raise DataError(f"the range must rise: start {start:g} must be above 0 and below end {end:g}")
+    task_name = data.task if isinstance(data, DatasetSpec) else (task or "classification")
+    the_task = get_task(task_name)
+    if the_task.model != "head":
+        raise DataError(
+            f"the learning-rate range test runs on a head over cached features; a {task_name} model trains its whole "
+            f"detector (its default, learning_rate {TrainingSettings.for_task(task_name, {}).learning_rate:g} with SGD, "
+            "is measured in docs/benchmarks.md)"
+        )
+    settings = as_settings(settings, task_name).with_task_defaults(task_name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    sink = EventSink(out)
+    try:
+        run = _Run(settings, the_task, out, sink, lambda: False, Path(cache_dir) if cache_dir else default_cache_dir(), False)
+        spec = _load_spec(run, data, None)
+        train, val, _ = run.prepare_data(spec)
+        device = resolve_device(settings, task_name)
+        network = build_network(settings, len(spec.classes))
+        preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
+        train_set, _ = run.features(network, preprocessing, train, val, device)
+    finally:
+        sink.close()
+    targets = the_task.targets(train, spec.classes)[train_set.sample_index]
+    the_task.initialize_head(network.head, the_task.targets(train, spec.classes))
+    loss_fn = the_task.training_loss(settings, the_task.targets(train, spec.classes))
+    head = network.head.train()
+    optimizer = build_optimizer([p for p in head.parameters() if p.requires_grad], start, settings)
+    loader = DataLoader(TensorDataset(train_set.features, targets), batch_size=settings.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(settings.seed))
+    factor = (end / start) ** (1 / max(1, steps - 1))
+    rates, losses, smoothed = [], [], []
+    average, best = 0.0, math.inf
+    batches = iter(loader)
+    for step in range(steps):
+        try:
+            inputs, batch_targets = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            inputs, batch_targets = next(batches)
+        rate = start * factor**step
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        loss = loss_fn(head(inputs).float(), batch_targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            break
+        average = SMOOTHING * average + (1 - SMOOTHING) * value
+        current = average / (1 - SMOOTHING ** (step + 1))
+        rates.append(rate), losses.append(value), smoothed.append(current)
+        best = min(best, current)
+        if current > BLOW_UP * best and step > 10:
+            break
+    result = {"task": task_name, "start": start, "end": end, "rates": rates, "losses": losses, "smoothed": smoothed,
+              **suggest(rates, smoothed), "images": len(train), "features": int(train_set.features.shape[0])}
+    (out / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    _picture(result, out / PICTURE_FILE)
+    return result
+
+
+def suggest(rates: list[float], smoothed: list[float]) -> dict[str, Any]:
+    """The suggested rate from a smoothed loss curve, with the rule and why (see the module's text)."""
+    if len(rates) < 5:
+        raise DataError(f"the range test ended after {len(rates)} steps (the loss was not finite): lower end or start")
+    lowest = int(np.argmin(smoothed))
+    cap = rates[lowest] / 10
+    log_rates = np.log(np.asarray(rates))
+    slopes = np.gradient(np.asarray(smoothed), log_rates)
+    window = max(1, lowest)
+    steepest = int(np.argmin(slopes[:window])) if lowest > 0 else 0
+    suggestion = min(rates[steepest], cap) if lowest > 0 else cap
+    return {
+        "suggestion": float(suggestion),
+        "rule": "steepest descent of the smoothed loss below the lowest-loss rate, at most a tenth of that rate",
+        "steepest_rate": float(rates[steepest]),
+        "lowest_loss_rate": float(rates[lowest]),
+        "reason": (f"the loss falls fastest at {rates[steepest]:.2g} and is lowest at {rates[lowest]:.2g}; "
+                   f"{suggestion:.2g} is {'the steepest point' if suggestion == rates[steepest] else 'a tenth of the lowest point'}, "
+                   "a rate at which it still falls steadily"),
+    }
+
+
+def _picture(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from visiontrain.evaluation.report import save_figure
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    axes.plot(result["rates"], result["losses"], color="#bbbbbb", linewidth=1, label="loss per step")
+    axes.plot(result["rates"], result["smoothed"], color="#0072b2", linewidth=2, label="smoothed")
+    axes.axvline(result["suggestion"], color="#d55e00", linestyle="--", label=f"suggested {result['suggestion']:.2g}")
+    axes.set_xscale("log")
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss")
+    axes.set_title("Learning-rate range test (head, cached features)")
+    top = max(result["smoothed"][: max(1, len(result["smoothed"]) // 2)] + [min(result["smoothed"]) * 1.5])
+    axes.set_ylim(min(result["smoothed"]) * 0.9, top * 1.3)
+    axes.legend()
+    figure.tight_layout()
+    save_figure(figure, path)
+    plt.close(figure)
