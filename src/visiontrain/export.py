@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,30 +214,37 @@ def _read_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def _verification_inputs(run_dir: Path, preprocessing: Preprocessing, images: list[str | Path] | None) -> tuple[torch.Tensor, str]:
-    """Real images to compare on (given, else the run's first validation images); random inputs
-    only when the checkpoint stands alone with no images to hand."""
-    from visiontrain.data.images import open_image
-    from visiontrain.data.transforms import model_input
+def _check_images(run_dir: Path, images: list[str | Path] | None, decode: Callable[[str | Path], torch.Tensor]
+                  ) -> tuple[list[torch.Tensor], str]:
+    """The images an export is checked on, decoded: the given ones (one that cannot be read is an error),
+    else the run's first validation images (one that cannot be read is left out, with a warning)."""
     from visiontrain.evaluation.evaluate import read_validation_samples
 
+    given = images is not None
     if images is None:
         try:
             images = [s.path for s in read_validation_samples(run_dir)[:CHECK_IMAGES]]
         except DataError:
             images = []
-        described = "validation images"
-    else:
-        described = "given images"
-    transform = model_input(preprocessing)
     tensors = []
     for path in images:
         try:
-            tensors.append(transform(open_image(path, draft_size=preprocessing.image_size)))
+            tensors.append(decode(path))
         except ImageError as exc:
-            if described == "given images":
+            if given:
                 raise ImageError(f"{path}: {exc}") from None
             log.warning("validation image %s left out of the export check: %s", path, exc)
+    return tensors, "given images" if given else "validation images"
+
+
+def _verification_inputs(run_dir: Path, preprocessing: Preprocessing, images: list[str | Path] | None) -> tuple[torch.Tensor, str]:
+    """Real images to compare on (given, else the run's first validation images); random inputs
+    only when the checkpoint stands alone with no images to hand."""
+    from visiontrain.data.images import open_image
+    from visiontrain.data.transforms import model_input
+
+    transform = model_input(preprocessing)
+    tensors, described = _check_images(run_dir, images, lambda path: transform(open_image(path, draft_size=preprocessing.image_size)))
     if tensors:
         return torch.stack(tensors), f"{len(tensors)} real {described}"
     log.warning("no images beside %s to verify the export on; using random inputs", run_dir)
@@ -357,25 +365,9 @@ def _detection_check_inputs(run_dir: Path, images: list[str | Path] | None) -> t
     images of three shapes only when the checkpoint stands alone with no images to hand."""
     from visiontrain.data.images import open_image
     from visiontrain.data.transforms import detection_input
-    from visiontrain.evaluation.evaluate import read_validation_samples
 
-    if images is None:
-        try:
-            images = [s.path for s in read_validation_samples(run_dir)[:CHECK_IMAGES]]
-        except DataError:
-            images = []
-        described = "validation images"
-    else:
-        described = "given images"
     to_tensor = detection_input()
-    tensors = []
-    for path in images:
-        try:
-            tensors.append(to_tensor(open_image(path)))
-        except ImageError as exc:
-            if described == "given images":
-                raise ImageError(f"{path}: {exc}") from None
-            log.warning("validation image %s left out of the export check: %s", path, exc)
+    tensors, described = _check_images(run_dir, images, lambda path: to_tensor(open_image(path)))
     if tensors:
         return tensors, f"{len(tensors)} real {described}"
     log.warning("no images beside %s to verify the export on; using random inputs", run_dir)

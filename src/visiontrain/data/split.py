@@ -306,3 +306,12 @@ def _sorted(samples: list[Sample]) -> list[Sample]:
 
 def _names(labels: list[str]) -> str:
     return ", ".join(f"'{label}'" for label in labels)
+
+
+def content_keyed_multilabel_split(samples: list[Sample], fraction: float, seed: int, *, classes: list[str]
+                                   ) -> tuple[list[Sample], list[Sample], list[str]]:
+    """:func:`multilabel_split` of samples keyed by their files' content (where the files lie does not move
+    the split): tagging's split, and detection's on the concepts each image shows."""
+    keyed, back = content_keyed(samples)
+    train, val, warnings = multilabel_split(keyed, fraction, seed, classes=classes)
+    return back(train), back(val), warnings

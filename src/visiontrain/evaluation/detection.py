@@ -55,6 +55,7 @@ from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 
 from visiontrain.evaluation.metrics import DIGITS
+from visiontrain.evaluation.report import pr_panel_axes
 
 PR_CURVES_FILE = "pr_curves.png"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
@@ -352,12 +353,7 @@ def pr_curves_figure(report: dict[str, Any]):
             axes.text(0.5, 0.5, "no true box", ha="center", va="center", fontsize=8, color="grey")
         ap50 = "n/a" if row["ap50"] is None else f"{row['ap50']:.3f}"
         axes.set_title(f"{_short(row['concept'])}\nAP50 {ap50} · {row['support']} boxes", fontsize=8)
-        axes.set_xlim(0, 1.02)
-        axes.set_ylim(0, 1.05)
-        axes.tick_params(labelsize=7)
-        axes.set_xlabel("recall", fontsize=7)
-        axes.set_ylabel("precision", fontsize=7)
-        axes.grid(alpha=0.3)
+        pr_panel_axes(axes)
     shown = f"; the {len(rows)} of {len(every)} concepts with the most boxes" if len(rows) < len(every) else ""
     figure.suptitle(
         f"Precision-recall at IoU 0.5 (mAP50 {report['map50']:.3f}, mAP {report['map']:.3f}; "

@@ -107,6 +107,16 @@ def write_confusion_matrix(report: dict[str, Any], out_dir: Path) -> None:
     save_figure(confusion_matrix_figure(report["confusion_matrix"], report["classes"]), Path(out_dir) / CONFUSION_MATRIX_FILE)
 
 
+def pr_panel_axes(axes: Any) -> None:
+    """One small precision-recall panel's frame (tagging's per-concept curves, detection's per-class ones)."""
+    axes.set_xlim(0, 1.02)
+    axes.set_ylim(0, 1.05)
+    axes.tick_params(labelsize=7)
+    axes.set_xlabel("recall", fontsize=7)
+    axes.set_ylabel("precision", fontsize=7)
+    axes.grid(alpha=0.3)
+
+
 def save_figure(figure: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     figure.savefig(tmp, format="png")

@@ -28,6 +28,7 @@ from torchmetrics.classification import (
 )
 
 from visiontrain.evaluation.metrics import DIGITS, MIN_PROBABILITY
+from visiontrain.evaluation.report import pr_panel_axes
 
 PR_CURVES_FILE = "pr_curves.png"
 DEFAULT_THRESHOLD = 0.5
@@ -217,12 +218,7 @@ def pr_curves_figure(report: dict[str, Any]):
         ap = "n/a" if row["ap"] is None else f"{row['ap']:.3f}"
         name = row["concept"] if len(row["concept"]) <= 22 else row["concept"][:21] + "…"
         axes.set_title(f"{name}\nAP {ap} · threshold {row['threshold']:.2f} · {row['support']} img", fontsize=8)
-        axes.set_xlim(0, 1.02)
-        axes.set_ylim(0, 1.05)
-        axes.tick_params(labelsize=7)
-        axes.set_xlabel("recall", fontsize=7)
-        axes.set_ylabel("precision", fontsize=7)
-        axes.grid(alpha=0.3)
+        pr_panel_axes(axes)
     shown = f"; the {n} of {len(every)} concepts with the most images" if n < len(every) else ""
     figure.suptitle(f"Precision-recall per concept (mAP {report['map']:.3f}, {report['num_images']} images{shown})", fontsize=10)
     return figure

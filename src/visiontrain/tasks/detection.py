@@ -44,11 +44,9 @@ class Detection(Task):
                     raise DataError(f"{sample.path} in {where} has an empty or negative box {list(box.corners)} ({box.concept})")
 
     def split(self, samples: list[Sample], fraction: float, seed: int, classes: list[str]) -> tuple[list[Sample], list[Sample], list[str]]:
-        from visiontrain.data.split import content_keyed, multilabel_split
+        from visiontrain.data.split import content_keyed_multilabel_split
 
-        keyed, back = content_keyed(samples)
-        train, val, warnings = multilabel_split(keyed, fraction, seed, classes=classes)
-        return back(train), back(val), warnings
+        return content_keyed_multilabel_split(samples, fraction, seed, classes=classes)
 
     def check_split(self, classes: list[str], train: list[Sample], val: list[Sample]) -> list[str]:
         trained = [s for s in train if s.boxes]

@@ -57,11 +57,9 @@ class Tagging(HeadTask):
                 raise DataError(f"{sample.path} in {where} lists a concept twice: {list(sample.labels)}")
 
     def split(self, samples: list[Sample], fraction: float, seed: int, classes: list[str]) -> tuple[list[Sample], list[Sample], list[str]]:
-        from visiontrain.data.split import content_keyed, multilabel_split
+        from visiontrain.data.split import content_keyed_multilabel_split
 
-        keyed, back = content_keyed(samples)  # by content: where the files lie does not move the split
-        train, val, warnings = multilabel_split(keyed, fraction, seed, classes=classes)
-        return back(train), back(val), warnings
+        return content_keyed_multilabel_split(samples, fraction, seed, classes=classes)
 
     def check_split(self, classes: list[str], train: list[Sample], val: list[Sample]) -> list[str]:
         train_counts = _positives(classes, train)
