@@ -58,6 +58,11 @@ class ResizeMode(StrEnum):
     letterbox = "letterbox"
 
 
+class BatchNormMode(StrEnum):
+    frozen = "frozen"
+    train = "train"
+
+
 class Optimizer(StrEnum):
     adam = "adam"
     sgd = "sgd"
@@ -123,7 +128,12 @@ class TrainingSettings(BaseModel):
     head_units: int = _field(256, "Units in each hidden layer of the head.", "Head", ge=8, le=8192)
     dropout: float = _field(0.2, "Fraction of features dropped at random while training the head (0 to 0.9).", "Head", ge=0.0, le=0.9)
     balance_concepts: bool = _field(
-        False, "Tagging: weight each concept's positive images by how rare the concept is (helps concepts seen on few images).", "Head"
+        False, "Weight each concept by how rare it is, so a concept with few images counts as much as a common one "
+        "(classification: each image's loss by 1 / its class's share; tagging: each concept's positive images).", "Head"
+    )
+    label_smoothing: float = _field(
+        0.0, "Classification: aim the loss at this much less than full certainty, spread over the other classes "
+        "(0: off; 0.1 is usual); makes probabilities less overconfident.", "Head", ge=0.0, le=0.5,
     )
 
     # --- Optimizer
@@ -198,7 +208,18 @@ class TrainingSettings(BaseModel):
     )
     fine_tune_epochs: int = _field(3, "Passes over the images while fine-tuning (at most 5 recommended).", "Fine-tuning", ge=1, le=50)
     fine_tune_learning_rate: float = _field(
-        1e-4, "Learning rate while fine-tuning; at most a tenth of the head's learning rate.", "Fine-tuning", gt=0.0, le=1.0
+        1e-4, "Learning rate while fine-tuning, at most a tenth of the head's; it decays along a cosine to near zero "
+        "over the fine-tuning epochs.", "Fine-tuning", gt=0.0, le=1.0
+    )
+    fine_tune_batch_norm: BatchNormMode = _field(
+        BatchNormMode.frozen, "Batch normalisation in the retrained blocks: frozen (keep ImageNet's statistics, "
+        "only their scale and shift learn) or train (re-estimate statistics from your batches).", "Fine-tuning",
+        strict=False,
+    )
+    fine_tune_fresh_augmentation: bool = _field(
+        False, "Augment every image anew in each fine-tuning epoch (the frozen layers then run at every step, several "
+        "times slower) instead of reusing fixed augmented copies, whose frozen-layer outputs are computed once.",
+        "Fine-tuning",
     )
 
     # --- Detection

@@ -80,9 +80,9 @@ def test_settings_schema_per_task_gives_the_tasks_defaults_and_fields(tmp_path: 
             assert "Detection" not in body["groups"] and "head_layers" in body["groups"]["Head"], task
             assert body["defaults"] == plain["defaults"] and body["task_defaults"] == {}
         tagging = client.get("/api/v1/settings/schema", params={"task": "tagging"}).json()
-        assert "balance_concepts" in tagging["groups"]["Head"]
+        assert "balance_concepts" in tagging["groups"]["Head"] and "label_smoothing" in tagging["not_applicable"]
         classification = client.get("/api/v1/settings/schema", params={"task": "classification"}).json()
-        assert "balance_concepts" in classification["not_applicable"]
+        assert {"balance_concepts", "label_smoothing"} <= set(classification["groups"]["Head"])
 
         refused = client.get("/api/v1/settings/schema", params={"task": "segmentation"})
         assert refused.status_code == 422 and "detection" in refused.text

@@ -80,7 +80,7 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         page.click("[data-testid=train-new-version]")
         page.wait_for_selector("[data-testid=train-form]")
         # Every setting that applies to classification has its field, none is listed by hand; the others
-        # (the Detection group, tagging's balance_concepts) are left out of a classifier's form.
+        # (the Detection group) are left out of a classifier's form.
         schema = api.get("/settings/schema", params={"task": "classification"}).json()
         for name in schema["schema"]["properties"]:
             assert page.locator(f"[data-field={name}]").count() == (0 if name in schema["not_applicable"] else 1), name

@@ -61,7 +61,13 @@ class Classification(HeadTask):
         return torch.tensor([index[s.label] for s in samples], dtype=torch.long)
 
     def training_loss(self, settings: TrainingSettings, train_targets: torch.Tensor) -> nn.Module:
-        return nn.CrossEntropyLoss()
+        weight = None
+        if settings.balance_concepts:
+            # Each class's images weigh 1 / its share of the training images (normalised so a balanced
+            # set gets weight 1 everywhere): a rare class then counts as much as a common one.
+            counts = torch.bincount(train_targets, minlength=int(train_targets.max()) + 1).float()
+            weight = torch.where(counts > 0, counts.sum() / (len(counts) * counts.clamp(min=1)), torch.zeros_like(counts))
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=settings.label_smoothing)
 
     def validation_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets)

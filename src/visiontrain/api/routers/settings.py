@@ -17,13 +17,13 @@ router = APIRouter(prefix="/settings", tags=["settings"])
 def not_applicable(task: str) -> list[str]:
     """The settings that do nothing for ``task`` (a form hides them; the API still takes them, and the
     version stores them as they came): a detector has no classification head and sizes its images by
-    shorter_side/longer_side; only detection reads the Detection group; only tagging weights rare concepts."""
+    shorter_side/longer_side; only detection reads the Detection group; only classification smooths its labels."""
     groups = TrainingSettings.field_groups()
     if task == "detection":
         return [*groups["Head"], "image_size", "resize_mode"]
     names = list(groups["Detection"])
-    if task != "tagging":
-        names.append("balance_concepts")
+    if task != "classification":
+        names.append("label_smoothing")
     return names
 
 
