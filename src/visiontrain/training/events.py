@@ -3,7 +3,9 @@
 Every event is a JSON-ready dict with ``type`` and ``time`` (seconds since the run started):
 
 - ``{"type": "stage", "stage": "data"|"features"|"head"|"fine_tune"|"evaluation", "status": "started"|"finished"}``
-- ``{"type": "features", "done": int, "total": int, "cache_hits": int}``  (feature extraction progress)
+- ``{"type": "features", "done": int, "total": int, "cache_hits": int, "originals": int, "augmented_copies": int,
+  "train_images": int, "val_images": int, "elapsed_s": float, "eta_s": float | None}``  (feature extraction
+  progress: total = originals + augmented copies; eta_s from the rate so far, None before the first computed batch)
 - ``{"type": "batch", "stage": "head"|"fine_tune", "epoch": int, "step": int, "loss": float, "learning_rate": float}``
 - ``{"type": "epoch", "stage": ..., "epoch": int, "train_loss": float, "val_loss": float,
      <each validation metric of the task>: float, "monitor": str, "learning_rate": float, "best": bool}``

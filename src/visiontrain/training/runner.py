@@ -175,15 +175,24 @@ class _Run:
     def features(self, network: TransferNet, preprocessing: Preprocessing, train: list[Sample], val: list[Sample],
                  device: torch.device) -> tuple[FeatureSet, FeatureSet]:
         cache = FeatureCache(self.cache_dir, FeatureSpace.of(self.settings, preprocessing))
-        done_before = 0
+        done_before, hits_before, started = 0, 0, time.perf_counter()
+        copies = len(train) * self.settings.augmented_copies
+        total_all = len(train) + copies + len(val)
 
         def report(done: int, total: int, hits: int) -> None:
-            self.sink.emit("features", done=done_before + done, total=total_all, cache_hits=hits)
+            # What is being prepared (originals and augmented copies) and, once some were computed,
+            # how long the rest will take at the rate so far (cache hits cost nothing, so they are left out).
+            done_all, hits_all = done_before + done, hits_before + hits
+            computed, elapsed = done_all - hits_all, time.perf_counter() - started
+            left = total_all - done_all
+            eta = round(left * elapsed / computed, 1) if computed > 0 and left > 0 else (0.0 if left == 0 else None)
+            self.sink.emit("features", done=done_all, total=total_all, cache_hits=hits_all, originals=len(train) + len(val),
+                           augmented_copies=copies, train_images=len(train), val_images=len(val),
+                           elapsed_s=round(elapsed, 1), eta_s=eta)
 
-        total_all = len(train) * (1 + self.settings.augmented_copies) + len(val)
         common = dict(settings=self.settings, preprocessing=preprocessing, cache=cache, device=device, should_stop=self.should_stop)
         train_set = extract_features(network, train, augmented_copies=self.settings.augmented_copies, on_progress=report, **common)
-        done_before = len(train_set.sample_index)
+        done_before, hits_before = len(train_set.sample_index), train_set.hits
         val_set = extract_features(network, val, augmented_copies=0, on_progress=report, **common)
         self.counts.update(
             train_features=len(train_set.sample_index),
