@@ -33,9 +33,12 @@ GROUPS = (
 )
 
 
-def _field(default: Any, description: str, group: str, **kwargs: Any) -> Any:
+def _field(default: Any, description: str, group: str, *, basic: bool | str = False, **kwargs: Any) -> Any:
+    """``basic``: the field is in the form's basic view (``"switch"``: shown there as on/off, off being 0 and
+    on the default); every other field is under "Advanced"."""
     assert group in GROUPS, group
-    return Field(default, description=description, json_schema_extra={"group": group}, **kwargs)
+    extra: dict[str, Any] = {"group": group} | ({"basic": basic} if basic else {})
+    return Field(default, description=description, json_schema_extra=extra, **kwargs)
 
 
 class Backbone(StrEnum):
@@ -108,6 +111,7 @@ class TrainingSettings(BaseModel):
         "ImageNet-pretrained network that turns an image into features (efficientnet_lite0/1/2 work offline).",
         "Backbone",
         strict=False,
+        basic=True,
     )
     pretrained: bool = _field(True, "Start from ImageNet weights (off: random weights, needs far more data).", "Backbone")
     weights_path: str | None = _field(
@@ -138,7 +142,8 @@ class TrainingSettings(BaseModel):
 
     # --- Optimizer
     optimizer: Optimizer = _field(Optimizer.adam, "Algorithm that updates the weights.", "Optimizer", strict=False)
-    learning_rate: float = _field(1e-3, "Step size of the head's training (the most important knob).", "Optimizer", gt=0.0, le=10.0)
+    learning_rate: float = _field(1e-3, "Step size of the head's training (the most important knob).", "Optimizer", gt=0.0, le=10.0,
+                                  basic=True)
     weight_decay: float = _field(1e-4, "L2 penalty that keeps weights small (0: none).", "Optimizer", ge=0.0, le=1.0)
     momentum: float = _field(0.9, "Momentum for sgd and rmsprop (ignored by the others).", "Optimizer", ge=0.0, lt=1.0)
     gradient_clip_norm: float = _field(
@@ -162,7 +167,7 @@ class TrainingSettings(BaseModel):
     gamma: float = _field(0.9, "exponential: factor applied to the learning rate after every epoch.", "Schedule", gt=0.0, le=1.0)
 
     # --- Early stopping
-    epochs: int = _field(20, "Most passes over the training images for the head.", "Early stopping", ge=1, le=1000)
+    epochs: int = _field(20, "Most passes over the training images for the head.", "Early stopping", ge=1, le=1000, basic=True)
     early_stopping: bool = _field(True, "Stop when the validation metric (accuracy; mAP for tagging) stops improving.", "Early stopping")
     patience: int = _field(5, "Epochs without improvement before training stops.", "Early stopping", ge=1, le=1000)
     min_delta: float = _field(0.001, "Smallest rise in the validation metric that counts as improvement.", "Early stopping", ge=0.0, le=1.0)
@@ -188,6 +193,7 @@ class TrainingSettings(BaseModel):
         "Augmentation",
         ge=0,
         le=4,
+        basic="switch",
     )
     horizontal_flip: bool = _field(True, "Mirror images left-right at random.", "Augmentation")
     vertical_flip: bool = _field(False, "Mirror images top-bottom at random (aerial or microscope images).", "Augmentation")
@@ -201,7 +207,8 @@ class TrainingSettings(BaseModel):
 
     # --- Fine-tuning
     fine_tune: bool = _field(
-        False, "After the head, retrain the last backbone layers at a lower rate (slower, helps on unusual images).", "Fine-tuning"
+        False, "After the head, retrain the last backbone layers at a lower rate (slower, helps on unusual images).", "Fine-tuning",
+        basic=True,
     )
     retrained_layers: int = _field(
         2, "Backbone blocks unfrozen by fine-tuning, counted from the top (0: frozen base).", "Fine-tuning", ge=0, le=50
