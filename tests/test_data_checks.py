@@ -75,10 +75,23 @@ def test_too_few_images_and_missing_validation_classes_are_warned(datasets_dir: 
     train = real_photos(datasets_dir, "ants", 12) + real_photos(datasets_dir, "bees", 9)
     val = real_photos(datasets_dir, "ants", 14)[12:]
     warnings = dataset_warnings(["ants", "bees"], train, val)
-    assert any("'bees' has only 9 training images" in w and "at least 10" in w for w in warnings)
-    assert not any("'ants' has only" in w for w in warnings)
+    assert any("'bees' has only 9 training images" in w and "at least 20" in w for w in warnings)
+    assert any("'ants' has only 12 training images" in w for w in warnings)
     assert any("'bees' has no validation images" in w for w in warnings)
+    assert any("fewer than 15 validation images ('ants': 2)" in w for w in warnings)
     assert not any("imbalanced" in w for w in warnings)  # 12 vs 9 is fine
+
+
+def test_the_warnings_start_exactly_at_the_shared_thresholds(datasets_dir: Path) -> None:
+    from visiontrain.data.checks import MIN_TRAINING_IMAGES_PER_CONCEPT as TRAIN, MIN_VALIDATION_IMAGES_PER_CONCEPT as VAL
+
+    ants = real_photos(datasets_dir, "ants", TRAIN + VAL)
+    bees = real_photos(datasets_dir, "bees", TRAIN + VAL)
+    enough = dataset_warnings(["ants", "bees"], ants[:TRAIN] + bees[:TRAIN], ants[TRAIN:] + bees[TRAIN:])
+    assert not any("training image" in w or "validation images" in w for w in enough), enough
+    short = dataset_warnings(["ants", "bees"], ants[: TRAIN - 1] + bees[:TRAIN], ants[TRAIN:] + bees[TRAIN + 1 :])
+    assert any(f"'ants' has only {TRAIN - 1} training images" in w for w in short)
+    assert any(f"('bees': {VAL - 1})" in w for w in short)
 
 
 def test_imbalance_is_reported_with_counts(datasets_dir: Path) -> None:

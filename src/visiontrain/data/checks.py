@@ -25,8 +25,12 @@ from visiontrain.data.images import open_image
 MIN_IMAGE_SIDE = 8
 # Enough decoded pixels to prove the file decodes, few enough that the check is quick (JPEG draft).
 CHECK_DECODE_SIZE = 64
-# The one recommended minimum per class (or per concept) for every interface: CLI warnings, the platform's suggestions.
-MIN_IMAGES_PER_CLASS = 10
+# "Enough data", one set of thresholds for every interface: these warnings (CLI, training summaries) and the
+# settings suggested from the data (visiontrain.assistant). Per class (or concept): fewer training images than
+# this and a model barely learns it; fewer validation images and one image moves its accuracy by over 6 points.
+MIN_TRAINING_IMAGES_PER_CONCEPT = 20
+MIN_VALIDATION_IMAGES_PER_CONCEPT = 15
+# The largest class this many times the smallest: the model leans towards the larger one.
 IMBALANCE_RATIO = 3.0
 MAX_LISTED = 5
 # Verdicts remembered per process (a few hundred bytes each): enough for any dataset trained at once.
@@ -127,16 +131,24 @@ def dataset_warnings(classes: list[str], train: list[Sample], val: list[Sample] 
     warnings: list[str] = []
     train_counts = class_counts(classes, train)
     for label, count in train_counts.items():
-        if count < MIN_IMAGES_PER_CLASS:
+        if count < MIN_TRAINING_IMAGES_PER_CONCEPT:
             warnings.append(
                 f"class '{label}' has only {count} training image{'s' if count != 1 else ''}; "
-                f"at least {MIN_IMAGES_PER_CLASS} are recommended: add images of '{label}'"
+                f"at least {MIN_TRAINING_IMAGES_PER_CONCEPT} are recommended: add images of '{label}'"
             )
     if val:
-        missing = [c for c, n in class_counts(classes, val).items() if n == 0]
+        val_counts = class_counts(classes, val)
+        missing = [c for c, n in val_counts.items() if n == 0]
         if missing:
             names = ", ".join(f"'{c}'" for c in missing)
             warnings.append(f"class {names} has no validation images: its accuracy cannot be measured")
+        few = [f"'{c}': {n}" for c, n in val_counts.items() if 0 < n < MIN_VALIDATION_IMAGES_PER_CONCEPT]
+        if few:
+            warnings.append(
+                f"{len(few)} class(es) have fewer than {MIN_VALIDATION_IMAGES_PER_CONCEPT} validation images "
+                f"({', '.join(few[:MAX_LISTED])}{', ...' if len(few) > MAX_LISTED else ''}): their accuracy moves by "
+                "several points with each image; hold out more (a larger validation_split) or add images"
+            )
     imbalance = _imbalance_warning(train_counts)
     if imbalance:
         warnings.append(imbalance)
