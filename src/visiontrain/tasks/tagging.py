@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelAveragePrecision, MultilabelExactMatch, MultilabelStatScores
 
+from visiontrain.data.checks import MIN_TRAINING_IMAGES_PER_CONCEPT as MIN_IMAGES_PER_CONCEPT
 from visiontrain.data.dataset import Sample
 from visiontrain.data.errors import DataError
 from visiontrain.settings import TrainingSettings
@@ -36,7 +37,6 @@ from visiontrain.tasks.base import HeadTask, register_task
 # Rarer concepts get their positives weighted up by negatives/positives, at most this much (a concept
 # on 1 of 1000 images would otherwise get a weight so large that one image dominates the loss).
 MAX_POSITIVE_WEIGHT = 50.0
-MIN_IMAGES_PER_CONCEPT = 10
 
 
 @register_task
