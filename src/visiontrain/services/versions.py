@@ -20,7 +20,7 @@ from visiontrain.services.errors import Conflict, InvalidInput, NotFound
 from visiontrain.settings import TrainingSettings
 from visiontrain.settings_check import settings_runnable_here
 from visiontrain.store.base import Split, VersionStatus, ViewKind, utcnow
-from visiontrain.store.models import Artifact, Model, ModelVersion, VersionMetric, VersionSample
+from visiontrain.store.models import Artifact, Model, ModelVersion, VersionMetric, VersionSample, View
 
 TRAINABLE_KINDS = frozenset({ViewKind.classification, ViewKind.tagging, ViewKind.detection})
 
@@ -84,7 +84,17 @@ def _next_name(session: Session, model: Model) -> str:
 def _snapshot(
     session: Session, *, model: Model, settings: TrainingSettings
 ) -> tuple[list[VersionSample], dict[str, Any]]:
-    """One row per annotated image of the model's concepts with its label(s) and side, and which split that is.
+    return snapshot(session, view=model.view, concepts=[c.name for c in model.concepts], settings=settings, persist=True)
+
+
+def snapshot(
+    session: Session, *, view: View, concepts: list[str], settings: TrainingSettings, persist: bool, check: bool = True
+) -> tuple[list[VersionSample], dict[str, Any]]:
+    """One row per annotated image of the concepts with its label(s) and side, and which split that is.
+
+    ``persist``: store the sides given to new images (a version); False: what the next version would
+    train on, nothing written (the learning-rate test, the settings assistant). ``check``: refuse
+    concepts missing from a side.
 
     Classification: the images of the model's classes, each with its one class. Tagging: every
     annotated image of the view with the model's concepts it shows (none: "without concept", an
@@ -92,14 +102,14 @@ def _snapshot(
     ``[{"concept", "box": [x_min, y_min, x_max, y_max]}]`` (none: a negative). Checked (each concept
     on both sides) before anything is stored.
     """
-    kind = ViewKind(model.view.kind)
+    kind = ViewKind(view.kind)
     state = splits.split_state(
-        session, view=model.view, persist=True, fraction=settings.validation_split, seed=settings.seed
+        session, view=view, persist=persist, fraction=settings.validation_split, seed=settings.seed
     )
-    names = [c.name for c in model.concepts]
+    names = list(concepts)
     chosen = set(names)
     rows: list[tuple[splits.SplitEntry, Any]] = []
-    boxes = _boxes(session, view_id=model.view_id) if kind == ViewKind.detection else {}
+    boxes = _boxes(session, view_id=view.id) if kind == ViewKind.detection else {}
     for entry in state.entries:
         if kind == ViewKind.classification:
             if len(entry.labels) == 1 and entry.labels[0] in chosen:
@@ -125,7 +135,7 @@ def _snapshot(
         n_val = sum(1 for e, a in rows if shows(a, concept) and side[e.image.id] == Split.val)
         if n_train == 0 or n_val == 0:
             problems.append(f"{concept!r} ({n_train} training, {n_val} validation)")
-    if problems:
+    if problems and check:
         what = "annotated images" if kind == ViewKind.classification else "at least one image showing it"
         raise InvalidInput(
             f"every concept needs {what} on both sides, training and validation; too few for "
