@@ -46,12 +46,41 @@ class CheckedImage:
         return f"images/{self.sha256[:2]}/{self.sha256}{self.extension}"
 
 
+@dataclass(frozen=True)
+class DuplicateFile:
+    """A file whose bytes were already stored: it adds nothing new, and the person is told which image it is."""
+
+    name: str
+    image_id: int
+    same_as: str  # the earlier file of this upload with these bytes, or the name the project knows the image by
+    found_in: str  # "upload": an earlier file of the same upload (archive); "project": stored before this upload
+
+
+class DuplicateTracker:
+    """Names, for each file that turned out not to be new, the file or image it repeats."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}  # sha256 -> the first file of this upload with those bytes
+        self.found: list[DuplicateFile] = []
+
+    def note(self, name: str, image: Image, created: bool) -> None:
+        earlier = self._first.get(image.sha256)
+        self._first.setdefault(image.sha256, name)
+        if created:
+            return
+        if earlier is not None:
+            self.found.append(DuplicateFile(name=name, image_id=image.id, same_as=earlier, found_in="upload"))
+        else:
+            self.found.append(DuplicateFile(name=name, image_id=image.id, same_as=image.original_name, found_in="project"))
+
+
 @dataclass
 class AddedImages:
     images: list[Image] = field(default_factory=list)
     created: int = 0
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    duplicate_files: list[DuplicateFile] = field(default_factory=list)
 
 
 def clean_filename(filename: str) -> str:
@@ -135,13 +164,19 @@ def add_images(
     return _store_all(session, blobs=blobs, project=project, checked=checked)
 
 
-def _store_all(session: Session, *, blobs: BlobStore, project: Project, checked: list[CheckedImage]) -> AddedImages:
+def _store_all(
+    session: Session, *, blobs: BlobStore, project: Project, checked: list[CheckedImage], names: list[str] | None = None
+) -> AddedImages:
+    """``names``: how the person knows each file (its path in an archive), for the duplicates' list."""
     result = AddedImages()
-    for image in checked:
+    tracker = DuplicateTracker()
+    for index, image in enumerate(checked):
         row, created = store_image(session, blobs=blobs, project=project, image=image)
         result.images.append(row)
         result.created += created
         result.duplicates += not created
+        tracker.note(names[index] if names else image.name, row, created)
+    result.duplicate_files = tracker.found
     return result
 
 
@@ -149,13 +184,14 @@ def add_image_files(
     session: Session, *, blobs: BlobStore, project: Project, paths: list[tuple[str, Path]], max_pixels: int | None = None
 ) -> AddedImages:
     """Add files from an extracted archive: files that are not usable images are reported, the rest added."""
-    checked, rejected = [], []
+    checked, names, rejected = [], [], []
     for name, path in paths:
         try:
             checked.append(check_image(data=path.read_bytes(), filename=name, max_pixels=max_pixels))
+            names.append(name)
         except BadFile as exc:
             rejected.append((name, exc.reason))
-    result = _store_all(session, blobs=blobs, project=project, checked=checked)
+    result = _store_all(session, blobs=blobs, project=project, checked=checked, names=names)
     result.rejected = rejected
     return result
 
@@ -285,6 +321,8 @@ def remove_blobs(*, blobs: BlobStore, keys: list[str]) -> None:
 __all__ = [
     "AddedImages",
     "CheckedImage",
+    "DuplicateFile",
+    "DuplicateTracker",
     "add_image_files",
     "add_images",
     "check_image",

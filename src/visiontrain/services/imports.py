@@ -19,7 +19,7 @@ from visiontrain.blobs import BlobStore
 from visiontrain.data.errors import DataError
 from visiontrain.services import annotations as annotation_service
 from visiontrain.services.errors import BadFile, InvalidInput
-from visiontrain.services.images import AddedImages, add_image_files, check_image, store_image
+from visiontrain.services.images import AddedImages, DuplicateFile, DuplicateTracker, add_image_files, check_image, store_image
 from visiontrain.services.views import create_concept
 from visiontrain.store.base import Split, ViewKind
 from visiontrain.store.models import Project, View
@@ -36,6 +36,7 @@ class ImportReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    duplicate_files: list[DuplicateFile] = field(default_factory=list)
 
 
 def add_image_archive(
@@ -104,6 +105,8 @@ def import_annotated(
         # (fixing them all to training would leave nothing to validate on); test images stay held out.
         has_val = any(side == "val" for side in dataset.split.values())
         fixed = {name: side for name, side in dataset.split.items() if has_val or side != "train"}
+        duplicates = DuplicateTracker()
+        label_of: dict[int, tuple[str, Any]] = {}  # image id -> (the archive file whose annotation it holds, that annotation)
         for item in dataset.images:
             try:
                 checked = check_image(data=item.path.read_bytes(), filename=item.name, max_pixels=max_pixels)
@@ -114,12 +117,21 @@ def import_annotated(
             report.images += 1
             report.created += created
             report.duplicates += not created
+            duplicates.note(item.name, image, created)
             annotation = _annotation_of(dataset, item.name, kind)
             if annotation is not None:
+                earlier = label_of.get(image.id)
+                if earlier is not None and earlier[1] != annotation:
+                    report.warnings.append(
+                        f"{item.name} has the same bytes as {earlier[0]} but another annotation; "
+                        f"the image keeps the one of {item.name} (one image, one annotation per view)"
+                    )
+                label_of[image.id] = (item.name, annotation)
                 annotation_service.set_annotation(session, view=view, image=image, **annotation)
                 report.annotated += 1
             if item.name in fixed:
                 annotation_service.set_split(session, view=view, images=[image], split=Split(fixed[item.name]))
+        report.duplicate_files = duplicates.found
         if report.images == 0:
             reasons = "; ".join(f"{n}: {r}" for n, r in report.rejected[:5])
             raise BadFile(filename, "no usable image in the archive" + (f": {reasons}" if reasons else ""))

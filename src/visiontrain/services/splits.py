@@ -167,3 +167,24 @@ def resplit(session: Session, *, view: View, fraction: float | None = None, seed
 def validation_digest(sha256s: list[str]) -> str:
     """Names a validation set: equal digests, the same validation images."""
     return hashlib.sha256("\n".join(sorted(sha256s)).encode()).hexdigest()
+
+
+def sides(session: Session, *, view: View, image_ids: list[int]) -> dict[int, str | None]:
+    """Each image's side in the view, as the split summary counts it: the side fixed for it; else, when
+    the user fixed validation images, training (their validation set is the whole of it); else the side
+    the stored split gave it. None: an image the split has not placed yet (the next version places it)."""
+    result: dict[int, str | None] = dict.fromkeys(image_ids)
+    if not image_ids:
+        return result
+    fixed_val = session.scalar(
+        select(ViewImage.image_id).where(
+            ViewImage.view_id == view.id, ViewImage.annotated.is_(True), ViewImage.split == Split.val.value
+        ).limit(1)
+    ) is not None
+    rows = session.scalars(select(ViewImage).where(ViewImage.view_id == view.id, ViewImage.image_id.in_(image_ids)))
+    for row in rows:
+        if row.split:
+            result[row.image_id] = row.split
+        elif row.annotated:
+            result[row.image_id] = Split.train.value if fixed_val else row.assigned_split
+    return result

@@ -7,11 +7,11 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from visiontrain.api import uploads
 from visiontrain.api.deps import BlobsDep, OrgDep, PlatformDep, ProjectDep, SessionDep
 from visiontrain.api.schemas.annotations import AnnotationPublic
-from visiontrain.api.schemas.common import MAX_ID, IdPath, Offset, Page, Rejected, errors
+from visiontrain.api.schemas.common import MAX_ID, DuplicateFile, IdPath, Offset, Page, Rejected, errors
 from visiontrain.api.schemas.images import ImagePublic, UploadResult
 from visiontrain.services import annotations as annotation_service
 from visiontrain.services import images as service
-from visiontrain.services import imports
+from visiontrain.services import imports, splits
 from visiontrain.services.errors import InvalidInput
 from visiontrain.services.images import AddedImages
 from visiontrain.services.views import get_view
@@ -26,6 +26,7 @@ def _result(added: AddedImages) -> UploadResult:
         duplicates=added.duplicates,
         images=[ImagePublic.model_validate(i) for i in added.images],
         rejected=[Rejected(name=n, reason=r) for n, r in added.rejected],
+        duplicate_files=[DuplicateFile.model_validate(d, from_attributes=True) for d in added.duplicate_files],
     )
 
 
@@ -114,8 +115,12 @@ def list_images(
     )
     public = [ImagePublic.model_validate(i) for i in items]
     if view is not None:
-        states = annotation_service.annotation_states(session, view=view, image_ids=[i.id for i in items])
-        public = [p.model_copy(update={"annotation": AnnotationPublic.model_validate(states[p.id])}) for p in public]
+        ids = [i.id for i in items]
+        states = annotation_service.annotation_states(session, view=view, image_ids=ids)
+        sides = splits.sides(session, view=view, image_ids=ids)
+        public = [
+            p.model_copy(update={"annotation": AnnotationPublic.model_validate(states[p.id]), "side": sides[p.id]}) for p in public
+        ]
     return Page[ImagePublic](items=public, total=total, offset=offset, limit=limit)
 
 

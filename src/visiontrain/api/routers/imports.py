@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 
 from visiontrain.api import uploads
 from visiontrain.api.deps import BlobsDep, PlatformDep, SessionDep, ViewDep
-from visiontrain.api.schemas.common import Rejected, errors
+from visiontrain.api.schemas.common import DuplicateFile, Rejected, errors
 from visiontrain.api.schemas.views import ImportFormat, ImportResult
 from visiontrain.services import imports as service
 from visiontrain.services.errors import InvalidInput
@@ -68,4 +68,5 @@ def import_dataset(
         rejected=[Rejected(name=n, reason=r) for n, r in report.rejected],
         warnings=report.warnings,
         summary=report.summary,
+        duplicate_files=[DuplicateFile.model_validate(d, from_attributes=True) for d in report.duplicate_files],
     )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -41,6 +41,17 @@ class Page(BaseModel, Generic[T]):
 class Rejected(BaseModel):
     name: str
     reason: str
+
+
+class DuplicateFile(BaseModel):
+    """A file that added nothing: its bytes were those of an image already stored."""
+
+    name: str = Field(description="The file as sent (its path inside an archive).")
+    image_id: int = Field(description="The image it is the same bytes as.")
+    same_as: str = Field(description="The earlier file of this upload with the same bytes, or the image's name in the project.")
+    found_in: Literal["upload", "project"] = Field(
+        description="upload: an earlier file of this same upload or archive; project: an image stored before it."
+    )
 
 
 class Message(BaseModel):

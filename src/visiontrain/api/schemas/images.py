@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from visiontrain.api.schemas.annotations import AnnotationPublic
-from visiontrain.api.schemas.common import Public, Rejected
+from visiontrain.api.schemas.common import DuplicateFile, Public, Rejected
 
 
 class ImagePublic(Public):
@@ -21,6 +22,11 @@ class ImagePublic(Public):
     annotation: AnnotationPublic | None = Field(
         None, description="The image's annotation in the view given by `view_id` (listings with a view only)."
     )
+    side: Literal["train", "val", "test"] | None = Field(
+        None,
+        description="Where the view's split puts it (listings with a view only): the side fixed for it, else the "
+        "one the stored split gave it; null: not placed yet (the next version places it).",
+    )
 
 
 class UploadResult(BaseModel):
@@ -28,3 +34,4 @@ class UploadResult(BaseModel):
     duplicates: int = Field(description="Uploads whose bytes the project already had (the existing image is returned).")
     images: list[ImagePublic]
     rejected: list[Rejected] = Field(default_factory=list, description="Archive entries that are not usable images.")
+    duplicate_files: list[DuplicateFile] = Field(default_factory=list, description="Each of the `duplicates`, and which image it repeats.")

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from visiontrain.api.schemas.common import Name, Public, Rejected
+from visiontrain.api.schemas.common import DuplicateFile, Name, Public, Rejected
 
 Kind = Literal["classification", "tagging", "detection"]
 
@@ -82,9 +82,10 @@ class ImportResult(BaseModel):
     format: str
     images: int = Field(description="Images read from the archive and stored (new or already present).")
     created: int
-    duplicates: int
+    duplicates: int = Field(description="Files whose bytes were already stored (in the project, or earlier in the archive).")
     annotated: int
     concepts_created: list[str]
     rejected: list[Rejected]
     warnings: list[str]
     summary: dict[str, Any]
+    duplicate_files: list[DuplicateFile] = Field(default_factory=list, description="Each of the `duplicates`, and which image it repeats.")
