@@ -16,7 +16,7 @@ app = typer.Typer(
 def _register() -> None:
     import importlib
 
-    for module in ("train", "lr_find", "suggest", "sweep", "evaluate", "predict", "settings_cmd", "export", "convert", "platform"):
+    for module in ("train", "lr_find", "suggest", "sweep", "advise", "evaluate", "predict", "settings_cmd", "export", "convert", "platform"):
         try:
             importlib.import_module(f"visiontrain.cli.{module}").register(app)
         except ModuleNotFoundError as exc:
