@@ -101,6 +101,22 @@ def training_input(settings: TrainingSettings, preprocessing: Preprocessing) -> 
     return v2.Compose(steps)
 
 
+def small_image_input(settings: TrainingSettings, preprocessing: Preprocessing) -> v2.Compose:
+    """One augmented view made from the image already resized to the model's size (fine-tuning keeps
+    each image decoded and resized once for its stage): the same zoom, flips, colour, skew and noise
+    as ``training_input``, the zoomed crop resized back to the model's size."""
+    size = preprocessing.image_size
+    steps: list[torch.nn.Module] = []
+    if settings.scale > 0:
+        steps += [RandomZoom(settings.scale), v2.Resize((size, size), interpolation=_interpolation(preprocessing.interpolation),
+                                                       antialias=True)]
+    steps += [augmenter(settings), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
+    if settings.gaussian_noise > 0:
+        steps.append(v2.GaussianNoise(mean=0.0, sigma=settings.gaussian_noise, clip=True))
+    steps.append(v2.Normalize(mean=list(preprocessing.mean), std=list(preprocessing.std)))
+    return v2.Compose(steps)
+
+
 def detection_augmenter(settings: TrainingSettings) -> v2.Compose:
     """One augmented view of a detection image: the boxes move with the pixels (``tv_tensors``).
 

@@ -256,3 +256,29 @@ def backbone_blocks(model: nn.Module) -> list[nn.Module]:
         blocks = [m for m in model.children()]
     return blocks
 
+
+
+class _Pooled(nn.Module):
+    """The backbone's own pooling (and its dropout, off in inference): timm's ``forward_head``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(x, pre_logits=True)
+
+
+def backbone_sequence(model: nn.Module) -> list[nn.Module] | None:
+    """The backbone as modules to run one after the other (input image -> pooled features), cut at
+    the same places as ``backbone_blocks`` (its blocks, then the pooling), so that the first k can run
+    once and the rest each step. None for an architecture whose forward is not such a chain."""
+    if hasattr(model, "blocks") and hasattr(model, "bn2") and hasattr(model, "conv_head"):  # EfficientNet family
+        stem = [nn.Sequential(model.conv_stem, model.bn1)]
+        head = [nn.Sequential(model.conv_head, model.bn2)]
+        return [*stem, *(block for stage in model.blocks for block in stage), *head, _Pooled(model)]
+    if hasattr(model, "layer4") and hasattr(model, "maxpool"):  # ResNet family
+        stem = [nn.Sequential(model.conv1, model.bn1, model.act1, model.maxpool)]
+        blocks = [block for name in ("layer1", "layer2", "layer3", "layer4") for block in getattr(model, name)]
+        return [*stem, *blocks, _Pooled(model)]
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visiontrain.models.backbones import backbone_blocks, create_backbone
+from visiontrain.models.backbones import backbone_blocks, backbone_sequence, create_backbone
 from visiontrain.models.heads import build_head
 from visiontrain.settings import TrainingSettings
 
@@ -32,6 +32,17 @@ class TransferNet(nn.Module):
     def freeze_backbone(self) -> None:
         self.backbone.requires_grad_(False)
         self.backbone.eval()
+
+    def split_backbone(self, n_blocks: int) -> tuple[nn.Module, nn.Module] | None:
+        """(frozen part, last ``n_blocks`` blocks + pooling): ``tail(front(x)) == backbone(x)``, the same
+        modules as in ``backbone`` (training the tail trains the network). None when the backbone is
+        not a chain of blocks (fine-tuning then runs the whole backbone each step)."""
+        sequence = backbone_sequence(self.backbone)
+        blocks = len(backbone_blocks(self.backbone))
+        if sequence is None or len(sequence) != blocks + 1 or not 0 < n_blocks <= blocks:
+            return None
+        cut = blocks - n_blocks
+        return nn.Sequential(*sequence[:cut]), nn.Sequential(*sequence[cut:])
 
     def unfreeze_last(self, n_blocks: int) -> list[nn.Module]:
         """Make the last ``n_blocks`` backbone blocks trainable; returns them."""

@@ -63,11 +63,13 @@ class OnnxRunner:
         return self.session.run(None, {"images": batch})[0][:count]
 
 
-def make_runner(backbone: nn.Module, device: torch.device, *, image_size: int, export_dir: Path, batch_size: int):
-    """The fastest runner that works here: ONNX Runtime on the CPU, else PyTorch."""
+def make_runner(backbone: nn.Module, device: torch.device, *, image_size: int, export_dir: Path, batch_size: int,
+                name: str = "backbone"):
+    """The fastest runner that works here: ONNX Runtime on the CPU, else PyTorch. ``name`` names the
+    exported file (fine-tuning exports the backbone's frozen front, one file per cut)."""
     if device.type != "cpu" or os.environ.get("VISIONTRAIN_FEATURE_BACKEND", "onnx") == "torch":
         return TorchRunner(backbone, device, max(batch_size, ONNX_BATCH))
-    path = export_dir / f"backbone-b{ONNX_BATCH}.onnx"
+    path = export_dir / f"{name}-b{ONNX_BATCH}.onnx"
     try:
         if not path.exists():
             _export(backbone, path, image_size)

@@ -6,6 +6,8 @@ Every event is a JSON-ready dict with ``type`` and ``time`` (seconds since the r
 - ``{"type": "features", "done": int, "total": int, "cache_hits": int, "originals": int, "augmented_copies": int,
   "train_images": int, "val_images": int, "elapsed_s": float, "eta_s": float | None}``  (feature extraction
   progress: total = originals + augmented copies; eta_s from the rate so far, None before the first computed batch)
+- ``{"type": "fine_tune_inputs", "done": int, "total": int, "elapsed_s": float}``  (fine-tuning's inputs: each image
+  decoded once, the backbone's frozen front run once per input that does not change)
 - ``{"type": "batch", "stage": "head"|"fine_tune", "epoch": int, "step": int, "loss": float, "learning_rate": float}``
 - ``{"type": "epoch", "stage": ..., "epoch": int, "train_loss": float, "val_loss": float,
      <each validation metric of the task>: float, "monitor": str, "learning_rate": float, "best": bool}``

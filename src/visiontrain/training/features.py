@@ -162,6 +162,35 @@ def _variant_seed(image_hash: str, variant: str, seed: int) -> int:
     return int(hashlib.sha256(f"{image_hash}|{variant}|{seed}".encode()).hexdigest()[:8], 16)
 
 
+def variant_views(samples: Sequence[Sample], hashes: Sequence[str], rows_by_sample: dict[int, list[int]],
+                  variants: Sequence[str], *, settings: TrainingSettings, preprocessing: Preprocessing,
+                  depth: int) -> Iterator[list[tuple[int, torch.Tensor]]]:
+    """For each sample in ``rows_by_sample`` (sample index -> rows, row % len(variants) naming the
+    variant), its variants' model inputs: the image decoded once for all of them, the original
+    through ``model_input``, augmented copy k through ``training_input`` seeded by (image, copy, seed),
+    so copy k is the same image in every run, batch and stage. Decoding runs in a background thread,
+    ``depth`` samples ahead, while the caller's network runs (PIL and torch both release the GIL)."""
+    plain = model_input(preprocessing)
+    augmented = training_input(settings, preprocessing)
+
+    def prepare(item: tuple[int, list[int]]) -> list[tuple[int, torch.Tensor]]:
+        sample_index, sample_rows = item
+        image = open_image(samples[sample_index].path, draft_size=preprocessing.image_size)
+        prepared = []
+        for row in sample_rows:
+            variant = variants[row % len(variants)]
+            if variant == "orig":
+                prepared.append((row, plain(image)))
+                continue
+            # One preparing thread only, so seeding the global generator here is race-free.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_variant_seed(hashes[sample_index], variant, settings.seed))
+                prepared.append((row, augmented(image)))
+        return prepared
+
+    yield from prefetch(prepare, list(rows_by_sample.items()), depth=depth)
+
+
 def extract_features(
     network: TransferNet,
     samples: Sequence[Sample],
@@ -183,8 +212,6 @@ def extract_features(
     """
     aug_key = augmentation_key(settings)
     variants = _variants(augmented_copies, aug_key)
-    plain = model_input(preprocessing)
-    augmented = training_input(settings, preprocessing)
     hashes = [file_hash(s.path) for s in samples]
 
     rows: list[np.ndarray | None] = []
@@ -219,28 +246,12 @@ def extract_features(
         if on_progress:
             on_progress(total - sum(r is None for r in rows), total, hits)
 
-    # Decode each image once for all of its missing variants, in a background thread, while the
-    # backbone runs on the previous batch (PIL and torch both release the GIL).
     by_sample: dict[int, list[int]] = {}
     for row, sample_index in pending:
         by_sample.setdefault(sample_index, []).append(row)
 
-    def prepare(item: tuple[int, list[int]]) -> list[tuple[int, torch.Tensor]]:
-        sample_index, sample_rows = item
-        image = open_image(samples[sample_index].path, draft_size=preprocessing.image_size)
-        prepared = []
-        for row in sample_rows:
-            variant = variants[row % len(variants)]
-            if variant == "orig":
-                prepared.append((row, plain(image)))
-                continue
-            # One preparing thread only, so seeding the global generator here is race-free.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(_variant_seed(hashes[sample_index], variant, settings.seed))
-                prepared.append((row, augmented(image)))
-        return prepared
-
-    for prepared in prefetch(prepare, list(by_sample.items()), depth=2 * batch_size):
+    for prepared in variant_views(samples, hashes, by_sample, variants, settings=settings, preprocessing=preprocessing,
+                                  depth=2 * batch_size):
         if should_stop is not None and should_stop():
             raise InterruptedError("stopped while computing features")
         for row, tensor in prepared:

@@ -1,8 +1,9 @@
 """The Lightning module: *what* a training step is. The Trainer (see ``trainer.py``) says *how*.
 
 One module serves both stages. In the head stage its inputs are cached backbone features and only
-the head learns; in the fine-tuning stage its inputs are images and the last backbone blocks learn
-too. The task (``visiontrain.tasks``) says what the loss and the validation metrics are; the
+the head learns; in the fine-tuning stage the last backbone blocks (the *tail*) learn too, and its
+inputs are what the frozen *front* of the backbone made of each image (``training/fine_tune.py``:
+computed once, or each step from freshly augmented images). The task (``visiontrain.tasks``) says what the loss and the validation metrics are; the
 metrics are torchmetrics collections, so they are right across devices.
 """
 
@@ -18,7 +19,7 @@ from torchmetrics import MeanMetric
 from visiontrain.models.classifier import TransferNet
 from visiontrain.settings import TrainingSettings
 from visiontrain.tasks import Task
-from visiontrain.training.optim import build_optimizer, build_schedule, warmup_factor
+from visiontrain.training.optim import build_optimizer, build_schedule, fine_tune_schedule, warmup_factor
 
 
 # Steps in a row whose loss is not a finite number before a run is stopped (one such batch is
@@ -71,7 +72,8 @@ class StageModule(L.LightningModule):
         self._train_losses.clear()
 
     def on_train_batch_start(self, batch: Any, batch_index: int) -> None:
-        if self.settings.warmup and self.current_epoch == 0:
+        # Fine-tuning warms up inside its own per-step schedule.
+        if self.settings.warmup and self.current_epoch == 0 and self.stage == "head":
             factor = warmup_factor(batch_index, int(self.trainer.num_training_batches))
             for group in self.trainer.optimizers[0].param_groups:
                 group["lr"] = self.learning_rate * factor
@@ -83,6 +85,8 @@ class StageModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         params = [p for module in self.trainable for p in module.parameters() if p.requires_grad]
         optimizer = build_optimizer(params, self.learning_rate, self.settings)
+        if self.stage == "fine_tune":
+            return {"optimizer": optimizer, "lr_scheduler": fine_tune_schedule(optimizer, int(self.trainer.estimated_stepping_batches))}
         schedule = build_schedule(optimizer, self.settings, self.task.monitor, self.task.monitor_mode)
         if schedule is None:
             return optimizer
@@ -90,8 +94,13 @@ class StageModule(L.LightningModule):
 
 
 class TransferModule(StageModule):
+    """``tail``: fine-tuning's trainable end of the backbone (``TransferNet.split_backbone``); its
+    inputs are the frozen front's outputs, except in training when ``front`` is given (fresh
+    augmentation: the inputs are images and the front runs each step, in inference mode). Without a
+    tail, fine-tuning runs the whole network on images."""
+
     def __init__(self, network: TransferNet, settings: TrainingSettings, *, task: Task, loss: nn.Module, num_classes: int,
-                 stage: str, learning_rate: float):
+                 stage: str, learning_rate: float, tail: nn.Module | None = None, front: nn.Module | None = None):
         super().__init__(settings, task=task, stage=stage, learning_rate=learning_rate)
         self.network = network
         self.loss = loss
@@ -102,25 +111,39 @@ class TransferModule(StageModule):
             self.trainable += network.unfreeze_last(settings.retrained_layers)
         else:
             network.freeze_backbone()
+        # A tuple, not attributes: they are parts of ``network`` and must not be registered (and saved) twice.
+        self._parts = (front, tail)
 
     # --- forward
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.stage == "head":
             return self.network.head(inputs)
-        return self.network(inputs)
+        tail = self._parts[1]
+        if tail is None:
+            return self.network(inputs)
+        return self.network.head(tail(inputs))
 
     def on_train_epoch_start(self) -> None:
-        # Frozen layers (BatchNorm statistics included) stay in inference mode; with the small
-        # batches typical here, updating BatchNorm statistics while fine-tuning hurts more than it helps.
+        # Frozen layers stay in inference mode. The retrained blocks' batch norm re-estimates its
+        # statistics only when the settings say so (its scale and shift learn either way).
         self.network.backbone.eval()
         self.network.head.train()
+        if self.stage == "fine_tune" and self.settings.fine_tune_batch_norm == "train":
+            for block in self.trainable[1:]:
+                for layer in block.modules():
+                    if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                        layer.train()
         super().on_train_epoch_start()
 
     # --- steps
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor | None:
         inputs, targets = batch
+        front = self._parts[0]
+        if front is not None:
+            with torch.no_grad():
+                inputs = front(inputs.contiguous(memory_format=torch.channels_last))
         return self.guarded(self.loss(self(inputs).float(), targets))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> None:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from visiontrain.data.dataset import DatasetSpec, Sample
 from visiontrain.data.errors import DataError
 from visiontrain.data.images import open_image
-from visiontrain.data.transforms import model_input, training_input
+from visiontrain.data.transforms import model_input
 from visiontrain.models.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from visiontrain.models.classifier import TransferNet, build_network
 from visiontrain.models.preprocessing import Preprocessing, resolve_preprocessing
@@ -36,6 +36,7 @@ from visiontrain.settings import SettingsError, TrainingSettings, load_settings
 from visiontrain.training.callbacks import EventReporter, StopOnRequest
 from visiontrain.training.events import EventSink
 from visiontrain.training.features import FeatureCache, FeatureSet, FeatureSpace, default_cache_dir, extract_features
+from visiontrain.training.fine_tune import FineTuneInputs, prepare_fine_tuning
 from visiontrain.training.module import TransferModule
 from visiontrain.tasks import Task, get_task
 from visiontrain.training.trainer import build_trainer, quiet_lightning, resolve_device
@@ -201,6 +202,21 @@ class _Run:
         )
         return train_set, val_set
 
+    def fine_tune_inputs(self, network: TransferNet, preprocessing: Preprocessing, train: list[Sample], val: list[Sample],
+                         train_targets: torch.Tensor, device: torch.device) -> FineTuneInputs:
+        cache = FeatureCache(self.cache_dir, FeatureSpace.of(self.settings, preprocessing))
+        started = time.perf_counter()
+
+        def report(done: int, total: int) -> None:
+            self.sink.emit("fine_tune_inputs", done=done, total=total, elapsed_s=round(time.perf_counter() - started, 1))
+
+        inputs = prepare_fine_tuning(network, train, val, settings=self.settings, preprocessing=preprocessing, device=device,
+                                     export_dir=cache.dir, scratch=self.run_dir / CHECKPOINTS_DIR / "fine_tune_inputs",
+                                     should_stop=self.should_stop, on_progress=report)
+        self.timings["fine_tune_inputs"] = round(time.perf_counter() - started, 3)
+        self.counts.update(fine_tune_decoded_images=inputs.decoded, fine_tune_training_inputs=len(inputs.train))
+        return inputs
+
     def fit(self, module: TransferModule, stage: str, epochs: int, train_loader: DataLoader, val_loader: DataLoader,
             device: torch.device, stop: StopOnRequest, step_offset: int) -> tuple[str | None, EventReporter]:
         task = self.task
@@ -360,19 +376,21 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         diverged = [module.diverged] if module.diverged else []
 
     best_stage, best_ckpt = "head", head_ckpt
+    fine_tuned: FineTuneInputs | None = None
     if settings.fine_tune and not stop.stopped and head_ckpt and not diverged:
         _load_weights(network, head_ckpt)
         with run.stage("fine_tune"):
-            workers = 4 if device.type == "cuda" else 0
-            size = preprocessing.image_size
-            ft_train = DataLoader(ImageSamples(train, train_targets, training_input(settings, preprocessing), size),
-                                  batch_size=settings.batch_size, shuffle=True, generator=generator, num_workers=workers)
-            ft_val = DataLoader(ImageSamples(val, val_targets, model_input(preprocessing), size),
-                                batch_size=settings.batch_size, num_workers=workers)
-            module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_learning_rate, **module_args)
-            ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, ft_train, ft_val, device, stop, reporter.step)
-            diverged += [module.diverged] if module.diverged else []
-        best_stage, best_ckpt = run.kept(head_ckpt, ft_ckpt)
+            try:
+                fine_tuned = run.fine_tune_inputs(network, preprocessing, train, val, train_targets, device)
+            except InterruptedError:
+                stop.stopped = True
+            if fine_tuned is not None:
+                loaders = fine_tuned.loaders(train_targets, val_targets, settings.batch_size, generator)
+                module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_learning_rate,
+                                        tail=fine_tuned.tail, front=fine_tuned.front_each_step, **module_args)
+                ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, *loaders, device, stop, reporter.step)
+                diverged += [module.diverged] if module.diverged else []
+                best_stage, best_ckpt = run.kept(head_ckpt, ft_ckpt)
     run.warnings += diverged
 
     best = run.best_of(best_stage)
@@ -385,7 +403,7 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
     best_metrics = {k: v for k, v in best.items() if (k.startswith("val_") or k == "train_loss") and v is not None}
     results: dict[str, Any] = {}
     with run.stage("evaluation"):
-        scorer = _Scorer(run, network, best_stage, preprocessing, device)
+        scorer = _Scorer(run, network, best_stage, preprocessing, device, fine_tuned)
         val_probabilities = scorer.probabilities(val, val_set)
         # Fitted on the best model's validation predictions (tagging: thresholds), saved with it.
         task_state = task.fit_postprocessing(classes, val_probabilities, val_targets)
@@ -566,14 +584,25 @@ def _load_weights(network: TransferNet, lightning_checkpoint: str) -> None:
 class _Scorer:
     """Probabilities of the best model for a list of samples. A head-stage model runs only the head
     on cached features (validation features are at hand; test features come from the cache or are
-    computed once), a fine-tuned one runs the whole network on the images."""
+    computed once); a fine-tuned one runs the tail on the validation images' kept front outputs, and
+    the whole network on other images."""
 
-    def __init__(self, run: _Run, network: TransferNet, stage: str, preprocessing: Preprocessing, device: torch.device):
+    def __init__(self, run: _Run, network: TransferNet, stage: str, preprocessing: Preprocessing, device: torch.device,
+                 fine_tuned: FineTuneInputs | None = None):
         self.run, self.network, self.stage, self.preprocessing, self.device = run, network, stage, preprocessing, device
+        self.fine_tuned = fine_tuned
 
     def probabilities(self, samples: list[Sample], features: FeatureSet | None) -> torch.Tensor:
         network, run = self.network, self.run
         network.eval()
+        if self.stage == "fine_tune" and features is not None and self.fine_tuned is not None and self.fine_tuned.tail is not None:
+            tail = self.fine_tuned.tail.to(self.device)
+            network.head.to(self.device)
+            with torch.inference_mode():
+                logits = torch.cat([network.head(tail(chunk.to(self.device).float())).float().cpu()
+                                    for chunk in self.fine_tuned.val_inputs.split(run.settings.batch_size)])
+            network.cpu()
+            return run.task.probabilities(logits)
         if self.stage == "head":
             if features is None:
                 cache = FeatureCache(run.cache_dir, FeatureSpace.of(run.settings, self.preprocessing))
