@@ -21,6 +21,7 @@ from visiontrain.api.hardening import AuthThrottle, HardeningMiddleware
 from visiontrain.api.schemas.common import errors
 from visiontrain.api.routers import (
     annotation_exports,
+    assistant,
     annotations,
     health,
     images,
@@ -55,7 +56,8 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     # Every route here needs a token (401, or 429 after too many failed attempts), validates its input
     # (422) and may find the database busy (503); routes add what else they answer.
-    for module in (projects, images, views, annotations, imports, annotation_exports, models, versions, settings, tokens):
+    for module in (projects, images, views, annotations, imports, annotation_exports, models, versions, settings, assistant,
+                   tokens):
         router.include_router(module.router, responses=errors(401, 422, 429, 503))
     return router
 
