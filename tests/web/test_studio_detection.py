@@ -186,16 +186,16 @@ console.log(JSON.stringify({{
 
 
 def test_suggestion_for_a_detector_takes_one_concept_and_keeps_its_batches():
-    from visiontrain.web.suggest import suggest_settings
+    from visiontrain.assistant import estimated_counts, suggest_settings
 
-    s = suggest_settings({"raccoon": 40}, task="detection")
+    s = suggest_settings(estimated_counts("detection", {"raccoon": 40}))
     assert "batch_size" not in s.settings and "epochs" not in s.settings
-    assert s.settings["fine_tune"] is False and s.settings["augmented_copies"] == 3
+    assert s.settings["fine_tune"] is False and s.settings["augmented_copies"] == 2
     TrainingSettings(**(TrainingSettings().with_task_defaults("detection").model_dump() | s.settings))
-    with pytest.raises(ValueError, match="at least two concepts"):
-        suggest_settings({"raccoon": 40})  # a classifier still needs two
+    with pytest.raises(ValueError, match="at least 2 concept"):
+        suggest_settings(estimated_counts("classification", {"raccoon": 40}))  # a classifier still needs two
     with pytest.raises(ValueError, match="images with boxes"):
-        suggest_settings({"raccoon": 0}, task="detection")
+        suggest_settings(estimated_counts("detection", {"raccoon": 0}))
 
 
 def _voc_zip(datasets_dir: Path, count: int) -> tuple[bytes, list[str]]:

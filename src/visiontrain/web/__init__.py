@@ -1,16 +1,18 @@
 """The web studio: a single-page app served on the same port as the REST API.
 
-``mount(app)`` adds four things to the platform's FastAPI app:
+``mount(app)`` adds three things to the platform's FastAPI app:
 
 - ``GET /`` and ``GET /studio``: the page shell (``static/index.html``), never cached, so a new build
   shows at once;
 - ``/static/...``: the bundled app (``static/dist/``, built by ``scripts/build-web.sh`` from ``web/``)
   and the stylesheet;
-- a clear page instead of a blank screen when the bundle has not been built;
-- ``POST /api/v1/views/{view_id}/suggested-settings`` (``web.routes``), the "suggest settings for my
-  data" action of the Train form.
+- a clear page instead of a blank screen when the bundle has not been built.
 
-The app itself talks only to ``/api/v1`` with the token the user pastes on its login page.
+The app itself talks only to ``/api/v1`` with the token the user pastes on its login page. The routes
+made for it are the API's own (``api.routers``): ``GET/POST/DELETE /api/v1/tokens`` (the tokens page),
+``…/images/{id}/content?max_side=N`` (thumbnails in grids), the evaluation report's ``predictions``
+(every validation image, so that any cell of the confusion matrix shows its images), and the
+experiment assistant's ``/views/{id}/suggested-settings`` and ``/views/{id}/lr-find`` (the Train form).
 """
 
 from __future__ import annotations
@@ -51,7 +53,3 @@ def mount(app: FastAPI) -> None:
     app.add_api_route("/", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.add_api_route("/studio", shell, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="studio-static")
-    from visiontrain.api.schemas.common import errors
-    from visiontrain.web.routes import router as suggestion_router  # imports the API's dependencies
-
-    app.include_router(suggestion_router, responses=errors(401, 404, 422, 429, 503))
