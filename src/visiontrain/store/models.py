@@ -2,6 +2,7 @@
 
 from visiontrain.store.accounts import ApiToken, Organization
 from visiontrain.store.projects import Annotation, Concept, Image, Project, View, ViewImage
+from visiontrain.store.sweeps import Sweep
 from visiontrain.store.training import Artifact, Model, ModelVersion, VersionMetric, VersionSample, Worker, model_concepts
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ModelVersion",
     "Organization",
     "Project",
+    "Sweep",
     "VersionMetric",
     "VersionSample",
     "View",
