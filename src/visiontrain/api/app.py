@@ -29,6 +29,7 @@ from visiontrain.api.routers import (
     models,
     projects,
     settings,
+    sweeps,
     tokens,
     versions,
     views,
@@ -56,8 +57,8 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     # Every route here needs a token (401, or 429 after too many failed attempts), validates its input
     # (422) and may find the database busy (503); routes add what else they answer.
-    for module in (projects, images, views, annotations, imports, annotation_exports, models, versions, settings, assistant,
-                   tokens):
+    for module in (projects, images, views, annotations, imports, annotation_exports, models, versions, sweeps, settings,
+                   assistant, tokens):
         router.include_router(module.router, responses=errors(401, 422, 429, 503))
     return router
 
