@@ -56,6 +56,9 @@ class TrainingWorker:
         self.config = platform.config
         self.stopping = threading.Event()
         self.worker_id: str | None = None
+        from visiontrain.jobs.sweeps import SweepJobs
+
+        self.sweeps = SweepJobs(self)
 
     # --- lifecycle
 
@@ -74,7 +77,8 @@ class TrainingWorker:
                 with self.platform.sessions() as session:
                     version_id = queue.claim_next(session, worker_id=self.worker_id)
                 if version_id is None:
-                    self.stopping.wait(self.config.poll_seconds)
+                    if not self.sweeps.run_one():  # no version queued: a sweep's trial, if any
+                        self.stopping.wait(self.config.poll_seconds)
                     continue
                 jobs += 1
                 self.run_version(version_id)
