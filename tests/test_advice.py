@@ -29,7 +29,7 @@ def summary(task="classification", train=None, val=None, **extra):
     val = val or {"ants": 40, "bees": 40}
     monitor = {"classification": "val_accuracy", "tagging": "val_map", "detection": "val_map50"}[task]
     return {"status": "succeeded", "task": task, "monitor": monitor, "message": "training finished", "best_stage": "head",
-            "class_counts": {"train": train, "val": val}, "counts": {"train_images": sum(train.values())}, **extra}
+            "class_counts": {"train": train, "val": val}, "counts": {"train_images": sum(train.values()), "val_images": sum(val.values())}, **extra}
 
 
 def rules(report):
@@ -98,6 +98,17 @@ def test_rate_too_low_when_the_loss_creeps_and_the_metric_still_rises():
     assert "learning_rate_too_low" not in rules(creeping(0.045, [0.54, 0.57, 0.70, 0.62, 0.65, 0.70]))
 
 
+def test_rate_too_high_when_the_first_validation_loss_is_far_above_a_guess():
+    # Learning rate 3 on 24 images: the training loss reaches 0 (memorised) while validation is 26x a guess.
+    tiny = run(train=[4.45, 9.41, 0.0, 0.0], val=[17.9, 21.6, 25.2, 28.7], metric=[0.75, 0.83, 0.83, 0.83],
+               settings=TrainingSettings(learning_rate=3.0, epochs=4))
+    assert rules(tiny)[0] == "learning_rate_too_high" and "26 times the 0.693 of a guess" in tiny.items[0].evidence
+    assert "overfitting" not in rules(tiny)
+    guess = math.log(2)
+    assert "learning_rate_too_high" in rules(run(val=[3.0 * guess + 0.01, *HEALTHY_VAL[1:]]))
+    assert "learning_rate_too_high" not in rules(run(val=[2.9 * guess, *HEALTHY_VAL[1:]]))
+
+
 def test_a_higher_rate_stays_within_the_settings_bounds():
     report = run(train=[0.69, 0.68, 0.675, 0.67], val=[0.68] * 4, metric=[0.5, 0.55, 0.6, 0.65],
                  settings=TrainingSettings(learning_rate=5.0, epochs=4))
@@ -142,9 +153,9 @@ def test_a_detector_is_not_offered_head_settings():
 def test_underfitting_when_the_training_loss_stays_near_a_guess():
     chance = math.log(2)  # two balanced classes
 
-    def at(share):
-        return run(train=[chance * 0.98, chance * 0.8, chance * share, chance * share], val=[0.69, 0.6, 0.55, 0.56],
-                   metric=[0.6, 0.65, 0.7, 0.7])
+    def at(share, last=None):
+        train = [chance * f for f in (0.98, 0.8, share + 0.01, share, last or share)]
+        return run(train=train, val=[0.69, 0.6, 0.55, 0.56, 0.56], metric=[0.6, 0.65, 0.66, 0.67, 0.7])
 
     under = at(0.55)
     assert "underfitting" in rules(under)
@@ -152,11 +163,14 @@ def test_underfitting_when_the_training_loss_stays_near_a_guess():
     assert item.changes == {"head_layers": 1, "fine_tune": True}  # the fine-tuning rate 1e-4 is already a tenth
     assert "55% of the 0.693 a guess" in item.evidence
     assert "underfitting" not in rules(at(0.45))
+    # Still falling fast (over 10% in the last three epochs): the run was short, not the model small.
+    assert "underfitting" not in rules(at(0.62, last=0.55))
+    assert "underfitting" in rules(at(0.60, last=0.55))
 
 
 def test_turning_fine_tuning_on_brings_its_rate_under_a_tenth_of_the_heads():
     settings = TrainingSettings(learning_rate=5e-4, fine_tune_learning_rate=1e-4, head_layers=1)
-    report = run(train=[0.69, 0.6, 0.5, 0.5], val=[0.69, 0.6, 0.55, 0.56], metric=[0.6, 0.65, 0.7, 0.7], settings=settings)
+    report = run(train=[0.69, 0.52, 0.5, 0.5], val=[0.69, 0.6, 0.55, 0.56], metric=[0.6, 0.65, 0.7, 0.7], settings=settings)
     item = report.items[rules(report).index("underfitting")]
     assert item.changes == {"fine_tune": True, "fine_tune_learning_rate": 5e-5}
     TrainingSettings(**{**settings.model_dump(), **item.changes})  # alone, fine_tune on would be refused
@@ -227,11 +241,19 @@ def test_imbalance_at_the_data_checks_ratio():
 
 
 def test_too_few_validation_images():
-    few = run(train_counts={"ants": 110, "bees": 110}, val_counts={"ants": 14, "bees": 30}, settings=TrainingSettings(validation_split=0.1, epochs=20))
+    def with_val(ants, split=0.1, train=(126, 270), bees=30):
+        # train + validation: 440 images, 10% of them validation (the run's own split of 0.1)
+        return run(train_counts={"ants": train[0], "bees": train[1]}, val_counts={"ants": ants, "bees": bees},
+                   settings=TrainingSettings(validation_split=split, epochs=20))
+
+    few = with_val(14)
     assert rules(few) == ["few_validation_images"]
     assert "ants has 14 validation image(s): one image moves its score by 7 points" in few.items[0].evidence
-    assert few.items[0].changes == {"validation_split": 0.15}  # 15 of 124 ants
-    assert rules(run(train_counts={"ants": 110, "bees": 110}, val_counts={"ants": 15, "bees": 30})) == []
+    assert few.items[0].changes == {"validation_split": 0.15}  # 15 of 140 ants, in steps of 0.05
+    assert rules(with_val(15, train=(125, 270))) == []
+    # A given validation set (its share is not the setting's): add images to it; the split does not apply.
+    given = with_val(14, split=0.3)
+    assert rules(given) == ["few_validation_images"] and given.items[0].changes == {} and "were given" in given.items[0].why
     # A split that would leave under 20 images to train on: the advice is more images, no setting.
     tiny = run(train_counts={"ants": 20, "bees": 20}, val_counts={"ants": 5, "bees": 5}, settings=TrainingSettings(validation_split=0.2, epochs=20))
     assert rules(tiny) == ["few_validation_images"] and tiny.items[0].changes == {} and "annotate more" in tiny.items[0].why
@@ -248,12 +270,13 @@ def test_every_suggestion_is_valid_settings_and_json(case):
                         settings=TrainingSettings(learning_rate=1e-5, fine_tune=True, fine_tune_learning_rate=1e-6, epochs=4)),
         "overfit": dict(train=[0.4, 0.1, 0.01], val=[0.2, 0.3, 0.4], metric=[0.9, 0.88, 0.85],
                         settings=TrainingSettings(augmented_copies=4, dropout=0.9, weight_decay=0.5)),
-        "under": dict(train=[0.69, 0.6, 0.5], val=[0.69, 0.6, 0.55], metric=[0.6, 0.65, 0.66],
+        "under": dict(train=[0.69, 0.52, 0.5, 0.5], val=[0.69, 0.6, 0.55, 0.55], metric=[0.6, 0.65, 0.66, 0.66],
                       settings=TrainingSettings(head_layers=4, fine_tune=True, retrained_layers=50)),
         "confused": dict(evaluation={"classes": ["a", "b"], "confusion_matrix": [[30, 10], [10, 30]]},
                          settings=TrainingSettings(fine_tune=True, retrained_layers=49)),
         "imbalance": dict(train_counts={"ants": 300, "bees": 10}),
-        "few_val": dict(val_counts={"ants": 3, "bees": 30}),
+        "few_val": dict(train_counts={"ants": 200, "bees": 200}, val_counts={"ants": 8, "bees": 92},
+                        settings=TrainingSettings(validation_split=0.2)),
     }
     report = run(**cases[case])
     assert report.items, report.reason

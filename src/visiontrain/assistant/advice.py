@@ -9,7 +9,8 @@ evidence (the numbers) and at most two settings to change, validated as a whole 
 The rules, in the order they are shown (the curves first: a wrong rate hides everything else):
 
 - **learning rate too high**: the loss stopped being finite, or, over the first epochs, the training
-  loss did not even halve while it rose from one epoch to the next or the validation loss doubled.
+  loss did not even halve while it rose from one epoch to the next or the validation loss doubled, or
+  the first validation loss is several times a guess's (confidently wrong).
   Lower ``learning_rate`` tenfold (and clip the gradient). Overfitting also drives validation loss up,
   but there the training loss falls fast: the "did not halve" condition keeps the two apart.
 - **learning rate too low**: the training loss fell by less than ``SLOW_FALL_PER_EPOCH`` per epoch over
@@ -18,9 +19,9 @@ The rules, in the order they are shown (the curves first: a wrong rate hides eve
 - **overfitting**: training loss far below validation loss at the end and the validation loss risen
   above its lowest (or the metric fallen from its best). More augmented copies (cheap: the feature
   cache computes each copy once) and more dropout (or weight decay).
-- **underfitting**: the training loss itself stays above ``UNDERFIT_LOSS_SHARE`` of the loss of a
+- **underfitting**: the training loss levelled off above ``UNDERFIT_LOSS_SHARE`` of the loss of a
   guess from the class shares, so the head cannot separate even the training images: a hidden head layer,
-  or fine-tuning the backbone's last blocks.
+  fine-tuning the backbone's last blocks, or a larger backbone.
 - **still improving**: every planned epoch ran and the metric was still rising at the last one: more epochs.
 - **fine-tuning did not help**: the kept checkpoint is the head's although fine-tuning ran: turn it off
   (it costs most of the run's time) or lower its rate.
@@ -57,6 +58,10 @@ EARLY_FALL = 0.5
 # first epoch, shows the steps overshooting rather than slow progress.
 UNSTEADY_RISE = 0.10
 VAL_LOSS_BLOWUP = 2.0
+# ... or, from the first epoch, a validation loss this many times a guess's (the loss of predicting the
+# class shares): predictions confidently wrong, the weights thrown far off. Overfitting raises the
+# validation loss gradually, from a low start.
+GUESS_MULTIPLE = 3.0
 # How much the rate moves per piece of advice: the specification's recipe steps it by factors of ten.
 RATE_FACTOR = 10.0
 # A clipped gradient keeps a rate that is still on the high side from diverging.
@@ -78,8 +83,12 @@ METRIC_FALL = 0.02
 OVERFIT_DROPOUT = 0.5
 WEIGHT_DECAY_FACTOR = 10.0
 
-# Underfitting: the training loss (at the best epoch) still above this share of a guess's loss.
+# Underfitting: the training loss (at the best epoch) still above this share of a guess's loss, and
+# levelled off: less than PLATEAU_FALL lower over the last PLATEAU_EPOCHS epochs (still falling fast, the
+# run was only short: more epochs, not more capacity).
 UNDERFIT_LOSS_SHARE = 0.5
+PLATEAU_FALL = 0.10
+PLATEAU_EPOCHS = 3
 # Underfitting with the head and fine-tuning at their most: the next larger backbone whose weights ship
 # with the package (works offline).
 LARGER_OFFLINE_BACKBONE = {"efficientnet_lite0": "efficientnet_lite1", "efficientnet_lite1": "efficientnet_lite2"}
@@ -95,6 +104,8 @@ CONFUSED_MIN_ERRORS = 3
 WEAK_AP = 0.5
 # The most pairs or concepts named in one piece of advice.
 MAX_NAMED = 3
+# How far a run's validation share may lie from validation_split for the split to be the run's own.
+SPLIT_SHARE_TOLERANCE = 0.02
 # A validation split larger than this starves training (the specification's rule of thumb: ~0.4 with
 # ~40 images per concept).
 MAX_SUGGESTED_SPLIT = 0.4
@@ -305,6 +316,22 @@ def _rate_too_high(run: _Run) -> Advice | None:
         return run.advice("learning_rate_too_high", "The learning rate is too high: the loss diverged",
                           f"the training loss stopped being a finite number at learning rate {s.learning_rate:g}", why, changes)
     train, val = run.series("train_loss"), run.series("val_loss")
+    jumping = _loss_jumps(run, train, val)
+    if jumping:
+        return run.advice("learning_rate_too_high", "The learning rate looks too high: the loss jumps instead of falling",
+                          jumping, why, changes)
+    chance = _chance_loss(run)
+    if val and chance and val[0] >= GUESS_MULTIPLE * chance:
+        return run.advice(
+            "learning_rate_too_high", "The learning rate looks too high: the predictions are wildly overconfident",
+            f"after the first epoch at learning rate {s.learning_rate:g} the validation loss is {_num(val[0])}, "
+            f"{val[0] / chance:.0f} times the {_num(chance)} of a guess from the class shares", why, changes)
+    return None
+
+
+def _loss_jumps(run: _Run, train: list[float], val: list[float]) -> str | None:
+    """The evidence that the first epochs' loss jumps rather than falls, or None."""
+    s = run.settings
     if len(train) < EARLY_EPOCHS or len(val) < EARLY_EPOCHS:
         return None
     window, first = train[:EARLY_EPOCHS], train[0]
@@ -319,13 +346,10 @@ def _rate_too_high(run: _Run) -> Advice | None:
         signs.append(f"rose by {rise:.0%} in epoch {epoch + 1}")
     if blowup >= VAL_LOSS_BLOWUP:
         signs.append(f"the validation loss grew {blowup:.1f}x from epoch 1 ({_num(val[0])} → {_num(max(val[1:EARLY_EPOCHS]))})")
-    evidence = (f"over the first {EARLY_EPOCHS} epochs at learning rate {s.learning_rate:g} the training loss went from "
-                f"{_num(first)} to {_num(window[-1])} (a good rate at least halves it) and " + " and ".join(signs)
-                if rises else
-                f"over the first {EARLY_EPOCHS} epochs at learning rate {s.learning_rate:g} the training loss only went from "
-                f"{_num(first)} to {_num(window[-1])} while " + signs[0])
-    return run.advice("learning_rate_too_high", "The learning rate looks too high: the loss jumps instead of falling",
-                      evidence, why, changes)
+    start = f"over the first {EARLY_EPOCHS} epochs at learning rate {s.learning_rate:g} the training loss"
+    if rises:
+        return f"{start} went from {_num(first)} to {_num(window[-1])} (a good rate at least halves it) and " + " and ".join(signs)
+    return f"{start} only went from {_num(first)} to {_num(window[-1])} while {signs[0]}"
 
 
 def _rate_too_low(run: _Run) -> Advice | None:
@@ -407,9 +431,12 @@ def _underfitting(run: _Run) -> Advice | None:
     train, metric = run.series("train_loss"), run.series(run.monitor)
     if chance is None or chance <= 0 or not train or len(metric) != len(train):
         return None
+    if len(train) < PLATEAU_EPOCHS or train[-PLATEAU_EPOCHS] <= 0:
+        return None
     best = max(range(len(metric)), key=metric.__getitem__)
     share = train[best] / chance
-    if share < UNDERFIT_LOSS_SHARE:
+    levelled = 1 - train[-1] / train[-PLATEAU_EPOCHS] < PLATEAU_FALL
+    if share < UNDERFIT_LOSS_SHARE or not levelled:
         return None
     s = run.settings
     changes: dict[str, Any] = {}
@@ -421,12 +448,15 @@ def _underfitting(run: _Run) -> Advice | None:
         changes["retrained_layers"] = s.retrained_layers + 2
     if not changes and s.backbone in LARGER_OFFLINE_BACKBONE:
         changes["backbone"] = LARGER_OFFLINE_BACKBONE[s.backbone]
+    reasons = {"head_layers": "a hidden layer lets the head combine features",
+               "fine_tune": "fine-tuning adapts the backbone's last blocks to your images",
+               "retrained_layers": "retraining more backbone blocks adapts more of it to your images",
+               "backbone": "a larger backbone sees more detail"}
     return run.advice(
         "underfitting", "The model does not fit even its training images (underfitting)",
-        f"at its best epoch ({best + 1}) the training loss is {_num(train[best])}, {share:.0%} of the {_num(chance)} a guess from "
-        f"the class shares scores, with the {_metric_name(run.monitor)} at {_pct(metric[best])}",
-        "a hidden layer lets the head combine features; fine-tuning adapts the backbone's last blocks to your images; "
-        "a larger backbone sees more detail",
+        f"the training loss levelled off at {_num(train[-1])}; at the best epoch ({best + 1}) it was {share:.0%} of the "
+        f"{_num(chance)} a guess from the class shares scores, with the {_metric_name(run.monitor)} at {_pct(metric[best])}",
+        "; ".join(reasons[k] for k in changes if k in reasons) or "the head and backbone are at their largest: more images help most",
         changes,
     )
 
@@ -562,6 +592,10 @@ def _few_validation_images(run: _Run) -> Advice | None:
     split = min(MAX_SUGGESTED_SPLIT, math.ceil(needed * 20) / 20)  # in steps of 0.05
     leaves = total - math.ceil(total * split)
     s = run.settings
+    if not _split_by_the_run(run):
+        return Advice("few_validation_images", "Too few validation images to trust the score", evidence,
+                      f"the validation images were given (a validation folder or file), so validation_split does not apply: "
+                      f"add images of {small} to them")
     if split <= s.validation_split or leaves < MIN_TRAINING_IMAGES_PER_CONCEPT:
         return Advice("few_validation_images", "Too few validation images to trust the score", evidence,
                       f"a larger split would leave too few images of {small} to train on: annotate more images of it")
@@ -571,6 +605,19 @@ def _few_validation_images(run: _Run) -> Advice | None:
         "(on the platform, re-split the view: its split decides after the first version); more images help most",
         {"validation_split": split},
     )
+
+
+def _split_by_the_run(run: _Run) -> bool:
+    """Whether validation_split made this run's validation set: its share of the images is the setting's, up
+    to the stratified split's rounding (half an image per concept). A given validation set rarely lands there;
+    where it does, the advice to raise the split is still what would help."""
+    counts = run.summary.get("counts") or {}
+    train, val = counts.get("train_images") or 0, counts.get("val_images") or 0
+    concepts = len(run.counts.get("val") or {}) or 1
+    if not train + val:
+        return True
+    tolerance = max(SPLIT_SHARE_TOLERANCE, concepts / (train + val))
+    return abs(val / (train + val) - run.settings.validation_split) <= tolerance
 
 
 _RULES = (_rate_too_high, _rate_too_low, _overfitting, _underfitting, _still_improving, _fine_tune_no_gain,

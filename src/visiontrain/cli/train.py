@@ -25,6 +25,8 @@ def train(
     **flags: Any,
 ) -> None:
     """Train an image classifier, tagger or object detector by transfer learning."""
+    from visiontrain.assistant.advice import advise_run_dir
+    from visiontrain.cli.advise import print_advice
     from visiontrain.data.sources import infer_task
     from visiontrain.settings import load_settings, parse_assignment
     from visiontrain.tasks import task_names
@@ -46,6 +48,7 @@ def train(
             if display:
                 display.close()
     _print_summary(summary, out)
+    print_advice(advise_run_dir(out))
     if summary["status"] == "cancelled":
         raise typer.Exit(130)
 
