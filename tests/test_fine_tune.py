@@ -54,19 +54,21 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> tuple[Counter, list[str]]
     return decodes, stage
 
 
-def _front_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many inputs went through fine-tuning's frozen front (ONNX or PyTorch runner alike)."""
-    rows: list[int] = []
+def _front_rows(monkeypatch: pytest.MonkeyPatch, stage: list[str]) -> Counter:
+    """How many inputs went through fine-tuning's frozen front (ONNX or PyTorch runner alike), per stage."""
+    rows: Counter = Counter()
     real = fine_tune_module.make_runner
 
     def counting_runner(*args, **kwargs):
         runner = real(*args, **kwargs)
+        if not kwargs.get("name", "").startswith("front"):
+            return runner
 
         class Counted:
             batch_size = runner.batch_size
 
             def __call__(self, images):
-                rows.append(len(images))
+                rows[stage[0]] += len(images)
                 return runner(images)
 
         return Counted()
@@ -78,30 +80,40 @@ def _front_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.mark.parametrize("fresh", [False, True], ids=["fixed-copies", "fresh-augmentation"])
 def test_fine_tuning_decodes_each_image_once_and_runs_the_front_once_per_fixed_input(
         ants_bees_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: bool) -> None:
-    decodes, stage = _count_decodes(monkeypatch)
-    front_rows = _front_rows(monkeypatch)
-
-    def follow(event: dict) -> None:
-        if event["type"] == "stage":
-            stage[0] = event["stage"] if event["status"] == "started" else "between"
-
-    settings = {**FAST, "fine_tune_epochs": 3, "augmented_copies": 1, "fine_tune_fresh_augmentation": fresh,
-                "fine_tune_learning_rate": 1e-4}
-    summary = train(settings, ants_bees_small / "train", tmp_path / "run", validation_data=ants_bees_small / "val",
-                    callback=follow)
+    monkeypatch.setenv("VISIONTRAIN_CACHE_DIR", str(tmp_path / "cache"))  # cold: this test's own feature cache
     train_names = {p.name for p in (ants_bees_small / "train").rglob("*.jpg")}
     val_names = {p.name for p in (ants_bees_small / "val").rglob("*.jpg")}
-    in_stage = {name: n for (where, name), n in decodes.items() if where == "fine_tune"}
-    # Three epochs, yet every training and validation image was decoded exactly once in the stage.
-    assert in_stage == {name: 1 for name in train_names | val_names}
-    assert summary["counts"]["fine_tune_decoded_images"] == len(train_names | val_names)
-    # The evaluation of a fine-tuned model reuses the validation images' front outputs: no decode.
-    assert not [name for (where, name) in decodes if where == "evaluation" and name in val_names]
-    # The front ran once per validation image and, with fixed copies, once per training variant;
-    # with fresh augmentation it runs inside the training steps instead (not through the runner).
-    expected = len(val_names) + (0 if fresh else 2 * len(train_names))
-    assert sum(front_rows) == expected
-    assert summary["epochs_run"]["fine_tune"] == 3
+    settings = {**FAST, "fine_tune_epochs": 3, "augmented_copies": 1, "fine_tune_fresh_augmentation": fresh,
+                "fine_tune_learning_rate": 1e-4}
+    for run in ("cold", "warm"):
+        decodes, stage = _count_decodes(monkeypatch)
+        front_rows = _front_rows(monkeypatch, stage)
+
+        def follow(event: dict) -> None:
+            if event["type"] == "stage":
+                stage[0] = event["stage"] if event["status"] == "started" else "between"
+
+        summary = train(settings, ants_bees_small / "train", tmp_path / run, validation_data=ants_bees_small / "val",
+                        callback=follow)
+        per_stage = {where: {name: n for (w, name), n in decodes.items() if w == where} for where in ("features", "fine_tune")}
+        if run == "cold":
+            # The features pass decodes each image once and keeps the front's outputs on the way: fine-tuning
+            # decodes only what it needs apart (fresh augmentation's small training images).
+            assert per_stage["features"] == {name: 1 for name in train_names | val_names}
+            assert per_stage["fine_tune"] == ({name: 1 for name in train_names} if fresh else {})
+        else:
+            # Features come from the cache; fine-tuning decodes every image once, for three epochs.
+            assert per_stage["features"] == {}
+            assert per_stage["fine_tune"] == {name: 1 for name in train_names | val_names}
+        assert summary["counts"]["fine_tune_decoded_images"] == sum(per_stage["fine_tune"].values())
+        # The evaluation of a fine-tuned model reuses the validation images' front outputs: no decode.
+        assert not [name for (where, name) in decodes if where == "evaluation" and name in val_names]
+        # The front ran once per validation image and, with fixed copies, once per training variant, in
+        # whichever stage computed it; with fresh augmentation it runs inside the training steps instead.
+        assert sum(front_rows.values()) == len(val_names) + (0 if fresh else 2 * len(train_names))
+        assert summary["epochs_run"]["fine_tune"] == 3
+        monkeypatch.undo()
+        monkeypatch.setenv("VISIONTRAIN_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def _bn_layers(blocks: list[nn.Module]) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -64,25 +64,26 @@ class OnnxRunner:
 
 
 def make_runner(backbone: nn.Module, device: torch.device, *, image_size: int, export_dir: Path, batch_size: int,
-                name: str = "backbone"):
+                name: str = "backbone", input_shape: tuple[int, ...] | None = None):
     """The fastest runner that works here: ONNX Runtime on the CPU, else PyTorch. ``name`` names the
-    exported file (fine-tuning exports the backbone's frozen front, one file per cut)."""
+    exported file and ``input_shape`` (C, H, W) what it takes, an image by default (fine-tuning runs
+    the backbone as a front and a tail, one file each per cut)."""
     if device.type != "cpu" or os.environ.get("VISIONTRAIN_FEATURE_BACKEND", "onnx") == "torch":
         return TorchRunner(backbone, device, max(batch_size, ONNX_BATCH))
     path = export_dir / f"{name}-b{ONNX_BATCH}.onnx"
     try:
         if not path.exists():
-            _export(backbone, path, image_size)
+            _export(backbone, path, input_shape or (3, image_size, image_size))
         return OnnxRunner(path)
     except Exception as exc:  # exporter or runtime gaps for some backbone: PyTorch still works
         log.warning("ONNX Runtime unavailable for this backbone (%s: %s); using PyTorch", type(exc).__name__, str(exc)[:200])
         return TorchRunner(backbone, device, max(batch_size, ONNX_BATCH))
 
 
-def _export(backbone: nn.Module, path: Path, image_size: int) -> None:
+def _export(backbone: nn.Module, path: Path, input_shape: tuple[int, ...]) -> None:
     """Export, then check against PyTorch on one batch before the file is put in place."""
     backbone = backbone.eval().cpu()
-    sample = torch.randn(ONNX_BATCH, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    sample = torch.randn(ONNX_BATCH, *input_shape, generator=torch.Generator().manual_seed(0))
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes

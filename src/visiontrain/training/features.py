@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from visiontrain.models.classifier import TransferNet
 from visiontrain.models.preprocessing import Preprocessing
 from visiontrain.settings import TrainingSettings
 from visiontrain.training.backbone_runner import make_runner
+
+if TYPE_CHECKING:
+    from visiontrain.training.fine_tune import KeptFront
 
 # How many copies are made does not change what copy k looks like, so it is not part of the key.
 AUGMENTATION_FIELDS = tuple(name for name in TrainingSettings.field_groups()["Augmentation"] if name != "augmented_copies")
@@ -202,6 +206,7 @@ def extract_features(
     device: torch.device,
     on_progress: Callable[[int, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    keep_front: KeptFront | None = None,
 ) -> FeatureSet:
     """Features for each sample's original and ``augmented_copies`` augmented views, from the cache
     where present; the rest are computed in batches (``backbone_runner``: ONNX Runtime on the CPU,
@@ -209,6 +214,8 @@ def extract_features(
 
     Each augmented copy is made with a seed derived from (image, copy, seed), so it is the same image
     whatever the batch or run. Raises ``InterruptedError`` when ``should_stop`` turns true.
+    ``keep_front`` (fine-tuning follows): the backbone runs as its frozen front then the rest, and
+    the front's outputs of what is computed here are kept for the fine-tuning stage.
     """
     aug_key = augmentation_key(settings)
     variants = _variants(augmented_copies, aug_key)
@@ -229,14 +236,22 @@ def extract_features(
     network.eval()
     runner = None
     if pending:  # build (and maybe export) the runner only when something must be computed
-        runner = make_runner(network.backbone, device, image_size=preprocessing.image_size, export_dir=cache.dir,
-                             batch_size=settings.batch_size)
+        if keep_front is not None:
+            from visiontrain.training.fine_tune import SplitRunner
+
+            front, tail = network.split_backbone(settings.retrained_layers)  # type: ignore[misc]
+            runner = SplitRunner(front, tail, keep_front, device=device, image_size=preprocessing.image_size,
+                                 export_dir=cache.dir, batch_size=settings.batch_size)
+        else:
+            runner = make_runner(network.backbone, device, image_size=preprocessing.image_size, export_dir=cache.dir,
+                                 batch_size=settings.batch_size)
     batch_size = runner.batch_size if runner else 1
     batch_rows: list[int] = []
     batch_tensors: list[torch.Tensor] = []
 
     def flush() -> None:
-        output = runner(torch.stack(batch_tensors))
+        images = torch.stack(batch_tensors)
+        output = runner(images, batch_rows) if keep_front is not None else runner(images)
         for row, vector in zip(batch_rows, output):
             sample_index, variant = divmod(row, len(variants))
             cache.put(hashes[sample_index], variants[variant], vector)

@@ -54,37 +54,86 @@ def _storage(shape: tuple[int, ...], dtype: np.dtype, spill: Path) -> np.ndarray
     return np.lib.format.open_memmap(spill, mode="w+", dtype=dtype, shape=shape)
 
 
-def front_outputs(front: nn.Module, samples: Sequence[Sample], *, copies: int, settings: TrainingSettings,
-                  preprocessing: Preprocessing, device: torch.device, export_dir: Path, name: str, spill: Path,
-                  should_stop: Callable[[], bool] | None = None,
-                  on_progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen front's output for each sample's original and ``copies`` augmented copies (the head
-    stage's variants: same seeds, same images), rows variant-major within a sample, float16; and each
-    row's sample index. Every image is decoded once."""
+class KeptFront:
+    """The frozen front's outputs for one list of samples (rows variant-major within a sample, as
+    ``extract_features`` orders them), float16, filled by whoever computes them first: the feature
+    extraction when fine-tuning follows (``SplitRunner``), else ``front_outputs``."""
+
+    def __init__(self, samples: Sequence[Sample], copies: int, spill: Path):
+        self.samples, self.copies, self.spill = list(samples), copies, spill
+        self.rows = len(self.samples) * (1 + copies)
+        self.filled = np.zeros(self.rows, dtype=bool)
+        self.store: np.ndarray | None = None
+
+    def put(self, rows: Sequence[int], outputs: np.ndarray) -> None:
+        if self.store is None:
+            self.store = _storage((self.rows, *outputs.shape[1:]), np.float16, self.spill)
+        self.store[list(rows)] = outputs.astype(np.float16)
+        self.filled[list(rows)] = True
+
+    @property
+    def sample_index(self) -> torch.Tensor:
+        return torch.arange(len(self.samples), dtype=torch.long).repeat_interleave(1 + self.copies)
+
+    def tensor(self) -> torch.Tensor:
+        if self.store is None or not self.filled.all():
+            raise RuntimeError("fine-tuning inputs are incomplete")  # a bug, never user input
+        return torch.from_numpy(self.store)
+
+
+class SplitRunner:
+    """The frozen backbone as front then tail (each its own runner, ONNX Runtime on the CPU): the
+    same features as the whole backbone, and the front's outputs kept for fine-tuning on the way."""
+
+    def __init__(self, front: nn.Module, tail: nn.Module, kept: KeptFront, *, device: torch.device, image_size: int,
+                 export_dir: Path, batch_size: int):
+        name = f"front{len(front)}"
+        self.front = make_runner(front, device, image_size=image_size, export_dir=export_dir, batch_size=batch_size, name=name)
+        with torch.inference_mode():
+            shape = tuple(front.eval()(torch.zeros(1, 3, image_size, image_size)).shape[1:])
+        self.tail = make_runner(tail, device, image_size=image_size, export_dir=export_dir, batch_size=batch_size,
+                                name=f"tail{len(front)}", input_shape=shape)
+        self.kept, self.batch_size = kept, self.front.batch_size
+
+    def __call__(self, images: torch.Tensor, rows: Sequence[int]) -> np.ndarray:
+        outputs = self.front(images)
+        self.kept.put(rows, outputs)
+        return self.tail(torch.from_numpy(outputs))
+
+
+def front_outputs(front: nn.Module, kept: KeptFront, *, settings: TrainingSettings, preprocessing: Preprocessing,
+                  device: torch.device, export_dir: Path, should_stop: Callable[[], bool] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """``kept`` completed: the rows nobody computed yet (their features came from the cache) go
+    through the front, each of their images decoded once for all its variants (the head stage's
+    variants: same seeds, same images)."""
+    variants = _variants(kept.copies, augmentation_key(settings))
+    missing = np.flatnonzero(~kept.filled)
+    rows_by_sample: dict[int, list[int]] = {}
+    for row in missing.tolist():
+        rows_by_sample.setdefault(row // len(variants), []).append(row)
+    done, total = int(kept.filled.sum()), kept.rows
+    if on_progress:
+        on_progress(done, total)
+    if not rows_by_sample:
+        return kept.tensor()
     front.eval()
-    variants = _variants(copies, augmentation_key(settings))
-    hashes = [file_hash(s.path) for s in samples]
-    total = len(samples) * len(variants)
     runner = make_runner(front, device, image_size=preprocessing.image_size, export_dir=export_dir,
-                         batch_size=settings.batch_size, name=name)
-    with torch.inference_mode():
-        probe = front(torch.zeros(1, 3, preprocessing.image_size, preprocessing.image_size))
-    store = _storage((total, *probe.shape[1:]), np.float16, spill)
-    rows_by_sample = {i: list(range(i * len(variants), (i + 1) * len(variants))) for i in range(len(samples))}
+                         batch_size=settings.batch_size, name=f"front{len(front)}")
+    hashes = [file_hash(s.path) for s in kept.samples]
     batch_rows: list[int] = []
     batch: list[torch.Tensor] = []
-    done = 0
 
     def flush() -> None:
         nonlocal done
-        store[batch_rows] = runner(torch.stack(batch)).astype(np.float16)
+        kept.put(batch_rows, runner(torch.stack(batch)))
         done += len(batch_rows)
         batch_rows.clear()
         batch.clear()
         if on_progress:
             on_progress(done, total)
 
-    views = variant_views(samples, hashes, rows_by_sample, variants, settings=settings, preprocessing=preprocessing,
+    views = variant_views(kept.samples, hashes, rows_by_sample, variants, settings=settings, preprocessing=preprocessing,
                           depth=2 * runner.batch_size)
     for prepared in views:
         if should_stop is not None and should_stop():
@@ -96,8 +145,7 @@ def front_outputs(front: nn.Module, samples: Sequence[Sample], *, copies: int, s
                 flush()
     if batch:
         flush()
-    sample_index = torch.arange(len(samples), dtype=torch.long).repeat_interleave(len(variants))
-    return torch.from_numpy(store), sample_index
+    return kept.tensor()
 
 
 class ResizedImages:
@@ -135,7 +183,7 @@ class FineTuneInputs:
     train_sample_index: torch.Tensor
     val: Dataset
     val_inputs: torch.Tensor | None  # the validation images' front outputs (float16), for the evaluation after
-    decoded: int  # images decoded for the stage (each once)
+    decoded: int  # images decoded for the stage (each at most once; none whose outputs the extraction kept)
 
     def loaders(self, train_targets: torch.Tensor, val_targets: torch.Tensor, batch_size: int,
                 generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
@@ -183,16 +231,28 @@ class _Augmented(Dataset):
         return self.transform(self.images.image(index))
 
 
+def keepers(network: TransferNet, settings: TrainingSettings, train: Sequence[Sample], val: Sequence[Sample],
+            scratch: Path) -> tuple[KeptFront | None, KeptFront | None]:
+    """Where the feature extraction keeps the front's outputs for fine-tuning (train, validation): only
+    when fine-tuning follows and the backbone splits; fresh augmentation needs only the validation ones."""
+    if not settings.fine_tune or network.split_backbone(settings.retrained_layers) is None:
+        return None, None
+    val_kept = KeptFront(val, 0, scratch / "val_inputs.npy")
+    if settings.fine_tune_fresh_augmentation:
+        return None, val_kept
+    return KeptFront(train, settings.augmented_copies, scratch / "train_inputs.npy"), val_kept
+
+
 def prepare_fine_tuning(network: TransferNet, samples_train: Sequence[Sample], samples_val: Sequence[Sample], *,
                         settings: TrainingSettings, preprocessing: Preprocessing, device: torch.device, export_dir: Path,
-                        scratch: Path, should_stop: Callable[[], bool] | None = None,
+                        scratch: Path, kept: tuple[KeptFront | None, KeptFront | None] = (None, None),
+                        should_stop: Callable[[], bool] | None = None,
                         on_progress: Callable[[int, int], None] | None = None) -> FineTuneInputs:
-    """The stage's inputs for ``network`` with its best head loaded: every image decoded once, the
-    frozen front run once per input that does not change. Raises ``InterruptedError`` on a stop request."""
+    """The stage's inputs for ``network`` with its best head loaded: what the feature extraction kept
+    (``kept``, from ``keepers``), the rest computed with every image decoded once, the frozen front
+    run once per input that does not change. Raises ``InterruptedError`` on a stop request."""
     network.eval()
     split = network.split_backbone(settings.retrained_layers)
-    common = dict(settings=settings, preprocessing=preprocessing, device=device, export_dir=export_dir,
-                  should_stop=should_stop)
     if split is None:
         train_images = ResizedImages(samples_train, preprocessing, scratch / "train_images.npy", should_stop)
         val_images = ResizedImages(samples_val, preprocessing, scratch / "val_images.npy", should_stop)
@@ -201,27 +261,32 @@ def prepare_fine_tuning(network: TransferNet, samples_train: Sequence[Sample], s
                               torch.arange(len(samples_train)), _Augmented(val_images, lambda image: plain(image)), None,
                               decoded=len(samples_train) + len(samples_val))
     front, tail = split
-    name = f"front{len(front)}"
-    total = len(samples_val) + len(samples_train) * (1 if settings.fine_tune_fresh_augmentation else 1 + settings.augmented_copies)
+    train_kept, val_kept = kept
+    val_kept = val_kept or KeptFront(samples_val, 0, scratch / "val_inputs.npy")
+    fresh = settings.fine_tune_fresh_augmentation
+    if not fresh:
+        train_kept = train_kept or KeptFront(samples_train, settings.augmented_copies, scratch / "train_inputs.npy")
+    parts = [k for k in (val_kept, train_kept) if k is not None]
+    total = sum(k.rows for k in parts) + (len(samples_train) if fresh else 0)
+    decoded = sum(len({r // (1 + k.copies) for r in np.flatnonzero(~k.filled).tolist()}) for k in parts)
     offset = 0
 
     def progress(done: int, _: int) -> None:
         if on_progress:
             on_progress(offset + done, total)
 
-    val_inputs, _ = front_outputs(front, samples_val, copies=0, spill=scratch / "val_inputs.npy", name=name,
-                                  on_progress=progress, **common)
-    offset = len(samples_val)
-    if settings.fine_tune_fresh_augmentation:
+    common = dict(settings=settings, preprocessing=preprocessing, device=device, export_dir=export_dir, should_stop=should_stop)
+    val_inputs = front_outputs(front, val_kept, on_progress=progress, **common)
+    offset = val_kept.rows
+    if fresh:
         images = ResizedImages(samples_train, preprocessing, scratch / "train_images.npy", should_stop)
+        decoded += len(samples_train)
         progress(len(samples_train), total)
         train: Dataset = _Augmented(images, small_image_input(settings, preprocessing))
         sample_index = torch.arange(len(samples_train))
         front_each_step: nn.Module | None = front.to(memory_format=torch.channels_last)
     else:
-        train_inputs, sample_index = front_outputs(front, samples_train, copies=settings.augmented_copies,
-                                                   spill=scratch / "train_inputs.npy", name=name, on_progress=progress, **common)
-        train, front_each_step = _Rows(train_inputs), None
+        train = _Rows(front_outputs(front, train_kept, on_progress=progress, **common))
+        sample_index, front_each_step = train_kept.sample_index, None
     tail.to(memory_format=torch.channels_last)
-    return FineTuneInputs(tail, front_each_step, train, sample_index, _Rows(val_inputs), val_inputs,
-                          decoded=len(samples_train) + len(samples_val))
+    return FineTuneInputs(tail, front_each_step, train, sample_index, _Rows(val_inputs), val_inputs, decoded=decoded)

@@ -36,7 +36,7 @@ from visiontrain.settings import SettingsError, TrainingSettings, load_settings
 from visiontrain.training.callbacks import EventReporter, StopOnRequest
 from visiontrain.training.events import EventSink
 from visiontrain.training.features import FeatureCache, FeatureSet, FeatureSpace, default_cache_dir, extract_features
-from visiontrain.training.fine_tune import FineTuneInputs, prepare_fine_tuning
+from visiontrain.training.fine_tune import FineTuneInputs, KeptFront, keepers, prepare_fine_tuning
 from visiontrain.training.module import TransferModule
 from visiontrain.tasks import Task, get_task
 from visiontrain.training.trainer import build_trainer, quiet_lightning, resolve_device
@@ -111,6 +111,7 @@ class _Run:
         self.cache_dir, self.progress = cache_dir, progress
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {}
+        self.kept_front: tuple[KeptFront | None, KeptFront | None] = (None, None)
         self.warnings: list[str] = []
         self.rejected: list = []
         self.stage_epochs: dict[str, list[dict[str, Any]]] = {"head": [], "fine_tune": []}
@@ -192,9 +193,12 @@ class _Run:
                            elapsed_s=round(elapsed, 1), eta_s=eta)
 
         common = dict(settings=self.settings, preprocessing=preprocessing, cache=cache, device=device, should_stop=self.should_stop)
-        train_set = extract_features(network, train, augmented_copies=self.settings.augmented_copies, on_progress=report, **common)
+        # When fine-tuning follows, what the backbone's frozen front makes of each image on the way is kept for it.
+        self.kept_front = keepers(network, self.settings, train, val, self.run_dir / CHECKPOINTS_DIR / "fine_tune_inputs")
+        train_set = extract_features(network, train, augmented_copies=self.settings.augmented_copies, on_progress=report,
+                                     keep_front=self.kept_front[0], **common)
         done_before, hits_before = len(train_set.sample_index), train_set.hits
-        val_set = extract_features(network, val, augmented_copies=0, on_progress=report, **common)
+        val_set = extract_features(network, val, augmented_copies=0, on_progress=report, keep_front=self.kept_front[1], **common)
         self.counts.update(
             train_features=len(train_set.sample_index),
             cache_hits=train_set.hits + val_set.hits,
@@ -212,7 +216,7 @@ class _Run:
 
         inputs = prepare_fine_tuning(network, train, val, settings=self.settings, preprocessing=preprocessing, device=device,
                                      export_dir=cache.dir, scratch=self.run_dir / CHECKPOINTS_DIR / "fine_tune_inputs",
-                                     should_stop=self.should_stop, on_progress=report)
+                                     kept=self.kept_front, should_stop=self.should_stop, on_progress=report)
         self.timings["fine_tune_inputs"] = round(time.perf_counter() - started, 3)
         self.counts.update(fine_tune_decoded_images=inputs.decoded, fine_tune_training_inputs=len(inputs.train))
         return inputs
