@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from visiontrain.api import uploads
 from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, SessionDep, VersionDep
+from visiontrain.api.schemas.advice import AdviceReportPublic
 from visiontrain.api.schemas.common import MAX_ID, Offset, errors
 from visiontrain.api.schemas.training import (
     ArtifactPublic,
@@ -24,6 +25,7 @@ from visiontrain.api.schemas.training import (
     VersionSummary,
 )
 from visiontrain.services import predictions
+from visiontrain.services.advice import version_advice
 from visiontrain.services.errors import InvalidInput
 from visiontrain.settings import format_validation_error
 from visiontrain.services import versions as service
@@ -134,6 +136,14 @@ def list_metrics(
 ) -> list[MetricPublic]:
     rows = service.version_metrics(session, version=version, after_id=after_id, kinds=kind, limit=limit)
     return [MetricPublic.model_validate(r) for r in rows]
+
+
+@router.get("/versions/{version_id}/advice", response_model=AdviceReportPublic, summary="What to try next, from the run's curves",
+            description="Each finding (overfitting, a learning rate too high or too low, confused concepts, imbalance, too few "
+            "validation images, ...) with its evidence in numbers and the settings to change for the next version. A version "
+            "that has not finished gets no items and the reason.", responses=errors(404))
+def get_advice(version: VersionDep, session: SessionDep) -> AdviceReportPublic:
+    return AdviceReportPublic.model_validate(version_advice(session, version=version).to_dict())
 
 
 @router.get(
