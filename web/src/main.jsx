@@ -15,6 +15,7 @@ import { EvaluationPage } from "./pages/evaluation.jsx";
 import { ComparePage } from "./pages/compare.jsx";
 import { PredictPage } from "./pages/predict.jsx";
 import { TokensPage } from "./pages/tokens.jsx";
+import { AllModelsPage } from "./pages/all-models.jsx";
 
 const V = "/projects/:projectId/views/:viewId";
 const ROUTES = [
@@ -22,6 +23,7 @@ const ROUTES = [
   ["/", ProjectsPage],
   ["/projects", ProjectsPage],
   ["/tokens", TokensPage],
+  ["/models", AllModelsPage],
   ["/projects/:projectId", ProjectPage],
   [`${V}/images`, ImagesPage],
   [`${V}/images/:imageId`, ImageDetailPage],
@@ -43,6 +45,10 @@ function TopBar({ path }) {
       <nav>
         <a href="#/" class={path === "/" || path.startsWith("/projects") ? "active" : ""}>
           Projects
+        </a>
+        {/* Every model of every project; each view's own library is its Models tab. */}
+        <a href="#/models" class={path === "/models" ? "active" : ""} data-testid="nav-models">
+          Models
         </a>
         <a href="#/tokens" class={path === "/tokens" ? "active" : ""}>
           API tokens

@@ -85,6 +85,14 @@ export function ProjectImage({ projectId, imageId, alt, thumbnail = false, ...re
   );
 }
 
+// The CSS width that draws a photo of width x height pixels at a working height (small files scaled up,
+// large ones down, never wider than its box); its height follows from its own proportions.
+export const PHOTO_HEIGHT = "clamp(320px, 100vh - 280px, 640px)";
+export function photoWidth(width, height) {
+  if (!width || !height) return undefined;
+  return `min(100%, calc(${PHOTO_HEIGHT} * ${(width / height).toFixed(4)}))`;
+}
+
 export function Badge({ status }) {
   return <span class={`badge ${status || "unknown"}`}>{(status || "unknown").replace(/_/g, " ")}</span>;
 }

@@ -33,6 +33,25 @@ function Rejections({ rejected }) {
   );
 }
 
+// Files whose bytes were already stored, folded: each named with the image it repeats.
+function Duplicates({ duplicates, where }) {
+  if (!duplicates.length) return null;
+  return (
+    <details class="duplicates" data-testid="duplicate-files" style={{ marginTop: "0.4rem" }}>
+      <summary>
+        {duplicates.length} file(s) had the same bytes as an image already there, so they added no new image: which ones
+      </summary>
+      <ul class="rejected">
+        {duplicates.map((d, i) => (
+          <li key={i} data-testid="duplicate-file">
+            <b>{d.name}</b> is the same as <b>{d.same_as}</b> {d.found_in === "upload" ? `(earlier in ${where})` : "(already in the project)"}
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
+}
+
 // A refused file's reason, without repeating its name (BadFile messages read "name: reason").
 const reasonOf = (err, name) => (err.message.startsWith(`${name}: `) ? err.message.slice(name.length + 2) : err.message);
 
@@ -41,7 +60,7 @@ export function ImageUpload({ projectId, onDone }) {
 
   async function send(files) {
     const totalBytes = files.reduce((a, f) => a + f.size, 0) || 1;
-    const state = { total: files.length, done: 0, created: 0, duplicates: 0, rejected: [], finished: false, sentBytes: 0 };
+    const state = { total: files.length, done: 0, created: 0, duplicates: 0, duplicateFiles: [], rejected: [], finished: false, sentBytes: 0 };
     const inFlight = new Map(); // file -> bytes sent so far
     const publish = () => {
       const partial = [...inFlight.values()].reduce((a, b) => a + b, 0);
@@ -63,6 +82,7 @@ export function ImageUpload({ projectId, onDone }) {
           });
           state.created += r.created;
           state.duplicates += r.duplicates;
+          state.duplicateFiles.push(...(r.duplicate_files || []).map((d) => (zip ? { ...d, name: `${file.name} › ${d.name}`, same_as: d.found_in === "upload" ? `${file.name} › ${d.same_as}` : d.same_as } : d)));
           state.rejected.push(...r.rejected.map((x) => ({ name: zip ? `${file.name} › ${x.name}` : x.name, reason: x.reason })));
         } catch (err) {
           if (err.status === 401) throw err;
@@ -101,10 +121,11 @@ export function ImageUpload({ projectId, onDone }) {
             <div class={`notice ${run.rejected.length ? "warn" : ""}`}>
               <b data-testid="upload-summary">
                 {run.created} image(s) added
-                {run.duplicates ? `, ${run.duplicates} already in the project` : ""}
+                {run.duplicates ? `, ${run.duplicates} already there (same bytes)` : ""}
                 {run.rejected.length ? `, ${run.rejected.length} rejected:` : "."}
               </b>
               <Rejections rejected={run.rejected} />
+              <Duplicates duplicates={run.duplicateFiles} where="the same zip" />
             </div>
           )}
         </div>
@@ -162,10 +183,12 @@ export function ArchiveImport({ viewId, onDone }) {
       {r && (
         <div class={`notice ${r.rejected.length || r.warnings.length ? "warn" : ""}`} data-testid="import-outcome">
           <b>
-            {r.format}: {r.images} image(s) read, {r.created} new, {r.annotated} annotated
+            {r.format}: {r.images} image(s) read, {r.created} new
+            {r.duplicates ? ` (${r.duplicates} the same bytes as an image already there)` : ""}, {r.annotated} annotated
             {r.concepts_created.length ? `; new concepts: ${r.concepts_created.join(", ")}` : ""}
           </b>
           <Rejections rejected={r.rejected} />
+          <Duplicates duplicates={r.duplicate_files || []} where="the archive" />
           {r.warnings.length > 0 && (
             <ul class="rejected">
               {r.warnings.map((w, i) => (

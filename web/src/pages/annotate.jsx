@@ -6,7 +6,7 @@ import { href, navigate } from "../router.js";
 import { BoxEditor, conceptColor } from "../components/box-editor.jsx";
 import { loadAnnotation, saveAnnotation } from "../components/annotation.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
-import { Empty, ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
+import { Empty, ErrorNote, Spinner, photoWidth, useAsync } from "../components/ui.jsx";
 import { AddConcept, Shortcuts } from "../components/annotate-help.jsx";
 
 const QUEUE_SIZE = 1000; // the most the API lists at once
@@ -144,16 +144,58 @@ function Annotator({ project, view, reloadView, query }) {
         <AddConcept project={project} view={view} onAdded={reloadView} />
       </Empty>
     );
-  if (items.length === 0)
+  const filter = <WhichImages base={base} query={query} />;
+  if (items.length === 0) {
+    // A filter that leaves nothing keeps its control on screen, so the person can change it back.
+    const filtered = !!(query.status || query.concept);
     return (
-      <Empty title={query.status === "unannotated" ? "Every image is annotated" : "No images to annotate"} action={<a class="btn" href={`#${base}/images`}>Go to images</a>}>
-        {query.status === "unannotated" ? "Nothing left to do here. Train a model next." : "Upload images first."}
-      </Empty>
+      <>
+        {filtered && (
+          <div class="filters" style={{ marginBottom: "0.75rem" }}>
+            {filter}
+          </div>
+        )}
+        <Empty
+          title={query.status === "unannotated" ? "Every image is annotated" : filtered ? "No image matches this choice" : "No images to annotate"}
+          action={
+            <div class="actions" style={{ justifyContent: "center" }}>
+              {query.status === "unannotated" && (
+                <a class="btn primary" href={`#${base}/train`} data-testid="train-next">
+                  Train a model next
+                </a>
+              )}
+              {filtered && (
+                <a class="btn" href={`#${base}/annotate`}>
+                  Show all images
+                </a>
+              )}
+              <a class="btn" href={`#${base}/images`}>
+                {filtered ? "Go to images" : "Upload images"}
+              </a>
+            </div>
+          }
+        >
+          {query.status === "unannotated" ? "Nothing left to annotate here." : filtered ? "Change the choice above." : "Upload images first."}
+        </Empty>
+      </>
     );
+  }
   if (index >= items.length)
     return (
-      <Empty title="End of the list" action={<button class="btn" onClick={() => setIndex(0)}>Back to the first image</button>}>
-        {done} image(s) annotated in this session. <a href={`#${base}/models`}>Train a model</a> next.
+      <Empty
+        title="End of the list"
+        action={
+          <div class="actions" style={{ justifyContent: "center" }}>
+            <a class="btn primary" href={`#${base}/train`} data-testid="train-next">
+              Train a model next
+            </a>
+            <button class="btn" onClick={() => setIndex(0)}>
+              Back to the first image
+            </button>
+          </div>
+        }
+      >
+        {done} image(s) annotated in this session.
       </Empty>
     );
 
@@ -161,7 +203,7 @@ function Annotator({ project, view, reloadView, query }) {
   return (
     <div class="annotator">
       <div>
-        <div class="stage" data-testid="annotate-stage" data-ready={state ? "true" : "false"}>
+        <div class={`stage ${view.kind === "detection" ? "" : "photo-stage"}`} data-testid="annotate-stage" data-ready={state ? "true" : "false"}>
           {!state ? (
             <Spinner label="Loading image…" />
           ) : view.kind === "detection" ? (
@@ -178,7 +220,7 @@ function Annotator({ project, view, reloadView, query }) {
               onChange={setBoxes}
             />
           ) : (
-            <img key={image.id} src={imageSrc(project.id, image.id)} alt={image.original_name} />
+            <img class="photo" key={image.id} src={imageSrc(project.id, image.id)} alt={image.original_name} style={{ width: photoWidth(image.width, image.height) }} />
           )}
         </div>
         <ErrorNote error={error} />
@@ -243,20 +285,27 @@ function Annotator({ project, view, reloadView, query }) {
           <AddConcept project={project} view={view} onAdded={reloadView} />
         </div>
         <div class="filters" style={{ marginTop: "1rem" }}>
-          <select
-            aria-label="which images"
-            value={query.status || ""}
-            onChange={(e) => navigate(`${base}/annotate`, { ...query, status: e.currentTarget.value, image: undefined })}
-          >
-            <option value="">All images</option>
-            <option value="unannotated">Not annotated</option>
-            <option value="annotated">Annotated</option>
-          </select>
+          {filter}
           <a href={href(`${base}/images/${image.id}`)}>image details</a>
         </div>
         <Shortcuts kind={view.kind} />
       </aside>
     </div>
+  );
+}
+
+// Which images to go through; the choice lives in the address, so it shows there and can be shared.
+function WhichImages({ base, query }) {
+  return (
+    <select
+      aria-label="which images"
+      value={query.status || ""}
+      onChange={(e) => navigate(`${base}/annotate`, { ...query, status: e.currentTarget.value, image: undefined })}
+    >
+      <option value="">All images</option>
+      <option value="unannotated">Not annotated</option>
+      <option value="annotated">Annotated</option>
+    </select>
   );
 }
 

@@ -1,16 +1,19 @@
 // Evaluation. Classification: confusion matrix heatmap (click any cell, right answers included, to see
 // its images), per-class precision, recall and F1, and a gallery of misclassified images with their
-// probabilities. Tagging: per-concept table, PR curves, thresholds, false positives and negatives.
+// probabilities; each opens large, with a "change label" action on the image's annotation in the view.
+// Tagging: per-concept table, PR curves, thresholds, false positives and negatives.
 // Detection: mAP, per-concept AP and counts, PR curves, confusion matrix with background, boxes drawn.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { get } from "../api.js";
+import { href } from "../router.js";
+import { loadAnnotation, saveAnnotation } from "../components/annotation.js";
 import { ConfusionMatrix, Probabilities } from "../components/confusion.jsx";
 import { isTagging } from "../components/tagging.js";
 import { isDetection } from "../components/detection.js";
 import { DetectionReport } from "../components/detection-report.jsx";
 import { TaggingReport } from "../components/tagging-report.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
-import { Empty, ErrorNote, ProjectImage, Spinner, fmt, useAsync } from "../components/ui.jsx";
+import { Empty, ErrorNote, ProjectImage, Spinner, fmt, photoWidth, useAsync } from "../components/ui.jsx";
 
 // The report names images by the path the worker trained from (their content-addressed bytes); the
 // version's samples say which project image each is (by its sha256), and its original name.
@@ -44,10 +47,20 @@ function withImages(report, samples) {
   };
 }
 
-function ImageCard({ project, item }) {
+function ImageCard({ project, item, relabelled, onOpen }) {
   const right = item.true === item.predicted;
+  const open = item.image_id != null ? onOpen : null;
   return (
-    <div class="thumb" data-testid="gallery-item">
+    <div
+      class="thumb"
+      data-testid="gallery-item"
+      role={open ? "button" : undefined}
+      tabIndex={open ? 0 : undefined}
+      title={open ? "Open this image" : undefined}
+      style={open ? { cursor: "pointer" } : undefined}
+      onClick={open || undefined}
+      onKeyDown={open ? (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), open()) : undefined}
+    >
       <div class="frame">
         {item.image_id != null ? (
           <ProjectImage projectId={project.id} imageId={item.image_id} alt={item.image_name} loading="lazy" thumbnail />
@@ -56,6 +69,14 @@ function ImageCard({ project, item }) {
         )}
       </div>
       <div class="caption">
+        <div class="file-name" data-testid="gallery-file-name" title={item.image_name} style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap", color: "var(--muted)" }}>
+          {item.image_name}
+        </div>
+        {relabelled && (
+          <div data-testid="relabelled" style={{ color: "var(--ok)" }}>
+            label now <b>{relabelled}</b> (for the next version)
+          </div>
+        )}
         <div>
           true <b class="probs true">{item.true}</b> · predicted <b style={{ color: right ? "var(--ok)" : "var(--bad)" }}>{item.predicted}</b>
         </div>
@@ -64,6 +85,99 @@ function ImageCard({ project, item }) {
         ) : (
           <Probabilities probabilities={{ [item.predicted]: item.probability }} truth={item.true} predicted={item.predicted} limit={1} />
         )}
+      </div>
+    </div>
+  );
+}
+
+// One image of the report, large: what the version said about it, and the label it has in the view now,
+// which can be changed here (the evaluation keeps the label it was judged on).
+function ImageViewer({ project, view, item, onClose, onRelabelled }) {
+  const base = viewBase(project.id, view.id);
+  const annotation = useAsync(() => loadAnnotation(view.id, item.image_id), [item.image_id]);
+  const image = useAsync(() => get(`/projects/${project.id}/images/${item.image_id}`), [item.image_id]);
+  const [choice, setChoice] = useState(null);
+  const [saved, setSaved] = useState(null);
+  const [error, setError] = useState(null);
+  const [saving, setSaving] = useState(false);
+  useEffect(() => {
+    const onKey = (e) => e.key === "Escape" && onClose();
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+  const now = annotation.data ? annotation.data.concepts[0] || null : null;
+  const picked = choice ?? now ?? item.true;
+  async function change() {
+    setSaving(true);
+    setError(null);
+    try {
+      const result = await saveAnnotation(view.id, item.image_id, "classification", { concepts: [picked] });
+      setSaved(result.concepts[0]);
+      annotation.reload();
+      onRelabelled(result.concepts[0]);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setSaving(false);
+    }
+  }
+  const size = image.data;
+  return (
+    <div class="modal" data-testid="image-viewer" onClick={(e) => e.target === e.currentTarget && onClose()} role="dialog" aria-modal="true" aria-label={item.image_name}>
+      <div class="modal-body">
+        <div class="viewer-stage">
+          <ProjectImage projectId={project.id} imageId={item.image_id} alt={item.image_name} style={size ? { width: photoWidth(size.width, size.height), display: "block" } : undefined} />
+        </div>
+        <aside>
+          <div class="actions" style={{ justifyContent: "space-between" }}>
+            <h3 style={{ margin: 0, flex: 1, wordBreak: "break-all" }} data-testid="viewer-file-name">
+              {item.image_name}
+            </h3>
+            <button class="btn small" onClick={onClose} aria-label="Close">
+              ✕
+            </button>
+          </div>
+          <p>
+            Trained and judged as <b>{item.true}</b>; predicted <b style={{ color: item.true === item.predicted ? "var(--ok)" : "var(--bad)" }}>{item.predicted}</b>.
+          </p>
+          {item.probabilities && <Probabilities probabilities={item.probabilities} truth={item.true} predicted={item.predicted} limit={5} />}
+          <h3 style={{ marginTop: "1rem" }}>Label in this view</h3>
+          {annotation.error && <ErrorNote error={annotation.error} onRetry={annotation.reload} />}
+          {!annotation.data ? (
+            <Spinner label="Reading its label…" />
+          ) : (
+            <>
+              <p class="help" data-testid="viewer-label-now">
+                now: <b>{now || "not annotated"}</b>
+              </p>
+              <div class="form-row">
+                <select aria-label="new label" value={picked} onChange={(e) => setChoice(e.currentTarget.value)} data-testid="viewer-label-choice">
+                  {view.concepts.map((c) => (
+                    <option value={c.name} key={c.id}>
+                      {c.name}
+                    </option>
+                  ))}
+                </select>
+                <button class="btn primary" onClick={change} disabled={saving || picked === now} data-testid="change-label">
+                  {saving ? "Saving…" : "Change label"}
+                </button>
+              </div>
+            </>
+          )}
+          {error && <p class="field-error">{error.message}</p>}
+          {saved && (
+            <div class="notice" data-testid="label-changed" role="status">
+              Label changed to <b>{saved}</b> in the view. This evaluation stays as it was (it judged the version on the label it trained
+              with); the next version you train uses the new label.
+            </div>
+          )}
+          <p style={{ marginTop: "1rem" }}>
+            <a href={`#${base}/images/${item.image_id}`} data-testid="viewer-image-page">
+              Open the image's page
+            </a>{" "}
+            · <a href={href(`${base}/train`)}>train a new version</a>
+          </p>
+        </aside>
       </div>
     </div>
   );
@@ -127,6 +241,8 @@ function Report({ project, view, versionId }) {
     return { version, report: version.evaluation && withImages(version.evaluation, samples) };
   }, [versionId]);
   const [cell, setCell] = useState(null);
+  const [opened, setOpened] = useState(null); // the report's entry shown large
+  const [relabelled, setRelabelled] = useState({}); // image id -> label given on this page
   if (data.error) return <ErrorNote error={data.error} onRetry={data.reload} />;
   if (!data.data) return <Spinner label="Loading the evaluation…" />;
   const { version, report } = data.data;
@@ -191,9 +307,18 @@ function Report({ project, view, versionId }) {
       ) : (
         <div class="gallery" data-testid="gallery">
           {shown.map((m, i) => (
-            <ImageCard project={project} item={m} key={i} />
+            <ImageCard project={project} item={m} key={i} relabelled={relabelled[m.image_id]} onOpen={() => setOpened(m)} />
           ))}
         </div>
+      )}
+      {opened && (
+        <ImageViewer
+          project={project}
+          view={view}
+          item={opened}
+          onClose={() => setOpened(null)}
+          onRelabelled={(label) => setRelabelled((r) => ({ ...r, [opened.image_id]: label }))}
+        />
       )}
     </>
   );

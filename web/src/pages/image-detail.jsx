@@ -5,7 +5,7 @@ import { href, navigate } from "../router.js";
 import { BoxEditor } from "../components/box-editor.jsx";
 import { loadAnnotation } from "../components/annotation.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
-import { ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
+import { ErrorNote, Spinner, fmt, photoWidth, useAsync } from "../components/ui.jsx";
 
 // Fix the image to the training or validation side (or let the validation split setting decide).
 function SplitChoice({ viewId, imageId, split, onChanged }) {
@@ -65,11 +65,11 @@ function Detail({ project, view, imageId }) {
   const names = annotation.concepts;
   return (
     <div class="split-layout">
-      <div class="stage">
+      <div class={`stage ${view.kind === "detection" ? "" : "photo-stage"}`}>
         {view.kind === "detection" ? (
           <BoxEditor src={src} width={image.width} height={image.height} boxes={annotation.boxes} concepts={view.concepts} selected={null} onSelect={() => {}} onChange={() => {}} readOnly />
         ) : (
-          <img src={src} alt={image.original_name} />
+          <img class="photo" src={src} alt={image.original_name} style={{ width: photoWidth(image.width, image.height) }} />
         )}
       </div>
       <aside class="card" data-testid="image-facts">

@@ -17,7 +17,29 @@ export function labelsOf(image, kind) {
   return a.concepts.join(", ") || "without concept";
 }
 
-function Grid({ project, view, query, refresh }) {
+// The side of the view's split an image is on (the listing's `side`), as a tile shows it.
+const SIDE_NAMES = { train: "training", val: "validation", test: "test" };
+function SideBadge({ side }) {
+  return (
+    <span
+      class="pill side-badge"
+      data-testid="side-badge"
+      data-side={side || "none"}
+      title={side ? `on the ${SIDE_NAMES[side]} side of the view's split` : "not placed yet: the next version puts it on a side"}
+      style={{
+        position: "absolute",
+        top: "0.35rem",
+        left: "0.35rem",
+        background: side === "val" ? "#7c3aed" : side === "test" ? "#b45309" : side === "train" ? "#0f766e" : "rgba(15, 23, 42, 0.6)",
+        color: "#fff",
+      }}
+    >
+      {side ? SIDE_NAMES[side] : "not split yet"}
+    </span>
+  );
+}
+
+function Grid({ project, view, query, refresh, uploadOpen }) {
   const base = viewBase(project.id, view.id);
   const page = Number(query.page || 1);
   const filters = { concept: query.concept, status: query.status, split: query.split };
@@ -76,6 +98,11 @@ function Grid({ project, view, query, refresh }) {
           <option value="val">Fixed to validation</option>
         </select>
         {total != null && <span class="muted">{total} image(s)</span>}
+        {Object.values(filters).some(Boolean) && (
+          <a class="btn small" href={href(`${base}/images`)} data-testid="clear-filters">
+            Clear filters
+          </a>
+        )}
         <span style={{ flex: 1 }} />
         <a class="btn" href={href(`${base}/annotate`, { status: "unannotated" })}>
           Annotate unannotated images
@@ -86,14 +113,19 @@ function Grid({ project, view, query, refresh }) {
         <Spinner label="Loading images…" />
       ) : items && items.length === 0 ? (
         <Empty title={Object.values(filters).some(Boolean) ? "No image matches these filters" : "No images yet"}>
-          {Object.values(filters).some(Boolean) ? "Change the filters above." : "Drop images or a zip above to start."}
+          {Object.values(filters).some(Boolean)
+            ? "Change the filters above."
+            : uploadOpen
+              ? "Drop images or a zip of images in the area above to start, or import an annotated archive."
+              : "Start with “Upload images” or “Import annotated archive” at the top right."}
         </Empty>
       ) : (
         <div class="thumbs" data-testid="thumbs">
           {(items || []).map((img) => (
             <a class="thumb" href={`#${base}/images/${img.id}`} key={img.id} data-testid="thumb">
-              <div class="frame">
+              <div class="frame" style={{ position: "relative" }}>
                 <ProjectImage projectId={project.id} imageId={img.id} alt={img.original_name} loading="lazy" thumbnail />
+                {img.annotation && (img.annotation.annotated || img.side) && <SideBadge side={img.side} />}
               </div>
               <div class="caption">
                 <span title={img.original_name}>{img.original_name}</span>
@@ -118,8 +150,11 @@ function Grid({ project, view, query, refresh }) {
   );
 }
 
+// A project without images opens on the upload area: the first thing to do is to drop some.
+const openPanel = (chosen, view) => (chosen === undefined ? (view.images === 0 ? "upload" : null) : chosen);
+
 export function ImagesPage({ projectId, viewId, query }) {
-  const [panel, setPanel] = useState(null);
+  const [chosenPanel, setPanel] = useState(undefined); // undefined: none chosen yet
   const [refresh, setRefresh] = useState(0); // bumped after an upload or import: the grid reloads
   const reloadGrid = () => setRefresh((n) => n + 1);
   return (
@@ -128,9 +163,12 @@ export function ImagesPage({ projectId, viewId, query }) {
       viewId={viewId}
       tab="images"
       title="Images"
-      actions={
+      actions={(project, view) => {
+        const panel = openPanel(chosenPanel, view);
+        // Opened for an empty project: the button keeps it open (a click on "Upload images" never hides it).
+        return (
         <>
-          <button class={`btn ${panel === "upload" ? "active" : "primary"}`} onClick={() => setPanel(panel === "upload" ? null : "upload")}>
+          <button class={`btn ${panel === "upload" ? "active" : "primary"}`} onClick={() => setPanel(panel === "upload" && chosenPanel !== undefined ? null : "upload")}>
             Upload images
           </button>
           <button class={`btn ${panel === "import" ? "active" : ""}`} onClick={() => setPanel(panel === "import" ? null : "import")}>
@@ -140,13 +178,16 @@ export function ImagesPage({ projectId, viewId, query }) {
             Export annotations
           </button>
         </>
-      }
+        );
+      }}
     >
-      {(project, view, reloadView) => (
+      {(project, view, reloadView) => {
+        const panel = openPanel(chosenPanel, view);
+        return (
         <>
           {panel === "upload" && (
             <div class="card" style={{ marginBottom: "1rem" }}>
-              <ImageUpload projectId={project.id} onDone={() => (reloadView(), reloadGrid())} />
+              <ImageUpload projectId={project.id} onDone={() => (setPanel("upload"), reloadView(), reloadGrid())} />
             </div>
           )}
           {panel === "import" && (
@@ -165,9 +206,10 @@ export function ImagesPage({ projectId, viewId, query }) {
               <AnnotationExport view={view} />
             </div>
           )}
-          <Grid project={project} view={view} query={query} refresh={refresh} />
+          <Grid project={project} view={view} query={query} refresh={refresh} uploadOpen={panel === "upload"} />
         </>
-      )}
+        );
+      }}
     </ViewFrame>
   );
 }
