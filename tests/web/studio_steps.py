@@ -37,11 +37,18 @@ def upload(page, files: list[Path]) -> str:
     return page.wait_for_selector("[data-testid=upload-summary]", timeout=60_000).inner_text()
 
 
+def show_setting(page, name: str) -> None:
+    """Unfold what hides a setting's field ("Advanced", then its group), as a person would: by their titles."""
+    for _ in range(3):
+        folded = page.locator(f"details:not([open]):has([data-field={name}]) > summary")
+        if not folded.count():
+            return
+        folded.first.click()
+
+
 def set_setting(page, name: str, value: str) -> None:
-    """Type a value into a setting's field, opening its group first if it is folded."""
-    group = page.locator(f"details:has([data-field={name}])")
-    if not group.evaluate("d => d.open"):
-        group.locator("summary").click()
+    """Type a value into a setting's field, unfolding "Advanced" and its group first if they are folded."""
+    show_setting(page, name)
     page.fill(f"#setting-{name}", value)
 
 

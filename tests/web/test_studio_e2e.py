@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, screenshot, wait_until
-from studio_steps import create_project_and_view, set_setting, sign_in, upload, wait_for_version
+from studio_steps import create_project_and_view, set_setting, show_setting, sign_in, upload, wait_for_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -85,8 +85,8 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         for name in schema["schema"]["properties"]:
             assert page.locator(f"[data-field={name}]").count() == (0 if name in schema["not_applicable"] else 1), name
         page.click("[data-testid=suggest-settings]")
-        page.wait_for_selector("[data-field=validation_split] .reason")
-        assert page.input_value("#setting-validation_split") == "0.3"  # 12 images in 2 concepts
+        page.wait_for_selector("[data-testid=suggestion-validation_split]")
+        assert page.input_value("#setting-validation_split") == "0.4"  # 6 images a concept: the most held out
         assert page.input_value("#setting-batch_size") == "8"
 
         # A bad value is marked at its field and nothing is sent.
@@ -99,6 +99,7 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
 
         set_setting(page, "learning_rate", "0.003")
         set_setting(page, "epochs", "6")
+        show_setting(page, "early_stopping")
         page.uncheck("#setting-early_stopping")
         set_setting(page, "augmented_copies", "0")
         page.click("[data-testid=start-training]")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, screenshot
-from studio_steps import create_project_and_view, set_setting, sign_in, wait_for_version
+from studio_steps import create_project_and_view, set_setting, show_setting, sign_in, wait_for_version
 
 pytestmark = pytest.mark.browser
 
@@ -66,9 +66,7 @@ def test_bad_values_are_marked_at_their_fields_before_anything_is_sent(studio):
                             "devices": "auto", "epochs": "5"}.items():
             set_setting(page, name, value)
         assert page.locator("[data-field] .field-error").count() == 0
-        group = page.locator("details:has([data-field=fine_tune])")
-        if not group.evaluate("d => d.open"):
-            group.locator("summary").click()
+        show_setting(page, "fine_tune")
         page.check("#setting-fine_tune")
         set_setting(page, "fine_tune_learning_rate", "0.01")
         page.click("[data-testid=start-training]")
@@ -86,6 +84,7 @@ def test_a_run_is_cancelled_from_the_training_page(studio, datasets_dir: Path):
         page.goto(f"/#/projects/{project_id}/views/{view_id}/train")
         page.wait_for_selector("[data-testid=train-form]")
         set_setting(page, "epochs", "1000")
+        show_setting(page, "early_stopping")
         page.uncheck("#setting-early_stopping")
         set_setting(page, "validation_split", "0.5")
         page.click("[data-testid=start-training]")

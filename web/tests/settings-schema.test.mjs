@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { collect, describeField, initialTexts, parseField, toText } from "../src/components/settings-schema.js";
+import { basicFields, collect, describeField, initialTexts, parseField, toText } from "../src/components/settings-schema.js";
 
 const path = process.env.VISIONTRAIN_SETTINGS_SCHEMA;
 if (!path) throw new Error("set VISIONTRAIN_SETTINGS_SCHEMA to the schema JSON (pytest tests/web/test_js_units.py does)");
@@ -49,4 +49,12 @@ test("a union takes either of its forms", () => {
   assert.equal(parseField(devices, "2").value, 2);
   assert.match(parseField(devices, "two").error, /"auto"/);
   assert.equal(toText(devices, "auto"), "auto");
+});
+
+test("the basic view is what the schema marks basic: numbers first, then switches, then choices", () => {
+  const { basic, switches } = basicFields(schema, groups);
+  assert.deepEqual(basic, ["learning_rate", "epochs", "augmented_copies", "fine_tune", "backbone"]);
+  assert.deepEqual(switches, ["augmented_copies"]);
+  const marked = Object.keys(schema.properties).filter((n) => schema.properties[n].basic);
+  assert.deepEqual(new Set(basic), new Set(marked));
 });

@@ -163,7 +163,7 @@ def suggest_settings(data: DataCounts, base: TrainingSettings | Mapping[str, Any
         counts = data.split(fraction)
         held = counts.val.get(smallest, 0)
         values["validation_split"] = fraction
-        if n * SPLIT_RANGE[1] < MIN_VALIDATION_IMAGES_PER_CONCEPT:
+        if held < MIN_VALIDATION_IMAGES_PER_CONCEPT:
             reasons["validation_split"] = (
                 f"only {n} {unit} '{smallest}': {fraction:.0%}, the most held out without starving training, keeps {held} "
                 f"of them for validation (fewer than {MIN_VALIDATION_IMAGES_PER_CONCEPT})"
@@ -257,8 +257,8 @@ def suggest_settings(data: DataCounts, base: TrainingSettings | Mapping[str, Any
     return Suggestion(
         settings=values, reasons={k: v for k, v in reasons.items() if k in values}, kept=kept,
         questions=[q.as_dict(after) for q in _questions(defaults)], warnings=warnings,
-        counts={"task": data.task, "validation_set": data.fixed or f"split off at validation_split "
-                f"{values.get('validation_split', current.validation_split):g} (seed {current.seed})", **counts.as_dict()},
+        counts={"task": data.task, "validation_set": data.fixed or f"a {values.get('validation_split', current.validation_split):.0%} "
+                f"split, seed {current.seed}", **counts.as_dict()},
     )
 
 

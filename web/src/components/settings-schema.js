@@ -123,3 +123,17 @@ export function collect(schema, texts) {
   }
   return { values, errors };
 }
+
+// The fields of the form's basic view (the schema marks them `basic`): numbers to type first, then
+// on/off switches, then choices, each kind in the groups' order; `switches`: those marked `basic: "switch"`,
+// shown there as on/off over a number (off: 0, on: its default).
+export function basicFields(schema, groups) {
+  const marked = Object.values(groups).flat().filter((n) => schema.properties[n] && schema.properties[n].basic);
+  const switches = marked.filter((n) => schema.properties[n].basic === "switch");
+  const rank = (n) => {
+    const kind = describeField(schema, n).kind;
+    return switches.includes(n) || kind === "boolean" ? 1 : kind === "enum" ? 2 : 0;
+  };
+  const basic = marked.map((n, i) => [rank(n), i, n]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map(([, , n]) => n);
+  return { basic, switches };
+}

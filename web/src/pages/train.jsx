@@ -1,9 +1,12 @@
 // Train a new model version: pick or create the model, fill the settings form (generated from the
-// settings schema), optionally let the server suggest values for this dataset, then start.
+// settings schema: a basic view, the rest under "Advanced"), optionally let the server suggest values
+// for this dataset (each with its reason, and questions the data cannot answer) or find the learning
+// rate on the view's images, then start.
 import { useMemo, useState } from "preact/hooks";
 import { get, post } from "../api.js";
 import { navigate } from "../router.js";
-import { SettingsForm, collect, initialTexts, toText, describeField } from "../components/settings-form.jsx";
+import { SettingsForm, collect, initialTexts, parseField, toText, describeField } from "../components/settings-form.jsx";
+import { RateChart, rateText } from "../components/lr-chart.jsx";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { ViewSplitCard } from "../components/view-split.jsx";
 import { ErrorNote, Spinner, useAsync } from "../components/ui.jsx";
@@ -84,13 +87,150 @@ function ModelChoice({ view, models, choice, setChoice }) {
   );
 }
 
+const words = (name) => name.replace(/_/g, " ");
+const valueText = (v) => (typeof v === "boolean" ? (v ? "on" : "off") : Array.isArray(v) ? v.join(", ") : String(v));
+
+// The answer a question has in the form as it is now: the one whose settings all hold.
+function currentAnswer(schema, texts, question) {
+  const holds = (name, value) => {
+    if (!(name in texts)) return false;
+    const r = parseField(describeField(schema, name), texts[name]);
+    return !r.error && JSON.stringify(r.value) === JSON.stringify(value);
+  };
+  const found = question.answers.find((a) => Object.entries(a.settings).every(([k, v]) => holds(k, v)));
+  return found ? found.answer : null;
+}
+
+// What "Suggest settings for my data" found: each value with its reason, what it left alone and why,
+// the questions the data cannot answer (an answer sets its fields), warnings, and the counts it read.
+function SuggestionPanel({ suggestion, schema, texts, onAnswer, onClose }) {
+  const { settings, reasons, kept = {}, questions = [], warnings = [], counts = {} } = suggestion;
+  const perConcept = Object.entries(counts.train || {})
+    .map(([c, n]) => `${c} ${n} / ${(counts.validation || {})[c] ?? 0}`)
+    .join(" · ");
+  return (
+    <div class="card suggestions" data-testid="suggestions">
+      <div class="suggestions-head">
+        <h3>Suggested for your data</h3>
+        <button type="button" class="link" onClick={onClose}>
+          hide
+        </button>
+      </div>
+      <p class="help" data-testid="suggestion-counts">
+        Read from {counts.train_images} training and {counts.validation_images} validation images ({counts.validation_set}); per
+        concept, training / validation: {perConcept}.
+      </p>
+      <ul class="suggestion-list">
+        {Object.entries(settings).map(([name, value]) => (
+          <li key={name} data-testid={`suggestion-${name}`}>
+            <b>{words(name)}</b> <span class="value">{valueText(value)}</span> <span class="why">— {reasons[name]}</span>
+          </li>
+        ))}
+        {Object.entries(kept).map(([name, why]) => (
+          <li key={name} data-testid={`kept-${name}`}>
+            <b>{words(name)}</b> <span class="value kept">kept</span> <span class="why">— {why}</span>
+          </li>
+        ))}
+      </ul>
+      <p class="help">These values are filled in below (the ones under Advanced too); change any of them.</p>
+      {questions.length > 0 && (
+        <div class="questions">
+          <h4>Only you can tell</h4>
+          {questions.map((q) => {
+            const chosen = currentAnswer(schema, texts, q);
+            return (
+              <div class="question" key={q.setting} data-testid={`question-${q.setting}`}>
+                <p>
+                  <b>{q.question}</b> <span class="help">{q.why}.</span>
+                </p>
+                <div class="actions">
+                  {q.answers.map((a) => (
+                    <button
+                      type="button"
+                      key={a.answer}
+                      class={`btn small ${chosen === a.answer ? "active" : ""}`}
+                      aria-pressed={chosen === a.answer ? "true" : "false"}
+                      onClick={() => onAnswer(a.settings)}
+                    >
+                      {a.answer}
+                      <small class="sets">{Object.entries(a.settings).map(([k, v]) => `${words(k)}: ${valueText(v)}`).join(", ")}</small>
+                    </button>
+                  ))}
+                </div>
+              </div>
+            );
+          })}
+        </div>
+      )}
+      {warnings.length > 0 && (
+        <div class="notice warn" data-testid="suggestion-warnings">
+          {warnings.map((w, i) => (
+            <div key={i}>{w}</div>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+// "Find for me" beside the learning rate: a range test on the view's training images (seconds once the
+// backbone's features are cached; the version trained next reuses them), its curve, and "use this rate".
+function FindRate({ view, request, onUse }) {
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState(null);
+  const [error, setError] = useState(null);
+  if (view.kind === "detection")
+    return <p class="help">Not for a detector: it trains its whole detector, not a head, and starts from detection's measured rate.</p>;
+  async function run() {
+    setBusy(true);
+    setError(null);
+    try {
+      setResult(await post(`/views/${view.id}/lr-find`, request()));
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <div class="find-rate" data-testid="find-rate-panel">
+      <button type="button" class="btn small" onClick={run} disabled={busy} data-testid="find-rate">
+        {busy ? "Trying rates on your images…" : result ? "Find again" : "Find for me"}
+      </button>
+      {busy && (
+        <p class="help">
+          A new head takes a step per batch of your training images while the rate rises from 0.000001 to 1. The first time,
+          the backbone reads every image once (about a second each here); training reuses that.
+        </p>
+      )}
+      {result && (
+        <div data-testid="lr-result">
+          <p class="lr-suggestion">
+            Suggested: <b data-testid="lr-suggestion">{rateText(result.suggestion)}</b>: {result.reason}.
+          </p>
+          <RateChart result={result} />
+          <div class="actions">
+            <button type="button" class="btn small primary" onClick={() => onUse(rateText(result.suggestion))} data-testid="use-rate">
+              Use this rate
+            </button>
+            <span class="help">
+              Rule: {result.rule}; {result.images} training images.
+            </span>
+          </div>
+        </div>
+      )}
+      <ErrorNote error={error} />
+    </div>
+  );
+}
+
 function TrainForm({ project, view, query, schema, groups, models: initialModels, startFrom }) {
   const [models, setModels] = useState(initialModels);
   // "Train another version" starts from the model's latest settings: change one thing, compare.
   const [texts, setTexts] = useState(() => initialTexts(schema, groups, startFrom ? startFrom.settings : {}));
   const [errors, setErrors] = useState({});
   const [reasons, setReasons] = useState({});
-  const [warnings, setWarnings] = useState([]);
+  const [suggestion, setSuggestion] = useState(null);
   const [general, setGeneral] = useState(null);
   const [busy, setBusy] = useState(null);
   const [choice, setChoice] = useState({
@@ -99,37 +239,39 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
     concepts: view.concepts.map((c) => c.name),
   });
   const names = useMemo(() => Object.values(groups).flat(), [groups]);
-  // The first groups open, and the task's own group (detection's) wherever it is.
-  const openGroups = useMemo(() => {
-    const all = Object.keys(groups);
-    const own = all.find((g) => g.toLowerCase() === view.kind);
-    return own ? [...all.slice(0, 3), own] : all.slice(0, 4);
-  }, [groups, view.kind]);
+  // "Advanced" is the one fold: opened, every group in it shows its fields.
+  const openGroups = useMemo(() => Object.keys(groups), [groups]);
 
-  function change(name, text) {
-    const next = { ...texts, [name]: text };
+  function changeMany(updates) {
+    const next = { ...texts, ...updates };
     setTexts(next);
     // Re-check as the person types, so a bad value is marked at once.
     const now = collect(schema, next).errors;
     setErrors(now);
     // "Fix the marked settings" goes once nothing is marked any more.
     if (!Object.keys(now).length) setGeneral((g) => (g && g.fixFirst ? null : g));
-    setReasons((r) => ({ ...r, [name]: undefined }));
+    setReasons((r) => ({ ...r, ...Object.fromEntries(Object.keys(updates).map((n) => [n, undefined])) }));
+  }
+  const change = (name, text) => changeMany({ [name]: text });
+
+  // What the assistant's routes are asked about: the model's concepts and the settings so far.
+  function assistantRequest() {
+    const { values } = collect(schema, texts);
+    const model = models.find((m) => String(m.id) === String(choice.modelId));
+    return { concepts: model ? model.concepts : choice.concepts, settings: values };
   }
 
   async function suggest() {
     setBusy("suggest");
     setGeneral(null);
     try {
-      const { values } = collect(schema, texts);
-      const model = models.find((m) => String(m.id) === String(choice.modelId));
-      const s = await post(`/views/${view.id}/suggested-settings`, { concepts: model ? model.concepts : choice.concepts, settings: values });
+      const s = await post(`/views/${view.id}/suggested-settings`, assistantRequest());
       const next = { ...texts };
-      for (const [k, v] of Object.entries(s.settings)) next[k] = toText(describeField(schema, k), v);
+      for (const [k, v] of Object.entries(s.settings)) if (k in next) next[k] = toText(describeField(schema, k), v);
       setTexts(next);
       setErrors(collect(schema, next).errors);
       setReasons(s.reasons || {});
-      setWarnings(s.warnings || []);
+      setSuggestion(s);
     } catch (err) {
       setGeneral(err);
     } finally {
@@ -182,7 +324,7 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
         <button type="button" class="btn" onClick={suggest} disabled={busy} data-testid="suggest-settings">
           {busy === "suggest" ? "Looking at your data…" : "Suggest settings for my data"}
         </button>
-        <button type="button" class="btn" onClick={() => (setTexts(initialTexts(schema, groups)), setErrors({}), setReasons({}), setWarnings([]))}>
+        <button type="button" class="btn" onClick={() => (setTexts(initialTexts(schema, groups)), setErrors({}), setReasons({}), setSuggestion(null))}>
           Reset all to defaults
         </button>
       </div>
@@ -191,15 +333,25 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
           The settings start from version <b>{startFrom.name}</b>'s; change what you want to try, then compare the two.
         </div>
       )}
-      {warnings.length > 0 && (
-        <div class="notice warn">
-          {warnings.map((w, i) => (
-            <div key={i}>{w}</div>
-          ))}
-        </div>
+      {suggestion && (
+        <SuggestionPanel
+          suggestion={suggestion}
+          schema={schema}
+          texts={texts}
+          onAnswer={(settings) => changeMany(Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, toText(describeField(schema, k), v)])))}
+          onClose={() => setSuggestion(null)}
+        />
       )}
-      {Object.values(reasons).some(Boolean) && <div class="notice">Suggested values are filled in; each says why under its field.</div>}
-      <SettingsForm schema={schema} groups={groups} texts={texts} errors={errors} reasons={reasons} onChange={change} openGroups={openGroups} />
+      <SettingsForm
+        schema={schema}
+        groups={groups}
+        texts={texts}
+        errors={errors}
+        reasons={reasons}
+        onChange={change}
+        openGroups={openGroups}
+        extras={{ learning_rate: <FindRate view={view} request={assistantRequest} onUse={(rate) => change("learning_rate", rate)} /> }}
+      />
       <div class="sticky-bar">
         <button class="btn primary" type="submit" disabled={!!busy} data-testid="start-training">
           {busy === "start" ? "Starting…" : "Start training"}
