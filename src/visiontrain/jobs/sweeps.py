@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,9 @@ class SweepJobs:
                 study = optuna.load_study(study_name=sweep.study_name, storage=service.optuna_storage(self.platform.config))
             except KeyError:
                 return
-            optuna.storages.fail_stale_trials(study)
+            with warnings.catch_warnings():  # experimental in name since Optuna 2.9; the heartbeat's own clean-up
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
             if len(trials) < sweep.trials or not all(t.state.is_finished() for t in trials):
                 return

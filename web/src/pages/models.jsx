@@ -4,6 +4,7 @@ import { get } from "../api.js";
 import { href } from "../router.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Badge, Empty, ErrorNote, Spinner, fmt, usePolling } from "../components/ui.jsx";
+import { SweepCard, TryVariations, sweepIsLive } from "../components/sweeps.jsx";
 
 const METRIC_NAMES = { val_accuracy: "accuracy", val_map: "mAP", val_map50: "mAP@0.5" };
 
@@ -25,14 +26,25 @@ export async function modelsWithVersions(viewId) {
   return models.map((m, i) => ({ ...m, versions: versions[i] }));
 }
 
+// ... and each model's sweeps (newest first), with their trials so far.
+async function modelsWithSweeps(viewId) {
+  const models = await modelsWithVersions(viewId);
+  const sweeps = await Promise.all(models.map((m) => get(`/models/${m.id}/sweeps`)));
+  return models.map((m, i) => ({ ...m, sweeps: sweeps[i] }));
+}
+
+// A sweep tries variations of the model's latest finished version (its settings are the sweep's base).
+const latestFinished = (model) => [...(model.versions || [])].reverse().find((v) => v.status === "succeeded") || null;
+
 const isLive = (v) => v.status === "queued" || v.status === "running";
 
 function Library({ project, view }) {
   const base = viewBase(project.id, view.id);
   const [live, setLive] = useState(false);
-  const models = usePolling(() => modelsWithVersions(view.id), [view.id], { interval: 2000, active: live });
+  const models = usePolling(() => modelsWithSweeps(view.id), [view.id], { interval: 2000, active: live });
   const list = models.data || null;
-  const anyLive = !!list && list.some((m) => m.versions.some(isLive));
+  const anyLive = !!list && list.some((m) => m.versions.some(isLive) || m.sweeps.some(sweepIsLive));
+  const [trying, setTrying] = useState(null); // the model whose "Try variations" form is open
   useEffect(() => setLive(anyLive), [anyLive]);
   if (models.error && !list) return <ErrorNote error={models.error} onRetry={models.reload} />;
   if (!list) return <Spinner label="Loading models…" />;
@@ -56,8 +68,16 @@ function Library({ project, view }) {
               <a class="btn small" href={href(`${base}/train`, { model: model.id })}>
                 Train a new version
               </a>
+              <button class="btn small" type="button" data-testid="open-sweep-form"
+                onClick={() => setTrying(trying === model.id ? null : model.id)}>
+                Try variations…
+              </button>
             </div>
           </div>
+          {trying === model.id && (
+            <TryVariations model={model} base={latestFinished(model)}
+              onCreated={() => { setTrying(null); setLive(true); models.reload(); }} />
+          )}
           {(model.versions || []).length === 0 ? (
             <p class="muted">No versions yet.</p>
           ) : (
@@ -99,6 +119,9 @@ function Library({ project, view }) {
               </tbody>
             </table>
           )}
+          {model.sweeps.map((sweep) => (
+            <SweepCard key={sweep.id} sweep={sweep} versions={model.versions} versionHref={(id) => `#${base}/versions/${id}`} />
+          ))}
         </section>
       ))}
       {finished.length >= 2 && (
