@@ -178,8 +178,10 @@ def test_predict_many_images_and_another_version_predicts_them_again(studio, tra
         assert "v1" not in page.inner_text("[data-testid=predict-results]")
         # One card opened in full: its photo is drawn at a working size, not at its file's few pixels.
         page.locator("[data-testid=batch-result]").nth(2).click()
-        made_by = page.inner_text("[data-testid=prediction-made-by]")
-        assert photos[2].name in made_by and "v2" in made_by
+        made_by = page.wait_for_selector(f"[data-testid=prediction-made-by]:has-text('{photos[2].name}')").inner_text()
+        assert "v2" in made_by
+        # Its size is set once the photo is decoded (its own proportions are known then).
+        wait_until(page, "(document.querySelector('[data-testid=prediction] img.photo') || {style: {}}).style.width !== ''")
         height = page.eval_on_selector("[data-testid=prediction] img.photo", "i => i.getBoundingClientRect().height")
         assert height >= 320, height
         screenshot(page, "first-use-05-predict-switched")
