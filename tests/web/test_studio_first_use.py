@@ -181,7 +181,7 @@ def test_predict_many_images_and_another_version_predicts_them_again(studio, tra
         made_by = page.wait_for_selector(f"[data-testid=prediction-made-by]:has-text('{photos[2].name}')").inner_text()
         assert "v2" in made_by
         # Its size is set once the photo is decoded (its own proportions are known then).
-        wait_until(page, "(document.querySelector('[data-testid=prediction] img.photo') || {style: {}}).style.width !== ''")
+        wait_until(page, "!!(document.querySelector('[data-testid=prediction] img.photo') || {style: {}}).style.width")
         height = page.eval_on_selector("[data-testid=prediction] img.photo", "i => i.getBoundingClientRect().height")
         assert height >= 320, height
         screenshot(page, "first-use-05-predict-switched")
