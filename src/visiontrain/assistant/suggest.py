@@ -187,7 +187,7 @@ def suggest_settings(data: DataCounts, base: TrainingSettings | Mapping[str, Any
         batch = next((size for bound, size in BATCH_SIZES if images < bound), LARGE_BATCH)
         values["batch_size"] = batch
         reasons["batch_size"] = (
-            f"{images} training images: batches of {batch} give {max(1, math.ceil(images / batch))} steps per epoch"
+            f"{images} training images: batches of {batch} give {_steps(math.ceil(images / batch))} per epoch"
             + (" (few images: small batches, more steps)" if batch == BATCH_SIZES[0][1] else "")
         )
 
@@ -286,6 +286,10 @@ def _questions(defaults: TrainingSettings) -> list[Question]:
                  (Answer("yes, any way up", {"vertical_flip": True}),
                   Answer("no, they have a top and a bottom", {"vertical_flip": False}))),
     ]
+
+
+def _steps(n: int) -> str:
+    return f"{max(1, n)} step{'s' if n > 1 else ''}"
 
 
 def _listed(items: list[str], most: int = 6) -> str:
