@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, wait_until
-from studio_steps import set_setting, sign_in, wait_for_version
+from studio_steps import set_setting, show_setting, sign_in, wait_for_version
 
 from visiontrain.settings import TASK_DEFAULTS, TrainingSettings
 
@@ -267,6 +267,7 @@ def test_detection_pages_on_a_trained_version(studio, datasets_dir: Path, tmp_pa
         for name, value in expected.items():
             assert page.input_value(f"#setting-{name}") == value, name
         assert "do not apply to detection" in page.inner_text("[data-testid=task-settings-note]")
+        show_setting(page, "anchor_sizes")  # under Advanced, as every setting outside the basic five
         assert "Default: 32, 64, 128, 256." in page.inner_text("[data-field=anchor_sizes] .help")
         # A list field is checked before anything is sent.
         set_setting(page, "anchor_sizes", "32, big, 128")
