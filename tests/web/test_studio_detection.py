@@ -382,6 +382,7 @@ def test_detection_pages_on_a_trained_version(studio, datasets_dir: Path, tmp_pa
         metrics = page.inner_text("[data-testid=compare-metrics]")
         assert f"{first['headline']['value'] * 100:.1f}% mAP@0.5" in metrics
         assert "best validation mAP@0.5" in metrics and "best validation mAP@[.5:.95]" in metrics
+        page.check("[data-testid=show-all-settings]")  # only the differing ones until asked
         settings_table = page.inner_text("[data-testid=compare-settings]")
         assert "nms iou" in settings_table and "head layers" not in settings_table and "anchor sizes" in settings_table
         assert [r.split("\t")[0] for r in page.locator("[data-testid=setting-diff]").all_inner_texts()] == ["nms iou"]

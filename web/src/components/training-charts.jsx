@@ -2,7 +2,7 @@
 // A detector's run: mAP@0.5 and mAP@[.5:.95] per epoch, the total loss, and the loss's parts on the
 // training and the validation images.
 import { LineChart, PALETTE } from "./chart.jsx";
-import { curves, isDetectionRun, metricLabel } from "./curves.js";
+import { curves, isDetectionRun, metricLabel, preparingText, progressOf } from "./curves.js";
 
 const capital = (s) => s.replace(/^./, (c) => c.toUpperCase());
 
@@ -20,7 +20,8 @@ function DetectionCharts({ c, emptyText, markers }) {
           { label: "mAP@[.5:.95]", ...c.maps.map, color: "#2563eb" },
         ]}
         markers={markers}
-        yRange={[0, 1]}
+        yFit={[0, 1]}
+        percent
       />
       <LineChart
         testId="chart-validation-loss"
@@ -55,9 +56,17 @@ function DetectionCharts({ c, emptyText, markers }) {
   );
 }
 
+// What a chart with nothing to draw yet says: what the run is doing meanwhile (preparing images can take minutes).
+function waitingText(events) {
+  const { stage, features } = progressOf(events);
+  if (stage === "features") return `No values yet: ${preparingText(features).replace(/^P/, "p")}. The charts start with the first training batch.`;
+  if (stage === "data") return "No values yet: reading and checking the images.";
+  return stage ? "No values yet: training has started." : "No values yet: the run has not started.";
+}
+
 export function TrainingCharts({ events, finished = false }) {
   const c = curves(events);
-  const emptyText = finished ? "none: the run ended before recording any" : "no values yet";
+  const emptyText = finished ? "none: the run ended before recording any" : waitingText(events);
   const markers = [
     c.bestEpoch != null && { x: c.bestEpoch, label: `best epoch ${c.bestEpoch}`, color: "#16a34a" },
     c.fineTuneStart != null && { x: c.fineTuneStart, label: "fine-tuning", color: "#7c3aed" },
@@ -83,7 +92,8 @@ export function TrainingCharts({ events, finished = false }) {
         title={capital(metricLabel(c.headline))}
         series={[{ label: metricLabel(c.headline), ...c.metric, color: "#16a34a" }]}
         markers={markers}
-        yRange={[0, 1]}
+        yFit={[0, 1]}
+        percent
       />
     </div>
   );

@@ -1,9 +1,10 @@
-// Compare versions: settings side by side (differences highlighted), metrics, curves overlaid.
+// Compare versions: metrics, curves overlaid (the metric's axis fitted to the values), what each run
+// computed and what it reused from the feature cache, and the settings that differ (all on request).
 import { useState } from "preact/hooks";
 import { get } from "../api.js";
 import { href, navigate } from "../router.js";
 import { LineChart, PALETTE } from "../components/chart.jsx";
-import { curves, metricLabel } from "../components/curves.js";
+import { curves, differingSettings, featureReuse, metricLabel } from "../components/curves.js";
 import { fetchAllEvents } from "../components/metrics.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Badge, Empty, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
@@ -34,15 +35,24 @@ function Picker({ base, models, chosen }) {
   );
 }
 
+// "features 7.2 s, head 0.3 s": where a run's time went (the summary's timings, total left out).
+const timingParts = (timings) =>
+  Object.entries(timings)
+    .filter(([k, v]) => k !== "total" && v >= 0.05)
+    .map(([k, v]) => `${k.replace(/_/g, "-")} ${v < 10 ? v.toFixed(1) : Math.round(v)} s`)
+    .join(", ");
+
 function Comparison({ versions, runs, task, hidden = [] }) {
-  const [onlyDiffering, setOnlyDiffering] = useState(false);
+  const [showAll, setShowAll] = useState(false);
   // The settings that do nothing for this view's task are left out (a detector has no head, ...).
   const every = [...new Set(versions.flatMap((v) => Object.keys(v.settings || {})))];
   const names = every.filter((n) => !hidden.includes(n));
   const leftOut = every.length - names.length;
   const label = (v) => `${v.model_name ? `${v.model_name} ` : ""}${v.name}`;
-  const differs = (n) => new Set(versions.map((v) => JSON.stringify(v.settings[n]))).size > 1;
-  const diffCount = names.filter(differs).length;
+  const differing = differingSettings(versions, names);
+  const differs = (n) => differing.includes(n);
+  const diffCount = differing.length;
+  const listed = showAll ? names : differing;
   const overlay = (pick) => runs.map((c, i) => ({ label: label(versions[i]), ...pick(c), color: PALETTE[i % PALETTE.length] }));
   const key = runs[0] ? runs[0].headline : "val_accuracy";
   // Every best metric any of them reports (classification: accuracy; tagging: mAP, both accuracies;
@@ -118,14 +128,37 @@ function Comparison({ versions, runs, task, hidden = [] }) {
           <tr>
             <td>training time</td>
             {versions.map((v) => (
-              <td key={v.id}>{fmt.duration(trainingSeconds(v))}</td>
+              <td key={v.id} data-testid="compare-time">
+                {fmt.duration(trainingSeconds(v))}
+                {v.timings ? <div class="muted" style={{ fontSize: "0.85rem" }}>{timingParts(v.timings)}</div> : null}
+              </td>
             ))}
+          </tr>
+          <tr>
+            <td>
+              backbone features
+              <div class="muted" style={{ fontSize: "0.85rem" }}>reused from the feature cache, of all the run needed</div>
+            </td>
+            {versions.map((v) => {
+              const reuse = featureReuse(v.summary);
+              return (
+                <td key={v.id} data-testid="compare-features">
+                  {reuse ? reuse.text : v.summary && v.summary.task === "detection" ? "computed for this run (detection keeps no cache)" : "—"}
+                </td>
+              );
+            })}
           </tr>
         </tbody>
       </table>
       <h2>Curves</h2>
       <div class="charts" data-testid="compare-charts">
-        <LineChart title={metricLabel(key, task).replace(/^./, (s) => s.toUpperCase())} series={overlay((c) => c.metric)} yRange={[0, 1]} />
+        <LineChart
+          testId="compare-metric-chart"
+          title={metricLabel(key, task).replace(/^./, (s) => s.toUpperCase())}
+          series={overlay((c) => c.metric)}
+          yFit={[0, 1]}
+          percent
+        />
         <LineChart title="Validation loss" series={overlay((c) => c.valLoss)} />
         <LineChart title="Batch loss" xLabel="step" series={overlay((c) => c.batchLoss)} />
         <LineChart title="Learning rate" xLabel={runs[0] ? runs[0].lrAxis : "step"} series={overlay((c) => c.learningRate)} />
@@ -133,8 +166,8 @@ function Comparison({ versions, runs, task, hidden = [] }) {
       <h2 class="actions">
         Settings <span class="pill">{diffCount} differ</span>
         <label class="switch" style={{ fontSize: "0.9rem" }}>
-          <input type="checkbox" checked={onlyDiffering} onChange={(e) => setOnlyDiffering(e.currentTarget.checked)} data-testid="only-differing" />
-          only the settings that differ
+          <input type="checkbox" checked={showAll} onChange={(e) => setShowAll(e.currentTarget.checked)} data-testid="show-all-settings" />
+          show all {names.length} settings
         </label>
       </h2>
       {leftOut > 0 && (
@@ -152,7 +185,14 @@ function Comparison({ versions, runs, task, hidden = [] }) {
           </tr>
         </thead>
         <tbody>
-          {names.filter((n) => !onlyDiffering || differs(n)).map((n) => (
+          {listed.length === 0 && (
+            <tr>
+              <td colSpan={versions.length + 1} class="muted" data-testid="settings-same">
+                Every setting is the same: the versions differ only in their data or their random start.
+              </td>
+            </tr>
+          )}
+          {listed.map((n) => (
             <tr key={n} class={differs(n) ? "diff" : ""} data-testid={differs(n) ? "setting-diff" : undefined}>
               <td>{n.replace(/_/g, " ")}</td>
               {versions.map((v) => (

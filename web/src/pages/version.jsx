@@ -1,10 +1,12 @@
-// The training page: live charts while the version trains, status, elapsed time, cancel, best epoch.
+// The training page: live charts while the version trains, status, elapsed time, cancel, best epoch;
+// once it has finished, what to try next.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post } from "../api.js";
 import { href } from "../router.js";
 import { TrainingCharts } from "../components/training-charts.jsx";
+import { AdvicePanel } from "../components/advice-panel.jsx";
 import { fetchEvents } from "../components/metrics.js";
-import { curves, metricLabel, progressOf } from "../components/curves.js";
+import { STAGE_NAMES, curves, metricLabel, preparingShort, progressOf, stageText } from "../components/curves.js";
 import { ViewFrame, viewBase } from "../components/view-frame.jsx";
 import { Badge, ErrorNote, Spinner, fmt, useAsync } from "../components/ui.jsx";
 import { headline, trainingSeconds } from "./models.jsx";
@@ -78,11 +80,8 @@ function Progress({ version, events }) {
         <span>elapsed</span>
       </div>
       <div class="stat">
-        <b>{!live(version) ? "finished" : stage ? stage.replace(/_/g, " ") : version.status === "queued" ? "waiting for a worker" : "starting"}</b>
-        <span>
-          stage
-          {live(version) && stage === "features" && features ? ` (${features.done}/${features.total} images)` : ""}
-        </span>
+        <b data-testid="stage">{!live(version) ? "finished" : stage ? STAGE_NAMES[stage] || stage.replace(/_/g, " ") : version.status === "queued" ? "waiting for a worker" : "starting"}</b>
+        <span data-testid="stage-detail">{live(version) && stage === "features" ? preparingShort(features) : "stage"}</span>
       </div>
       <div class="stat">
         <b data-testid="epochs-done">
@@ -95,6 +94,18 @@ function Progress({ version, events }) {
         <b data-testid="best-value">{c.bestValue != null ? fmt.percent(c.bestValue) : "—"}</b>
         <span>best {metricLabel(c.headline)}{c.bestEpoch != null ? ` (epoch ${c.bestEpoch})` : ""}</span>
       </div>
+    </div>
+  );
+}
+
+// Until the first epoch, what the run is doing (preparing images can take minutes before any chart has a value).
+function Waiting({ version, events }) {
+  if (!live(version) || events.some((e) => e.type === "epoch")) return null;
+  const { stage, features } = progressOf(events);
+  const text = version.status === "queued" ? "Queued: the run starts when a worker is free." : stageText(stage, features);
+  return (
+    <div class="notice" data-testid="run-waiting">
+      {text}
     </div>
   );
 }
@@ -158,11 +169,8 @@ function VersionView({ project, view, versionId }) {
         <div class="notice">{version.summary.message.charAt(0).toUpperCase() + version.summary.message.slice(1)}.</div>
       ) : null}
       <Progress version={version} events={events} />
-      {events.length === 0 && live(version) ? (
-        <div class="notice">
-          {version.status === "queued" ? "Queued: the run starts when a worker is free." : "Preparing the data: the charts start with the first batch."}
-        </div>
-      ) : null}
+      <Waiting version={version} events={events} />
+      {!live(version) && <AdvicePanel version={version} base={base} />}
       <TrainingCharts events={events} finished={!live(version)} />
     </>
   );
