@@ -14,20 +14,31 @@ from test_worker_e2e import Workers, wait_for, workers  # noqa: F401  (the fixtu
 
 pytestmark = pytest.mark.slow
 
-BASE = {"image_size": 96, "epochs": 4, "batch_size": 8}
+# Trials long enough (no early stop, one-image batches) for both workers to take some.
+BASE = {"image_size": 96, "epochs": 4, "batch_size": 1}
 
 
 def test_two_workers_run_one_sweep_and_its_best_becomes_a_version(client: TestClient, workers: Workers,  # noqa: F811
-                                                                   ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+                                                                   platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from visiontrain.store.models import Worker
+
     _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    workers.start()
+    workers.start()
+
+    def registered() -> bool:
+        with platform.sessions() as session:
+            return session.scalar(select(func.count()).select_from(Worker)) == 2
+
+    wait_for(registered, 120, "both workers to start", workers)
     created = client.post(f"/api/v1/models/{model['id']}/sweeps", json={"trials": 6, "seed": 3, "settings": BASE})
     assert created.status_code == 201, created.text
     sweep = created.json()
     assert sweep["status"] == "queued" and sweep["trials_started"] == 0 and sweep["results"] == []
     assert sweep["monitor"] == "val_accuracy" and "learning_rate" in sweep["searched"]
     assert sweep["settings"]["epochs"] == 4 and sweep["settings"]["optimizer"] == "adam"  # the base, whole
-    workers.start()
-    workers.start()
 
     def finished() -> dict | None:  # type: ignore[type-arg]
         body = client.get(f"/api/v1/sweeps/{sweep['id']}").json()
@@ -57,6 +68,9 @@ def test_two_workers_run_one_sweep_and_its_best_becomes_a_version(client: TestCl
     listed = client.get(f"/api/v1/models/{model['id']}/sweeps").json()
     assert [s["id"] for s in listed] == [sweep["id"]] and listed[0]["best_version_id"] == version_id
     assert client.post(f"/api/v1/sweeps/{sweep['id']}/cancel").status_code == 409
+    # Both workers took trials of the one sweep (each logs the trials it ran).
+    logs = [p.read_text() for p in sorted(workers.log_dir.glob("worker-*.log"))]
+    assert all(f"sweep {sweep['id']}: trial" in log for log in logs), workers.logs()
 
 
 def test_bad_sweep_requests_are_4xx(client: TestClient, other_org_client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]

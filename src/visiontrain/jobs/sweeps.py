@@ -51,12 +51,19 @@ class SweepJobs:
     def run_one(self) -> bool:
         """Run one trial of the oldest sweep with trials left; False when there is none (sweeps ready are closed)."""
         with self.platform.sessions() as session:
-            sweep_id = service.claim_trial(session)
+            sweep_id = service.next_sweep(session)
         if sweep_id is None:
             self.close_ready()
             return False
         try:
+            # Data and features first, then the reservation: a worker that dies while it computes features
+            # holds no trial, so the sweep can still be finished by the others.
             prepared = self._prepare(sweep_id)
+            with self.platform.sessions() as session:
+                claimed = service.claim_trial(session, sweep_id=sweep_id)
+            if not claimed:  # the others took the last trials meanwhile
+                self.close(sweep_id)
+                return True
             trial = prepared.sweep.run_trial(prepared.study)
             if trial is not None:
                 log.info("sweep %d: trial %d %s", sweep_id, trial.number, trial.state.name.lower())
@@ -75,6 +82,9 @@ class SweepJobs:
         trial fails once its heartbeat is stale)."""
         with self.platform.sessions() as session:
             ready = service.open_sweeps(session)
+            ended = service.finished_sweeps(session, sweep_ids=list(self.prepared)) if self.prepared else []
+        for sweep_id in ended:  # cancelled or finished elsewhere: its features leave memory
+            self._forget(sweep_id)
         for sweep_id in ready:
             try:
                 self.close(sweep_id)
@@ -126,9 +136,9 @@ class SweepJobs:
             base = TrainingSettings(**row.settings)
             # The first worker on the sweep samples with its seed (a one-worker sweep tries what `visiontrain sweep
             # --seed` would); each worker joining later with another, so two never propose the same trials.
-            offset = row.trials_started - 1
-            seed, name, snapshot = (row.seed + offset) % (2**32), row.study_name, list(row.snapshot)
+            name, snapshot, first_seed = row.study_name, list(row.snapshot), row.seed
             warnings = list((row.data_split or {}).get("warnings", []))
+            seed = (first_seed + service.join(session, sweep_id=sweep_id) - 1) % (2**32)
         from visiontrain.jobs.worker import _sample
 
         def sample(entry: dict[str, Any]):  # type: ignore[no-untyped-def]

@@ -94,7 +94,7 @@ def create_sweep(session: Session, *, model: Model, settings: TrainingSettings, 
     samples, data_split = versions.snapshot(session, view=model.view, concepts=[c.name for c in model.concepts],
                                             settings=settings, persist=True)
     sweep = Sweep(
-        model_id=model.id, trials=trials, trials_started=0, seed=settings.seed if seed is None else seed,
+        model_id=model.id, trials=trials, trials_started=0, workers_joined=0, seed=settings.seed if seed is None else seed,
         settings=settings.model_dump(mode="json"), status=VersionStatus.queued.value, study_name="", data_split=data_split,
         snapshot=[{"image_id": s.image_id, "sha256": s.sha256, "blob_key": s.blob_key, "image_name": s.image_name,
                    "annotation": s.annotation, "split": s.split} for s in samples],
@@ -146,26 +146,40 @@ def trials_of(config: ServerConfig, sweep: Sweep) -> list[dict[str, Any]]:
 # --- what the workers call
 
 
-def claim_trial(session: Session) -> int | None:
-    """Reserve one trial of the oldest sweep with trials left (any number of workers may share a sweep); its id."""
-    for _ in range(20):
-        candidate = session.scalar(
-            select(Sweep.id).where(Sweep.status.in_([VersionStatus.queued, VersionStatus.running]),
-                                   Sweep.trials_started < Sweep.trials).order_by(Sweep.id).limit(1)
-        )
-        if candidate is None:
-            return None
-        won = session.execute(
-            update(Sweep).where(Sweep.id == candidate, Sweep.status.in_([VersionStatus.queued, VersionStatus.running]),
-                                Sweep.trials_started < Sweep.trials)
-            .values(trials_started=Sweep.trials_started + 1, status=VersionStatus.running.value)
-        ).rowcount
-        if won == 1:
-            session.execute(update(Sweep).where(Sweep.id == candidate, Sweep.started_at.is_(None)).values(started_at=utcnow()))
-            session.commit()
-            return candidate
-        session.rollback()
-    return None
+_LIVE = (VersionStatus.queued, VersionStatus.running)
+
+
+def next_sweep(session: Session) -> int | None:
+    """The oldest sweep with trials left to take (nothing is reserved: the worker prepares its features first)."""
+    return session.scalar(
+        select(Sweep.id).where(Sweep.status.in_(_LIVE), Sweep.trials_started < Sweep.trials).order_by(Sweep.id).limit(1)
+    )
+
+
+def claim_trial(session: Session, *, sweep_id: int) -> bool:
+    """Reserve one trial of the sweep (a conditional UPDATE: any number of workers share it, never more than its trials)."""
+    won = session.execute(
+        update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(_LIVE), Sweep.trials_started < Sweep.trials)
+        .values(trials_started=Sweep.trials_started + 1, status=VersionStatus.running.value)
+    ).rowcount
+    if won == 1:
+        session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.started_at.is_(None)).values(started_at=utcnow()))
+    session.commit()
+    return won == 1
+
+
+def join(session: Session, *, sweep_id: int) -> int:
+    """This worker's rank among those that have joined the sweep (1 for the first), counted atomically."""
+    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(workers_joined=Sweep.workers_joined + 1))
+    rank = session.scalar(select(Sweep.workers_joined).where(Sweep.id == sweep_id)) or 1
+    session.commit()
+    return rank
+
+
+def finished_sweeps(session: Session, *, sweep_ids: list[int]) -> list[int]:
+    """Those of ``sweep_ids`` that have ended (or were deleted)."""
+    live = set(session.scalars(select(Sweep.id).where(Sweep.id.in_(sweep_ids), Sweep.status.in_(_LIVE))))
+    return [i for i in sweep_ids if i not in live]
 
 
 def open_sweeps(session: Session) -> list[int]:
@@ -175,7 +189,7 @@ def open_sweeps(session: Session) -> list[int]:
 
 def fail_sweep(session: Session, *, sweep_id: int, error: str) -> bool:
     done = session.execute(
-        update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_([VersionStatus.queued, VersionStatus.running]))
+        update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(_LIVE))
         .values(status=VersionStatus.failed.value, error=error, finished_at=utcnow())
     ).rowcount
     session.commit()

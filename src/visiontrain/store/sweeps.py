@@ -28,6 +28,8 @@ class Sweep(Base):
     trials: Mapped[int] = mapped_column(Integer)
     # Trials the workers have reserved (a conditional UPDATE each): never more than ``trials``.
     trials_started: Mapped[int] = mapped_column(Integer, default=0)
+    # Workers that have joined: each samples with seed + (its rank - 1), so two never propose the same trials.
+    workers_joined: Mapped[int] = mapped_column(Integer, default=0)
     seed: Mapped[int] = mapped_column(BigInteger)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)  # the base: TrainingSettings.model_dump(mode="json")
     status: Mapped[str] = mapped_column(enum_column(VersionStatus), default=VersionStatus.queued, index=True)

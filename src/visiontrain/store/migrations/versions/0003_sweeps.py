@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column('model_id', sa.Integer(), nullable=False),
         sa.Column('trials', sa.Integer(), nullable=False),
         sa.Column('trials_started', sa.Integer(), nullable=False),
+        sa.Column('workers_joined', sa.Integer(), nullable=False),
         sa.Column('seed', sa.BigInteger(), nullable=False),
         sa.Column('settings', sa.JSON(), nullable=False),
         sa.Column('status', sa.String(length=17), nullable=False),
