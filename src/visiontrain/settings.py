@@ -14,7 +14,7 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -142,8 +142,10 @@ class TrainingSettings(BaseModel):
 
     # --- Optimizer
     optimizer: Optimizer = _field(Optimizer.adam, "Algorithm that updates the weights.", "Optimizer", strict=False)
-    learning_rate: float = _field(1e-3, "Step size of the head's training (the most important knob).", "Optimizer", gt=0.0, le=10.0,
-                                  basic=True)
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] | Literal["auto"] = _field(
+        1e-3, "Step size of the head's training (the most important knob); auto: a range test over the cached features "
+        "picks it before training (see visiontrain lr-find).", "Optimizer", basic=True,
+    )
     weight_decay: float = _field(1e-4, "L2 penalty that keeps weights small (0: none).", "Optimizer", ge=0.0, le=1.0)
     momentum: float = _field(0.9, "Momentum for sgd and rmsprop (ignored by the others).", "Optimizer", ge=0.0, lt=1.0)
     gradient_clip_norm: float = _field(
@@ -270,7 +272,8 @@ class TrainingSettings(BaseModel):
     @model_validator(mode="after")
     def _check_combinations(self) -> "TrainingSettings":
         problems = []
-        if self.fine_tune and self.fine_tune_learning_rate > self.learning_rate / 10 * (1 + 1e-9):
+        # With learning_rate auto the rule is applied once the rate is found (the fine-tuning rate is capped then).
+        if self.fine_tune and self.learning_rate != "auto" and self.fine_tune_learning_rate > self.learning_rate / 10 * (1 + 1e-9):
             problems.append(
                 f"fine_tune_learning_rate ({self.fine_tune_learning_rate:g}) must be at most learning_rate / 10 "
                 f"({self.learning_rate / 10:g}): a high rate destroys the pretrained features"
@@ -353,7 +356,18 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 def format_validation_error(error: ValidationError) -> str:
     """One readable line per problem: `field: message (got value)`."""
     lines = []
+    # A field that takes a number or a word (learning_rate, devices) fails once per branch: one line says both.
+    branches: dict[str, list[dict]] = {}
     for item in error.errors():
+        loc = item["loc"]
+        if len(loc) == 2 and loc[0] in TrainingSettings.model_fields and isinstance(loc[1], str):
+            branches.setdefault(str(loc[0]), []).append(item)
+    for name, items in branches.items():
+        wanted = " or ".join(i["msg"].removeprefix("Input should be ") for i in items)
+        lines.append(f"{name}: Input should be {wanted} (got {items[0].get('input')!r})")
+    for item in error.errors():
+        if len(item["loc"]) == 2 and str(item["loc"][0]) in branches:
+            continue
         where = ".".join(str(p) for p in item["loc"]) or "settings"
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":

@@ -45,6 +45,11 @@ def settings_runnable_here(settings: TrainingSettings, task: str | None = None) 
     problems: list[Problem] = []
     if task == "detection":
         problems += _detection_backbone_problems(settings)
+        if settings.learning_rate == "auto":
+            # The range test runs on a head over cached features; a detector trains its whole pyramid and heads.
+            default = TrainingSettings.for_task("detection", {}).learning_rate
+            problems.append(Problem("learning_rate", "auto needs a head over cached features, which a detector does not "
+                                    f"have: set a number (detection's measured default is {default:g})", (f"{default:g}",)))
     else:
         reason = backbones.pretrained_weights_problem(
             settings.backbone, pretrained=settings.pretrained, weights_path=settings.weights_path

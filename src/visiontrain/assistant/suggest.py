@@ -201,7 +201,9 @@ def suggest_settings(data: DataCounts, base: TrainingSettings | Mapping[str, Any
     else:
         layers = defaults.retrained_layers * (2 if fewest >= MORE_LAYERS_FROM else 1)
         values.update(fine_tune=True, retrained_layers=layers,
-                      fine_tune_learning_rate=float(f"{min(defaults.fine_tune_learning_rate, current.learning_rate / 10):.3g}"))
+                      # With learning_rate auto the run caps the fine-tuning rate once the rate is found.
+                      fine_tune_learning_rate=float(f"{min(defaults.fine_tune_learning_rate, current.learning_rate / 10):.3g}")
+                      if current.learning_rate != "auto" else defaults.fine_tune_learning_rate)
         reasons["fine_tune"] = (
             f"at least {fewest} training {unit} each concept: enough to adapt the backbone without overfitting"
         )

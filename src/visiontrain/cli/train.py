@@ -133,6 +133,10 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         ("feature cache", f"{counts.get('cache_hits', 0)} hits, {counts.get('cache_misses', 0)} computed"),
         ("time", ", ".join(f"{k} {v:.1f}s" for k, v in summary.get("timings", {}).items())),
     ]
+    found = summary.get("learning_rate_found")
+    if found:  # learning_rate auto: say what the range test chose, and why (lr_find.png beside the run)
+        capped = f"; fine_tune_learning_rate capped at {found['fine_tune_learning_rate']:g}" if "fine_tune_learning_rate" in found else ""
+        rows.insert(4, ("learning rate", f"{found['learning_rate']:g}, found by the range test: {found['reason']}{capped}"))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)

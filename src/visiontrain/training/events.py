@@ -2,10 +2,12 @@
 
 Every event is a JSON-ready dict with ``type`` and ``time`` (seconds since the run started):
 
-- ``{"type": "stage", "stage": "data"|"features"|"head"|"fine_tune"|"evaluation", "status": "started"|"finished"}``
+- ``{"type": "stage", "stage": "data"|"features"|"lr_find"|"head"|"fine_tune"|"evaluation", "status": "started"|"finished"}``
 - ``{"type": "features", "done": int, "total": int, "cache_hits": int, "originals": int, "augmented_copies": int,
   "train_images": int, "val_images": int, "elapsed_s": float, "eta_s": float | None}``  (feature extraction
   progress: total = originals + augmented copies; eta_s from the rate so far, None before the first computed batch)
+- ``{"type": "lr_find", "learning_rate": float, "rule": str, "reason": str[, "fine_tune_learning_rate": float]}``
+  (``learning_rate: auto``: the rate the range test chose, and the fine-tuning rate when it had to be capped)
 - ``{"type": "fine_tune_inputs", "done": int, "total": int, "elapsed_s": float}``  (fine-tuning's inputs: each image
   decoded once, the backbone's frozen front run once per input that does not change)
 - ``{"type": "batch", "stage": "head"|"fine_tune", "epoch": int, "step": int, "loss": float, "learning_rate": float}``

@@ -6,7 +6,9 @@ exponentially from ``start`` to ``end``; the loss is smoothed (exponential avera
 and the test stops once it has blown up to four times its best. The suggestion follows one stated
 rule, chosen because the usual ones are unstable on short, noisy curves: the rate where the smoothed
 loss falls fastest against log(rate) ("steepest descent"), looked for only below the rate of the
-lowest loss, and never above a tenth of that rate (the loss is about to turn there). Writes
+lowest loss and once the average has settled (its first ten steps move with each batch), and never
+above a tenth of that rate (the loss is about to turn there). ``learning_rate: auto`` runs the same
+test at the start of a run (``runner``), on a copy of the fresh head. Writes
 ``lr_find.json`` (rates, losses, the rule and the suggestion) and ``lr_find.png``.
 """
 
@@ -29,6 +31,7 @@ RESULT_FILE = "lr_find.json"
 PICTURE_FILE = "lr_find.png"
 SMOOTHING = 0.9
 BLOW_UP = 4.0
+SETTLING_STEPS = round(1 / (1 - SMOOTHING))  # the average's memory, in steps
 
 
 def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data: DatasetSpec | str | Path, out_dir: str | Path, *,
@@ -42,7 +45,6 @@ def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data:
     from visiontrain.tasks import get_task
     from visiontrain.training.events import EventSink
     from visiontrain.training.features import default_cache_dir
-    from visiontrain.training.optim import build_optimizer
     from visiontrain.training.runner import _load_spec, _Run, as_settings
     from visiontrain.training.trainer import resolve_device
 
@@ -56,7 +58,8 @@ def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data:
             f"detector (its default, learning_rate {TrainingSettings.for_task(task_name, {}).learning_rate:g} with SGD, "
             "is measured in docs/benchmarks.md)"
         )
-    settings = as_settings(settings, task_name).with_task_defaults(task_name)
+    # The test needs only the head's features (no fine-tuning inputs kept on the way).
+    settings = as_settings(settings, task_name).with_task_defaults(task_name).model_copy(update={"fine_tune": False})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(settings.seed, workers=True, verbose=False)
@@ -71,12 +74,28 @@ def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data:
         train_set, _ = run.features(network, preprocessing, train, val, device)
     finally:
         sink.close()
-    targets = the_task.targets(train, spec.classes)[train_set.sample_index]
-    the_task.initialize_head(network.head, the_task.targets(train, spec.classes))
-    loss_fn = the_task.training_loss(settings, the_task.targets(train, spec.classes))
-    head = network.head.train()
+    result = range_test(settings, the_task, network.head, train_set.features, the_task.targets(train, spec.classes),
+                        train_set.sample_index, start=start, end=end, steps=steps)
+    result = {"task": task_name, **result, "images": len(train)}
+    write_result(result, out)
+    return result
+
+
+def range_test(settings: TrainingSettings, task: Any, head: torch.nn.Module, features: torch.Tensor,
+               image_targets: torch.Tensor, sample_index: torch.Tensor, *, start: float = 1e-6, end: float = 1.0,
+               steps: int = 100) -> dict[str, Any]:
+    """The range test on ``head`` (started as training starts it; changed by the test, so pass a copy
+    of one to be trained) over cached ``features`` (rows of the images ``sample_index`` names)."""
+    if not 0 < start < end:
+        raise DataError(f"the range must rise: start {start:g} must be above 0 and below end {end:g}")
+    from visiontrain.training.optim import build_optimizer
+
+    targets = image_targets[sample_index]
+    task.initialize_head(head, image_targets)
+    loss_fn = task.training_loss(settings, image_targets)
+    head = head.train()
     optimizer = build_optimizer([p for p in head.parameters() if p.requires_grad], start, settings)
-    loader = DataLoader(TensorDataset(train_set.features, targets), batch_size=settings.batch_size, shuffle=True,
+    loader = DataLoader(TensorDataset(features, targets), batch_size=settings.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(settings.seed))
     factor = (end / start) ** (1 / max(1, steps - 1))
     rates, losses, smoothed = [], [], []
@@ -104,11 +123,13 @@ def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data:
         best = min(best, current)
         if current > BLOW_UP * best and step > 10:
             break
-    result = {"task": task_name, "start": start, "end": end, "rates": rates, "losses": losses, "smoothed": smoothed,
-              **suggest(rates, smoothed), "images": len(train), "features": int(train_set.features.shape[0])}
+    return {"start": start, "end": end, "rates": rates, "losses": losses, "smoothed": smoothed,
+            **suggest(rates, smoothed), "features": int(features.shape[0])}
+
+
+def write_result(result: dict[str, Any], out: Path) -> None:
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2))
     _picture(result, out / PICTURE_FILE)
-    return result
 
 
 def suggest(rates: list[float], smoothed: list[float]) -> dict[str, Any]:
@@ -119,9 +140,14 @@ def suggest(rates: list[float], smoothed: list[float]) -> dict[str, Any]:
     cap = rates[lowest] / 10
     log_rates = np.log(np.asarray(rates))
     slopes = np.gradient(np.asarray(smoothed), log_rates)
-    window = max(1, lowest)
-    steepest = int(np.argmin(slopes[:window])) if lowest > 0 else 0
-    suggestion = min(rates[steepest], cap) if lowest > 0 else cap
+    # The average's first steps still move with each batch (bias correction divides by a small number),
+    # so a slope there says nothing about the rate: the search starts once the average has settled.
+    settled = min(SETTLING_STEPS, max(0, lowest - 1))
+    if lowest > settled:
+        steepest = settled + int(np.argmin(slopes[settled:lowest]))
+        suggestion = min(rates[steepest], cap)
+    else:
+        steepest, suggestion = 0, cap
     return {
         "suggestion": float(suggestion),
         "rule": "steepest descent of the smoothed loss below the lowest-loss rate, at most a tenth of that rate",

@@ -10,6 +10,7 @@ current batch, keeping the best checkpoint so far.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import signal
@@ -112,6 +113,7 @@ class _Run:
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.kept_front: tuple[KeptFront | None, KeptFront | None] = (None, None)
+        self.found_rate: dict[str, Any] | None = None  # learning_rate auto: what the range test chose, and why
         self.warnings: list[str] = []
         self.rejected: list = []
         self.stage_epochs: dict[str, list[dict[str, Any]]] = {"head": [], "fine_tune": []}
@@ -205,6 +207,28 @@ class _Run:
             cache_misses=train_set.misses + val_set.misses,
         )
         return train_set, val_set
+
+    def find_learning_rate(self, network: TransferNet, train_set: FeatureSet, image_targets: torch.Tensor) -> TrainingSettings:
+        """``learning_rate: auto``: the range test on a copy of the fresh head over the cached features
+        (``lr_find.json``/``.png`` in the run), and these settings at the rate it suggests (the
+        fine-tuning rate capped at a tenth of it, as the rule says)."""
+        from visiontrain.training.lr_finder import range_test, write_result
+
+        with self.stage("lr_find"):
+            result = range_test(self.settings, self.task, copy.deepcopy(network.head), train_set.features, image_targets,
+                                train_set.sample_index)
+            write_result({"task": self.task.name, **result}, self.run_dir)
+        rate = float(f"{result['suggestion']:.3g}")
+        update: dict[str, Any] = {"learning_rate": rate}
+        self.found_rate = {"learning_rate": rate, "rule": result["rule"], "reason": result["reason"]}
+        if self.settings.fine_tune and self.settings.fine_tune_learning_rate > rate / 10:
+            update["fine_tune_learning_rate"] = float(f"{rate / 10:.3g}")
+            self.found_rate["fine_tune_learning_rate"] = update["fine_tune_learning_rate"]
+        resolved = TrainingSettings(**{**self.settings.model_dump(), **update})
+        object.__setattr__(resolved, "__pydantic_fields_set__", set(self.settings.model_fields_set))
+        self.settings = resolved
+        self.sink.emit("lr_find", **self.found_rate)
+        return resolved
 
     def fine_tune_inputs(self, network: TransferNet, preprocessing: Preprocessing, train: list[Sample], val: list[Sample],
                          train_targets: torch.Tensor, device: torch.device) -> FineTuneInputs:
@@ -324,7 +348,9 @@ def _clear_previous_run(run_dir: Path) -> None:
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     shutil.rmtree(run_dir / TEST_DIR, ignore_errors=True)
     shutil.rmtree(run_dir / "body_features", ignore_errors=True)  # training/detection.py's spill, if a run was killed
-    stale = [TEST_SAMPLES_FILE, *(picture for name in task_names() for picture in get_task(name).pictures)]
+    from visiontrain.training.lr_finder import PICTURE_FILE, RESULT_FILE
+
+    stale = [TEST_SAMPLES_FILE, RESULT_FILE, PICTURE_FILE, *(picture for name in task_names() for picture in get_task(name).pictures)]
     for name in stale:
         (run_dir / name).unlink(missing_ok=True)
 
@@ -365,6 +391,9 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         return {"status": "cancelled", "message": "stopped before any model was trained", **base}
 
     train_targets, val_targets = task.targets(train, classes), task.targets(val, classes)
+    if settings.learning_rate == "auto":
+        settings = run.find_learning_rate(network, train_set, train_targets)
+        base["learning_rate_found"] = run.found_rate
     loss = task.training_loss(settings, train_targets)
     task.initialize_head(network.head, train_targets)
     module_args = dict(task=task, loss=loss, num_classes=len(classes))
