@@ -22,7 +22,8 @@ test("each kind of field is recognised from the schema", () => {
   assert.equal(kinds.backbone, "enum");
   assert.equal(kinds.pretrained, "boolean");
   assert.equal(kinds.epochs, "integer");
-  assert.equal(kinds.learning_rate, "number");
+  assert.equal(kinds.weight_decay, "number");
+  assert.equal(kinds.learning_rate, "union"); // a number or "auto" (the range test picks it)
   assert.equal(kinds.weights_path, "string");
   assert.equal(kinds.devices, "union");
   assert.ok(describeField(schema, "image_size").nullable);
@@ -33,7 +34,10 @@ test("bounds, whole numbers and required values are checked with messages naming
   const check = (name, text) => parseField(describeField(schema, name), text);
   assert.equal(check("dropout", "0.95").error, "must be at most 0.9");
   assert.equal(check("dropout", "0.9").value, 0.9);
-  assert.equal(check("learning_rate", "0").error, "must be more than 0");
+  assert.equal(check("schedule_factor", "0").error, "must be more than 0");
+  assert.equal(check("learning_rate", "0").error, 'must be a number (must be more than 0), or "auto"');
+  assert.equal(check("learning_rate", "auto").value, "auto");
+  assert.equal(check("learning_rate", "0.003").value, 0.003);
   assert.equal(check("validation_split", "1").error, "must be less than 1");
   assert.equal(check("epochs", "2.5").error, "must be a whole number");
   assert.equal(check("epochs", "").error, "a value is needed");
