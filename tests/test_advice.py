@@ -112,8 +112,8 @@ def test_rate_too_high_when_the_first_validation_loss_is_far_above_a_guess():
 def test_a_higher_rate_stays_within_the_settings_bounds():
     report = run(train=[0.69, 0.68, 0.675, 0.67], val=[0.68] * 4, metric=[0.5, 0.55, 0.6, 0.65],
                  settings=TrainingSettings(learning_rate=5.0, epochs=4))
-    high = TrainingSettings.model_fields["learning_rate"].metadata
-    assert report.items[0].changes["learning_rate"] == next(m.le for m in high if getattr(m, "le", None))
+    assert report.items[0].rule == "learning_rate_too_low"
+    assert report.items[0].changes["learning_rate"] == A._bound("learning_rate", "le") == 10.0
 
 
 def test_overfitting_when_training_loss_is_far_below_a_rising_validation_loss():
@@ -219,7 +219,7 @@ def test_weak_concepts_from_average_precision():
 
     weak = tagging(0.45)
     assert rules(weak) == ["weak_concepts"] and "leash 0.45 (17 validation images)" in weak.items[0].evidence
-    assert weak.items[0].changes == {"balance_concepts": True, "augmented_copies": 2}
+    assert weak.items[0].changes == {"augmented_copies": 2}  # weighting rare concepts is the imbalance rule's
     assert rules(tagging(0.55)) == []
     detector = advise(epochs(HEALTHY_TRAIN, HEALTHY_VAL, HEALTHY_ACC, monitor="val_map50"), summary("detection"),
                       {"per_class": [{"concept": "raccoon", "ap50": 0.3, "support": 44}]}, TrainingSettings.for_task("detection", {}))
@@ -229,7 +229,7 @@ def test_weak_concepts_from_average_precision():
 
 def test_imbalance_at_the_data_checks_ratio():
     def with_counts(bees, balance=False):
-        evaluation = {"per_class": [{"class": "bees", "recall": 0.6}, {"class": "ants", "recall": 0.98}]}
+        evaluation = {"per_class": [{"class": "bees", "recall": 0.6, "support": 20}, {"class": "ants", "recall": 0.98, "support": 30}]}
         return run(train_counts={"ants": 90, "bees": bees}, val_counts={"ants": 30, "bees": 20}, evaluation=evaluation,
                    settings=TrainingSettings(balance_concepts=balance, epochs=20))
 
@@ -240,6 +240,24 @@ def test_imbalance_at_the_data_checks_ratio():
     assert rules(with_counts(30, balance=True)) == []
 
 
+def test_a_concept_without_validation_images_and_how_many_are_short():
+    report = run(train_counts={"ants": 100, "bees": 100, "wasps": 10}, val_counts={"ants": 20, "bees": 12, "wasps": 0},
+                 settings=TrainingSettings(balance_concepts=True, epochs=20))
+    item = report.items[rules(report).index("few_validation_images")]
+    assert item.evidence == ("wasps has no validation image, so its score cannot be measured (at least 15 make it "
+                             "trustworthy; 2 of 3 concepts have fewer)")
+
+
+def test_weak_concepts_are_named_best_supported_first():
+    rows = [{"concept": "banana", "ap": 0.03, "support": 1}, {"concept": "dog", "ap": 0.4, "support": 12},
+            {"concept": "car", "ap": 0.2, "support": 3}]
+    report = advise(epochs(HEALTHY_TRAIN, HEALTHY_VAL, HEALTHY_ACC, monitor="val_map"),
+                    summary("tagging", train={"dog": 40, "car": 30, "banana": 20}, val={"dog": 20, "car": 20, "banana": 20}),
+                    {"per_concept": rows}, TrainingSettings())
+    assert "below 0.5: dog 0.40 (12 validation images), car 0.20 (3 validation images), banana 0.03 (1 validation image)" \
+        in report.items[0].evidence
+
+
 def test_too_few_validation_images():
     def with_val(ants, split=0.1, train=(126, 270), bees=30):
         # train + validation: 440 images, 10% of them validation (the run's own split of 0.1)
@@ -248,7 +266,7 @@ def test_too_few_validation_images():
 
     few = with_val(14)
     assert rules(few) == ["few_validation_images"]
-    assert "ants has 14 validation image(s): one image moves its score by 7 points" in few.items[0].evidence
+    assert "ants has 14 validation images: one image moves its score by 7 points (at least 15" in few.items[0].evidence
     assert few.items[0].changes == {"validation_split": 0.15}  # 15 of 140 ants, in steps of 0.05
     assert rules(with_val(15, train=(125, 270))) == []
     # A given validation set (its share is not the setting's): add images to it; the split does not apply.
@@ -288,6 +306,16 @@ def test_every_suggestion_is_valid_settings_and_json(case):
         TrainingSettings(**merged)  # valid together
         assert all(item.current[k] != v for k, v in item.changes.items())
     json.dumps(report.to_dict())
+
+
+def test_a_rate_found_by_auto_is_judged_by_what_the_run_used():
+    if "auto" not in str(TrainingSettings.model_fields["learning_rate"].annotation):
+        pytest.skip("learning_rate: auto is not a setting in this tree")
+    records = epochs([4.73, 1.67, 5.22, 15.6], [11.3, 25.6, 51.3, 66.5], [0.93, 0.93, 0.88, 0.87], lr=2.0)
+    report = advise(records, summary(), None, TrainingSettings(learning_rate="auto", fine_tune=True, epochs=4))
+    item = report.items[0]
+    assert item.rule == "learning_rate_too_high" and "learning rate 2 (found by learning_rate: auto)" in item.evidence
+    assert item.changes == {"learning_rate": 0.2, "gradient_clip_norm": 1.0}
 
 
 def test_settings_may_come_as_a_stored_dict():

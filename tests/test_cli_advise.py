@@ -25,7 +25,7 @@ def test_train_then_advise_on_real_photos(ants_bees_small, tmp_path):
     assert trained.exit_code == 0, trained.output
     text = words(trained.output)
     assert text.index("What to try next") > text.index("outcome")
-    assert "ants has 6 validation image(s): one image moves its score by 17 points" in text
+    assert "ants has 6 validation images: one image moves its score by 17 points" in text
     assert "validation_split does not apply" in text  # the photos came with their own val/ folder
 
     again = runner.invoke(app, ["advise", str(out), "--json"])

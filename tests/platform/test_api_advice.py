@@ -38,7 +38,7 @@ def test_advice_for_a_queued_then_trained_version(client: TestClient, platform: 
     assert "learning rate 3" in rate["evidence"]
     # 16 photos split by the view: a handful per concept for validation, fixed by the view's split.
     few = advice["items"][rules.index("few_validation_images")]
-    assert "validation image(s): one image moves its score by" in few["evidence"]
+    assert "validation images: one image moves its score by" in few["evidence"]
 
     # The advice applies as it is: the next version with these settings is accepted and trains.
     settings = {**client.get(f"/api/v1/versions/{version['id']}").json()["settings"], **rate["changes"]}

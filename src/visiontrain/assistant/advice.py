@@ -41,7 +41,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
@@ -226,6 +226,14 @@ class _Run:
         return [float(e[key]) for e in rows if isinstance(e.get(key), (int, float)) and math.isfinite(e[key])]
 
     @property
+    def rate(self) -> float | None:
+        """The head's learning rate: as set, or (``learning_rate: auto``) the one the run found, which its first
+        epoch reports (warm-up ends there, before any decay)."""
+        if self.settings.learning_rate != "auto":
+            return float(self.settings.learning_rate)
+        return next((float(e["learning_rate"]) for e in self.head if isinstance(e.get("learning_rate"), (int, float))), None)
+
+    @property
     def counts(self) -> dict[str, dict[str, int]]:
         return self.summary.get("class_counts") or {}
 
@@ -242,8 +250,9 @@ class _Run:
         current = self.settings.model_dump()
         proposed = {k: _clamp(k, v) for k, v in changes.items() if k in self.applies}
         merged = {**current, **proposed}
-        if merged["fine_tune"] and merged["fine_tune_learning_rate"] > merged["learning_rate"] / 10:
-            proposed["fine_tune_learning_rate"] = _round(merged["learning_rate"] / 10)
+        head_rate = merged["learning_rate"] if merged["learning_rate"] != "auto" else self.rate
+        if merged["fine_tune"] and head_rate and merged["fine_tune_learning_rate"] > head_rate / 10:
+            proposed["fine_tune_learning_rate"] = _round(head_rate / 10)
         if merged["fine_tune"] and merged["retrained_layers"] < 1:
             proposed["retrained_layers"] = TrainingSettings.model_fields["retrained_layers"].default
         proposed = {k: v for k, v in proposed.items() if v != current[k]}
@@ -261,8 +270,14 @@ class _Run:
 
 
 def _bound(name: str, attr: str) -> Any:
-    """A field's bound (``ge``, ``le``, ``gt``, ``lt``) as TrainingSettings declares it, or None."""
-    return next((getattr(m, attr) for m in TrainingSettings.model_fields[name].metadata if getattr(m, attr, None) is not None), None)
+    """A field's bound (``ge``, ``le``, ``gt``, ``lt``) as TrainingSettings declares it, or None; a field that
+    also takes a word (``learning_rate: auto``) declares it on its number's type."""
+    info = TrainingSettings.model_fields[name]
+    constraints = list(info.metadata)
+    for arg in get_args(info.annotation):
+        for extra in get_args(arg)[1:]:  # Annotated[float, Field(gt=...)] inside the union
+            constraints += list(getattr(extra, "metadata", []))
+    return next((getattr(m, attr) for m in constraints if getattr(m, attr, None) is not None), None)
 
 
 def _upper(name: str) -> Any:
@@ -293,6 +308,14 @@ def _num(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _rate(run: _Run) -> str:
+    return f"{run.rate:g}" + (" (found by learning_rate: auto)" if run.settings.learning_rate == "auto" else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("x") else f"{n} {word}s"
+
+
 def _pct(value: float) -> str:
     return f"{value * 100:.1f}%"
 
@@ -307,14 +330,16 @@ def _metric_name(monitor: str) -> str:
 
 def _rate_too_high(run: _Run) -> Advice | None:
     s = run.settings
-    changes = {"learning_rate": s.learning_rate / RATE_FACTOR}
+    if run.rate is None:
+        return None
+    changes = {"learning_rate": run.rate / RATE_FACTOR}
     if s.gradient_clip_norm == 0:
         changes["gradient_clip_norm"] = SUGGESTED_CLIP_NORM
     why = (f"a rate {RATE_FACTOR:g} times lower takes smaller steps; clipping the gradient keeps single bad batches "
            "from throwing the weights off (`visiontrain lr-find` measures a good rate on your data in seconds)")
     if run.diverged:
         return run.advice("learning_rate_too_high", "The learning rate is too high: the loss diverged",
-                          f"the training loss stopped being a finite number at learning rate {s.learning_rate:g}", why, changes)
+                          f"the training loss stopped being a finite number at learning rate {_rate(run)}", why, changes)
     train, val = run.series("train_loss"), run.series("val_loss")
     jumping = _loss_jumps(run, train, val)
     if jumping:
@@ -324,14 +349,13 @@ def _rate_too_high(run: _Run) -> Advice | None:
     if val and chance and val[0] >= GUESS_MULTIPLE * chance:
         return run.advice(
             "learning_rate_too_high", "The learning rate looks too high: the predictions are wildly overconfident",
-            f"after the first epoch at learning rate {s.learning_rate:g} the validation loss is {_num(val[0])}, "
+            f"after the first epoch at learning rate {_rate(run)} the validation loss is {_num(val[0])}, "
             f"{val[0] / chance:.0f} times the {_num(chance)} of a guess from the class shares", why, changes)
     return None
 
 
 def _loss_jumps(run: _Run, train: list[float], val: list[float]) -> str | None:
     """The evidence that the first epochs' loss jumps rather than falls, or None."""
-    s = run.settings
     if len(train) < EARLY_EPOCHS or len(val) < EARLY_EPOCHS:
         return None
     window, first = train[:EARLY_EPOCHS], train[0]
@@ -346,7 +370,7 @@ def _loss_jumps(run: _Run, train: list[float], val: list[float]) -> str | None:
         signs.append(f"rose by {rise:.0%} in epoch {epoch + 1}")
     if blowup >= VAL_LOSS_BLOWUP:
         signs.append(f"the validation loss grew {blowup:.1f}x from epoch 1 ({_num(val[0])} → {_num(max(val[1:EARLY_EPOCHS]))})")
-    start = f"over the first {EARLY_EPOCHS} epochs at learning rate {s.learning_rate:g} the training loss"
+    start = f"over the first {EARLY_EPOCHS} epochs at learning rate {_rate(run)} the training loss"
     if rises:
         return f"{start} went from {_num(first)} to {_num(window[-1])} (a good rate at least halves it) and " + " and ".join(signs)
     return f"{start} only went from {_num(first)} to {_num(window[-1])} while {signs[0]}"
@@ -360,17 +384,16 @@ def _rate_too_low(run: _Run) -> Advice | None:
         return None
     window = train[:SLOPE_EPOCHS]
     fall = 1 - (window[-1] / window[0]) ** (1 / (len(window) - 1)) if window[-1] > 0 else 1.0
-    if fall >= SLOW_FALL_PER_EPOCH or not _best_is_last(metric):
+    if fall >= SLOW_FALL_PER_EPOCH or not _best_is_last(metric) or run.rate is None:
         return None
-    s = run.settings
     return run.advice(
         "learning_rate_too_low", "The learning rate looks too low: the loss falls very slowly",
-        f"at learning rate {s.learning_rate:g} the training loss fell by only {fall:.1%} per epoch over the first "
+        f"at learning rate {_rate(run)} the training loss fell by only {fall:.1%} per epoch over the first "
         f"{len(window)} epochs ({_num(window[0])} → {_num(window[-1])}), and the {_metric_name(run.monitor)} was still at its "
         f"best in the last epoch ({_pct(metric[-1])})",
         f"a rate {RATE_FACTOR:g} times higher gets there in far fewer epochs (`visiontrain lr-find` measures a good rate "
         "on your data in seconds)",
-        {"learning_rate": s.learning_rate * RATE_FACTOR},
+        {"learning_rate": run.rate * RATE_FACTOR},
     )
 
 
@@ -536,24 +559,23 @@ def _weak_concepts(run: _Run) -> Advice | None:
     key = "ap50" if run.task == "detection" else "ap"
     if run.task not in ("tagging", "detection") or not isinstance(rows, list):
         return None
+    # The best-supported first: their AP is measured on the most images, so it is the one to trust.
     weak = sorted((r for r in rows if isinstance(r.get(key), (int, float)) and r.get("support") and r[key] < WEAK_AP),
-                  key=lambda r: r[key])
+                  key=lambda r: (-r["support"], r[key]))
     if not weak:
         return None
-    what = "boxes" if run.task == "detection" else "validation images"
-    named = ", ".join(f"{r['concept']} {r[key]:.2f} ({r['support']} {what})" for r in weak[:MAX_NAMED])
+    what = "box" if run.task == "detection" else "validation image"
+    named = ", ".join(f"{r['concept']} {r[key]:.2f} ({_plural(r['support'], what)})" for r in weak[:MAX_NAMED])
     more = f" and {len(weak) - MAX_NAMED} more" if len(weak) > MAX_NAMED else ""
     s = run.settings
     changes: dict[str, Any] = {}
-    if run.task == "tagging" and not s.balance_concepts:
-        changes["balance_concepts"] = True
     if s.augmented_copies < _upper("augmented_copies"):
         changes["augmented_copies"] = s.augmented_copies + 1
     return run.advice(
         "weak_concepts", "Some concepts are found poorly",
         f"average precision {'at IoU 0.5 ' if run.task == 'detection' else ''}below {WEAK_AP:g}: {named}{more}",
-        "weighting rare concepts and showing each image in more augmented ways help a concept with few examples; "
-        "more annotated images of it help most",
+        "showing each image in more augmented ways helps a concept with few examples (weighting rare concepts is the "
+        "imbalance advice's); more annotated images of it help most",
         changes,
     )
 
@@ -567,7 +589,7 @@ def _imbalance(run: _Run) -> Advice | None:
     if ratio < IMBALANCE_RATIO or run.settings.balance_concepts:
         return None
     recall = next((r.get("recall") for r in run.evaluation.get("per_class" if run.task == "classification" else "per_concept") or []
-                   if r.get("class", r.get("concept")) == small), None)
+                   if r.get("class", r.get("concept")) == small and r.get("support")), None)  # no images: no recall
     said = f"; its validation recall is {_pct(recall)}" if isinstance(recall, (int, float)) else ""
     return run.advice(
         "imbalance", "The concepts are imbalanced",
@@ -585,8 +607,11 @@ def _few_validation_images(run: _Run) -> Advice | None:
     small, few = min(val.items(), key=lambda kv: kv[1])
     if few >= MIN_VALIDATION_IMAGES_PER_CONCEPT:
         return None
-    evidence = (f"{small} has {few} validation image(s): one image moves its score by {100 / max(few, 1):.0f} points "
-                f"(at least {MIN_VALIDATION_IMAGES_PER_CONCEPT} make it trustworthy)")
+    evidence = (f"{small} has no validation image, so its score cannot be measured" if few == 0 else
+                f"{small} has {_plural(few, 'validation image')}: one image moves its score by {100 / few:.0f} points")
+    evidence += f" (at least {MIN_VALIDATION_IMAGES_PER_CONCEPT} make it trustworthy"
+    below = sum(1 for n in val.values() if n < MIN_VALIDATION_IMAGES_PER_CONCEPT)
+    evidence += f"; {below} of {len(val)} concepts have fewer)" if below > 1 else ")"
     total = few + train.get(small, 0)
     needed = MIN_VALIDATION_IMAGES_PER_CONCEPT / total if total else 1.0
     split = min(MAX_SUGGESTED_SPLIT, math.ceil(needed * 20) / 20)  # in steps of 0.05
