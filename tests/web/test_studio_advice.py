@@ -77,7 +77,14 @@ def test_progress_advice_and_compare(studio, datasets_dir: Path):
         assert legend.endswith("%"), legend
         screenshot(page, "71-advice-panel")
 
-        # The next version takes the advice (as the train form would be filled in), then Compare.
+        # "Try it" opens the train form pre-filled with this version's settings and the advice's changes.
+        rate.locator("[data-testid=advice-train]").click()
+        page.wait_for_selector("[data-testid=start-from-changes]")
+        assert "learning rate 0.3" in page.inner_text("[data-testid=start-from-changes]")
+        assert page.input_value("[data-field=learning_rate] input") == "0.3"
+        screenshot(page, "71b-train-form-from-advice")
+
+        # The next version takes the advice (as the pre-filled form would), then Compare.
         second = api.post(f"/models/{model['id']}/versions",
                           json={"settings": {**first["settings"], **advice["items"][0]["changes"]}}).json()
         page.goto(f"{base}/versions/{second['id']}")

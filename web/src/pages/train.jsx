@@ -330,7 +330,18 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
       </div>
       {startFrom && (
         <div class="notice" data-testid="start-from">
-          The settings start from version <b>{startFrom.name}</b>'s; change what you want to try, then compare the two.
+          The settings start from version <b>{startFrom.name}</b>'s
+          {startFrom.changes ? (
+            <>
+              {" "}with what its advice suggested:{" "}
+              <span data-testid="start-from-changes">
+                {Object.entries(startFrom.changes).map(([k, v]) => `${k.replace(/_/g, " ")} ${JSON.stringify(v)}`).join(", ")}
+              </span>
+              ; train it, then compare the two.
+            </>
+          ) : (
+            "; change what you want to try, then compare the two."
+          )}
         </div>
       )}
       {suggestion && (
@@ -363,6 +374,16 @@ function TrainForm({ project, view, query, schema, groups, models: initialModels
   );
 }
 
+function parseChanges(text) {
+  if (!text) return null;
+  try {
+    const changes = JSON.parse(text);
+    return changes && typeof changes === "object" && !Array.isArray(changes) && Object.keys(changes).length ? changes : null;
+  } catch {
+    return null; // a hand-edited address: start from the version's settings as they are
+  }
+}
+
 // The form of the view's task: its own defaults, and only the settings that apply to it (a detector
 // has no classification head; only detection reads the Detection group).
 function TrainLoader({ project, view, query }) {
@@ -370,8 +391,12 @@ function TrainLoader({ project, view, query }) {
     const [schema, models] = await Promise.all([get("/settings/schema", { task: view.kind }), modelsWithVersions(view.id)]);
     const model = query.model && models.find((m) => String(m.id) === String(query.model));
     const latest = model && model.versions.length ? model.versions[model.versions.length - 1] : null;
-    const startFrom = latest ? await get(`/versions/${latest.id}`) : null;
-    return { schema, models, startFrom };
+    // "Try it" from a version's advice: that version's settings with the advice's changes (`set`).
+    const fromId = query.from && model && model.versions.some((v) => String(v.id) === String(query.from)) ? query.from : latest && latest.id;
+    const startFrom = fromId ? await get(`/versions/${fromId}`) : null;
+    const changes = parseChanges(query.set);
+    if (startFrom && changes) startFrom.settings = { ...startFrom.settings, ...changes };
+    return { schema, models, startFrom: startFrom && { ...startFrom, changes } };
   }, [view.id, view.kind]);
   if (deps.error) return <ErrorNote error={deps.error} onRetry={deps.reload} />;
   if (!deps.data) return <Spinner label="Loading the settings…" />;
