@@ -153,14 +153,18 @@ def test_a_detector_is_not_offered_head_settings():
 def test_underfitting_when_the_training_loss_stays_near_a_guess():
     chance = math.log(2)  # two balanced classes
 
-    def at(share, last=None):
+    def at(share, last=None, settings=None):
         train = [chance * f for f in (0.98, 0.8, share + 0.01, share, last or share)]
-        return run(train=train, val=[0.69, 0.6, 0.55, 0.56, 0.56], metric=[0.6, 0.65, 0.66, 0.67, 0.7])
+        return run(train=train, val=[0.69, 0.6, 0.55, 0.56, 0.56], metric=[0.6, 0.65, 0.66, 0.67, 0.7],
+                   settings=settings or TrainingSettings(epochs=20, fine_tune=False))
 
     under = at(0.55)
     assert "underfitting" in rules(under)
     item = under.items[rules(under).index("underfitting")]
-    assert item.changes == {"head_layers": 1, "fine_tune": True}  # the fine-tuning rate 1e-4 is already a tenth
+    assert item.changes == {"head_layers": 1, "fine_tune": True}  # its rate follows the head's (a tenth)
+    # Fine-tuning already on (the default): retrain more of the backbone instead.
+    tuned = at(0.55, settings=TrainingSettings(epochs=20))
+    assert tuned.items[rules(tuned).index("underfitting")].changes == {"head_layers": 1, "retrained_layers": 6}
     assert "55% of the 0.693 a guess" in item.evidence
     assert "underfitting" not in rules(at(0.45))
     # Still falling fast (over 10% in the last three epochs): the run was short, not the model small.
@@ -169,7 +173,7 @@ def test_underfitting_when_the_training_loss_stays_near_a_guess():
 
 
 def test_turning_fine_tuning_on_brings_its_rate_under_a_tenth_of_the_heads():
-    settings = TrainingSettings(learning_rate=5e-4, fine_tune_learning_rate=1e-4, head_layers=1)
+    settings = TrainingSettings(learning_rate=5e-4, fine_tune=False, fine_tune_learning_rate=1e-4, head_layers=1)
     report = run(train=[0.69, 0.52, 0.5, 0.5], val=[0.69, 0.6, 0.55, 0.56], metric=[0.6, 0.65, 0.7, 0.7], settings=settings)
     item = report.items[rules(report).index("underfitting")]
     assert item.changes == {"fine_tune": True, "fine_tune_learning_rate": 5e-5}
@@ -200,7 +204,7 @@ def test_confused_pairs_from_the_confusion_matrix():
         # rows: true cat, dog, fox; columns: predicted
         return {"classes": ["cat", "dog", "fox"], "confusion_matrix": [[40 - cat_as_dog, cat_as_dog, 0], [2, 38, 0], [0, 1, 39]]}
 
-    confused = run(evaluation=evaluation(6))  # 6 + 2 of 80 images: 10%
+    confused = run(evaluation=evaluation(6), settings=TrainingSettings(epochs=20, fine_tune=False))  # 6 + 2 of 80 images: 10%
     assert rules(confused) == ["confused_pairs"]
     assert "cat and dog: 8 of 80 validation images (10%; 6 cat taken for dog, 2 the other way)" in confused.items[0].evidence
     assert confused.items[0].changes == {"fine_tune": True}

@@ -80,16 +80,20 @@ def test_detection_keeps_its_own_batches_and_epochs():
     assert s.settings["augmented_copies"] == 2  # detection's default number of copies: augmentation on
 
 
-@pytest.mark.parametrize(("smallest", "fine_tune", "layers"), [(30, False, None), (299, False, None), (300, True, 2),
-                                                               (999, True, 2), (1000, True, 4), (5000, True, 4)])
-def test_fine_tuning_and_its_layers_follow_the_images_per_concept(smallest, fine_tune, layers):
+@pytest.mark.parametrize(("smallest", "layers"), [(30, 4), (299, 4), (300, 4), (999, 4), (1000, 8), (5000, 8)])
+def test_fine_tuning_and_its_layers_follow_the_images_per_concept(smallest, layers):
     s = suggest_settings(two(smallest, smallest + 10), {"learning_rate": 5e-4})
-    assert s.settings["fine_tune"] is fine_tune
-    assert s.settings.get("retrained_layers") == layers
-    if fine_tune:
-        assert s.settings["fine_tune_learning_rate"] == pytest.approx(5e-5)  # at most a tenth of the head's rate
-    else:
+    assert s.settings["fine_tune"] is True
+    assert s.settings["retrained_layers"] == layers
+    assert "fine_tune_learning_rate" not in s.settings  # left empty: a tenth of the head's rate
+    if smallest < 300:  # small data: only the default blocks, and why it is safe
         assert f"{smallest} training images of 'ants' (under 300)" in s.reasons["fine_tune"]
+        assert "kept only if it beats the head" in s.reasons["fine_tune"]
+
+
+def test_a_small_detection_set_is_not_fine_tuned():
+    s = suggest_settings(fixed({"raccoon": 299}, task="detection"))
+    assert s.settings["fine_tune"] is False and "(under 300)" in s.reasons["fine_tune"]
 
 
 def test_a_detector_retrains_its_own_default_blocks_then_twice_as_many():

@@ -44,7 +44,10 @@ def test_fine_tune_rate_must_be_a_tenth_of_the_head_rate():
         load_settings(overrides={"fine_tune": True, "learning_rate": 1e-3, "fine_tune_learning_rate": 1e-3})
     assert load_settings(overrides={"fine_tune": True, "learning_rate": 1e-3, "fine_tune_learning_rate": 1e-4}).fine_tune
     # Off, the fine-tuning rate does not matter.
-    assert not load_settings(overrides={"learning_rate": 1e-3, "fine_tune_learning_rate": 1e-3}).fine_tune
+    assert not load_settings(overrides={"fine_tune": False, "learning_rate": 1e-3, "fine_tune_learning_rate": 1e-3}).fine_tune
+    # Left empty, it follows the head's: a tenth of it, whatever the head's rate.
+    assert load_settings(overrides={"learning_rate": 5e-4}).fine_tune_rate == pytest.approx(5e-5)
+    assert load_settings(overrides={"learning_rate": "auto"}).fine_tune_learning_rate is None
 
 
 def test_fine_tune_needs_layers_to_unfreeze():

@@ -251,7 +251,7 @@ class _Run:
         proposed = {k: _clamp(k, v) for k, v in changes.items() if k in self.applies}
         merged = {**current, **proposed}
         head_rate = merged["learning_rate"] if merged["learning_rate"] != "auto" else self.rate
-        if merged["fine_tune"] and head_rate and merged["fine_tune_learning_rate"] > head_rate / 10:
+        if merged["fine_tune"] and head_rate and (merged["fine_tune_learning_rate"] or 0) > head_rate / 10:
             proposed["fine_tune_learning_rate"] = _round(head_rate / 10)
         if merged["fine_tune"] and merged["retrained_layers"] < 1:
             proposed["retrained_layers"] = TrainingSettings.model_fields["retrained_layers"].default
@@ -516,7 +516,7 @@ def _fine_tune_no_gain(run: _Run) -> Advice | None:
         f"the best {_metric_name(run.monitor)} while fine-tuning was {_pct(max(tuned))} against the head's {_pct(max(head))}, so "
         f"the head's checkpoint was kept{cost}",
         f"without fine-tuning the run is much faster for the same model; to keep trying it, lower fine_tune_learning_rate "
-        f"(now {run.settings.fine_tune_learning_rate:g}) instead",
+        f"(now {_rate_text(run.settings.fine_tune_learning_rate)}) instead",
         {"fine_tune": False},
     )
 
@@ -651,3 +651,7 @@ _RULES = (_rate_too_high, _rate_too_low, _overfitting, _underfitting, _still_imp
 _HIDES_CURVE_RULES = {"learning_rate_too_high", "learning_rate_too_low"}
 # Advice worth giving even when no setting can help (the fix is more data).
 _WITHOUT_CHANGES_OK = {"few_validation_images", "confused_pairs", "weak_concepts"}
+
+
+def _rate_text(rate: float | None) -> str:
+    return "a tenth of the head's" if rate is None else f"{rate:g}"

@@ -221,7 +221,8 @@ class _Run:
         rate = float(f"{result['suggestion']:.3g}")
         update: dict[str, Any] = {"learning_rate": rate}
         self.found_rate = {"learning_rate": rate, "rule": result["rule"], "reason": result["reason"]}
-        if self.settings.fine_tune and self.settings.fine_tune_learning_rate > rate / 10:
+        explicit = self.settings.fine_tune_learning_rate
+        if self.settings.fine_tune and explicit is not None and explicit > rate / 10:
             update["fine_tune_learning_rate"] = float(f"{rate / 10:.3g}")
             self.found_rate["fine_tune_learning_rate"] = update["fine_tune_learning_rate"]
         resolved = TrainingSettings(**{**self.settings.model_dump(), **update})
@@ -419,7 +420,7 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
                 stop.stopped = True
             if fine_tuned is not None:
                 loaders = fine_tuned.loaders(train_targets, val_targets, settings.batch_size, generator)
-                module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_learning_rate,
+                module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_rate,
                                         tail=fine_tuned.tail, front=fine_tuned.front_each_step, **module_args)
                 ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, *loaders, device, stop, reporter.step)
                 diverged += [module.diverged] if module.diverged else []
@@ -556,7 +557,7 @@ def _train_detector(run: _Run, spec: DatasetSpec, train: list[Sample], val: list
         with run.stage("fine_tune"):
             ft_train, ft_val = det.image_loaders(trained, train_targets, val, val_targets, settings, device, generator)
             module = det.DetectionModule(network, settings, task=task, stage="fine_tune",
-                                         learning_rate=settings.fine_tune_learning_rate)
+                                         learning_rate=settings.fine_tune_rate)
             ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, ft_train, ft_val, device, stop, reporter.step)
             diverged += [module.diverged] if module.diverged else []
         best_stage, best_ckpt = run.kept(head_ckpt, ft_ckpt)
