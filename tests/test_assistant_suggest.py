@@ -181,3 +181,30 @@ def test_too_few_concepts_with_images_is_refused_by_name():
     with pytest.raises(DataError, match="images with boxes of at least 1 concept"):
         suggest_settings(estimated_counts("detection", {"raccoon": 0}))
     suggest_settings(estimated_counts("tagging", {"raccoon": 40}))  # a tagger may learn one concept
+
+
+@pytest.mark.parametrize(("per_concept", "backbone"), [(100, "efficientnet_lite2"), (3000, "efficientnet_lite0")])
+def test_the_largest_backbone_whose_extra_feature_time_fits_the_budget(per_concept, backbone):
+    from visiontrain.assistant.suggest import FEATURE_IMAGES_PER_S, LARGER_BACKBONE_BUDGET_S
+
+    s = suggest_settings(two(per_concept))
+    passes = 2 * per_concept * 2 + 2 * 20  # two concepts, one augmented copy each, 20 validation images each
+    extra = {name: passes / rate - passes / FEATURE_IMAGES_PER_S["efficientnet_lite0"] for name, rate in FEATURE_IMAGES_PER_S.items()}
+    if backbone == "efficientnet_lite0":
+        assert "backbone" not in s.settings and "a larger backbone would add" in s.kept["backbone"]
+        assert extra["efficientnet_lite1"] > LARGER_BACKBONE_BUDGET_S
+    else:
+        assert s.settings["backbone"] == backbone and extra[backbone] <= LARGER_BACKBONE_BUDGET_S
+
+
+def test_lite1_when_lite2_would_cost_too_much_and_a_chosen_backbone_is_left_alone():
+    from visiontrain.assistant.suggest import FEATURE_IMAGES_PER_S, LARGER_BACKBONE_BUDGET_S
+
+    # Passes where lite2's extra time is over the budget and lite1's under it.
+    def extra(name, passes):
+        return passes / FEATURE_IMAGES_PER_S[name] - passes / FEATURE_IMAGES_PER_S["efficientnet_lite0"]
+
+    per_concept = next(n for n in range(100, 5000, 50)
+                       if extra("efficientnet_lite2", 4 * n + 40) > LARGER_BACKBONE_BUDGET_S >= extra("efficientnet_lite1", 4 * n + 40))
+    assert suggest_settings(two(per_concept)).settings["backbone"] == "efficientnet_lite1"
+    assert "backbone" not in suggest_settings(two(100), {"backbone": "efficientnet_lite0"}).settings

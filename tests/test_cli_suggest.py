@@ -17,7 +17,9 @@ def test_json_reports_the_real_counts_of_the_datasets_own_validation_set(dataset
     body = json.loads(result.output)
     assert body["counts"]["train"] == {"ants": 124, "bees": 121} and body["counts"]["validation"] == {"ants": 70, "bees": 83}
     assert "validation_split" not in body["settings"] and body["kept"]["validation_split"].startswith("untouched")
-    assert body["settings"]["batch_size"] == 16 and body["settings"]["fine_tune"] is False
+    assert body["settings"]["batch_size"] == 16 and body["settings"]["fine_tune"] is True
+    # 245 training images with one augmented copy + 153 validation: Lite2's extra cost is seconds.
+    assert body["settings"]["backbone"] == "efficientnet_lite2" and "643 images" in body["reasons"]["backbone"]
     assert {q["setting"] for q in body["questions"]} == {"horizontal_flip", "color", "vertical_flip"}
 
 

@@ -136,8 +136,8 @@ class TrainingSettings(BaseModel):
         "(classification: each image's loss by 1 / its class's share; tagging: each concept's positive images).", "Head"
     )
     label_smoothing: float = _field(
-        0.1, "Classification: aim the loss at this much less than full certainty, spread over the other classes "
-        "(0: off); makes probabilities less overconfident.", "Head", ge=0.0, le=0.5,
+        0.0, "Classification: aim the loss at this much less than full certainty, spread over the other classes "
+        "(0: off; 0.1 is usual); makes probabilities less overconfident.", "Head", ge=0.0, le=0.5,
     )
 
     # --- Optimizer
