@@ -184,27 +184,28 @@ def test_too_few_concepts_with_images_is_refused_by_name():
 
 
 @pytest.mark.parametrize(("per_concept", "backbone"), [(100, "efficientnet_lite2"), (3000, "efficientnet_lite0")])
-def test_the_largest_backbone_whose_extra_feature_time_fits_the_budget(per_concept, backbone):
+def test_the_larger_backbone_when_its_extra_feature_time_fits_the_budget(per_concept, backbone):
     from visiontrain.assistant.suggest import FEATURE_IMAGES_PER_S, LARGER_BACKBONE_BUDGET_S
 
     s = suggest_settings(two(per_concept))
     passes = 2 * per_concept * 2 + 2 * 20  # two concepts, one augmented copy each, 20 validation images each
-    extra = {name: passes / rate - passes / FEATURE_IMAGES_PER_S["efficientnet_lite0"] for name, rate in FEATURE_IMAGES_PER_S.items()}
+    extra = passes / FEATURE_IMAGES_PER_S["efficientnet_lite2"] - passes / FEATURE_IMAGES_PER_S["efficientnet_lite0"]
     if backbone == "efficientnet_lite0":
-        assert "backbone" not in s.settings and "a larger backbone would add" in s.kept["backbone"]
-        assert extra["efficientnet_lite1"] > LARGER_BACKBONE_BUDGET_S
+        assert "backbone" not in s.settings and "efficientnet_lite2 would add" in s.kept["backbone"]
+        assert extra > LARGER_BACKBONE_BUDGET_S
     else:
-        assert s.settings["backbone"] == backbone and extra[backbone] <= LARGER_BACKBONE_BUDGET_S
+        assert s.settings["backbone"] == backbone and extra <= LARGER_BACKBONE_BUDGET_S
+        assert f"{passes} images" in s.reasons["backbone"]
 
 
-def test_lite1_when_lite2_would_cost_too_much_and_a_chosen_backbone_is_left_alone():
+def test_the_budget_boundary_and_a_chosen_backbone_is_left_alone():
     from visiontrain.assistant.suggest import FEATURE_IMAGES_PER_S, LARGER_BACKBONE_BUDGET_S
 
-    # Passes where lite2's extra time is over the budget and lite1's under it.
-    def extra(name, passes):
-        return passes / FEATURE_IMAGES_PER_S[name] - passes / FEATURE_IMAGES_PER_S["efficientnet_lite0"]
+    def extra(n):  # two concepts of n training images, one copy each, 20 validation images each
+        passes = 4 * n + 40
+        return passes / FEATURE_IMAGES_PER_S["efficientnet_lite2"] - passes / FEATURE_IMAGES_PER_S["efficientnet_lite0"]
 
-    per_concept = next(n for n in range(100, 5000, 50)
-                       if extra("efficientnet_lite2", 4 * n + 40) > LARGER_BACKBONE_BUDGET_S >= extra("efficientnet_lite1", 4 * n + 40))
-    assert suggest_settings(two(per_concept)).settings["backbone"] == "efficientnet_lite1"
+    last = max(n for n in range(10, 5000) if extra(n) <= LARGER_BACKBONE_BUDGET_S)
+    assert suggest_settings(two(last)).settings["backbone"] == "efficientnet_lite2"
+    assert "backbone" not in suggest_settings(two(last + 1)).settings
     assert "backbone" not in suggest_settings(two(100), {"backbone": "efficientnet_lite0"}).settings
