@@ -8,7 +8,6 @@ the largest number of augmented copies the sweep searches), so neither side is t
 
 * **default**: ``run_training`` with the default settings (the features from the cache): data checks,
   head training with early stopping, evaluation, checkpoint.
-* **default, one thread**: the same on one torch thread, as the sweep runs its trials (reported beside it).
 * **sweep**: ``run_sweep`` with ``--trials`` trials on the same features, then its best trial trained
   again as a normal run in ``best/`` (the same cost as one more default training); both its trial time and
   its total (data checks, reading the cache, trials, best run) are reported.
@@ -44,24 +43,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vt-sweep-bench-"))
     os.environ["VISIONTRAIN_CACHE_DIR"] = str(work / "cache")
     from visiontrain.training.runner import run_training
-    from visiontrain.training.sweep import max_copies, one_thread, run_sweep
+    from visiontrain.training.sweep import max_copies, run_sweep
 
     train, val = args.data / "train", args.data / "val"
     # Fill the cache once for both sides (the default's one copy is among the sweep's copies 1..max).
     started = time.perf_counter()
-    warm = run_training({"augmented_copies": max_copies(), "epochs": 1}, train, work / "warm", validation_data=val)
+    warm = run_training({"augmented_copies": max_copies(), "epochs": 1, "fine_tune": False}, train, work / "warm",
+                        validation_data=val)
     fill = time.perf_counter() - started
 
     started = time.perf_counter()
     default = run_training(None, train, work / "default", validation_data=val)
     default_s = time.perf_counter() - started
-
-    # The same default training on one torch thread, as the sweep runs its trials and its best run
-    # (``training.sweep.one_thread``): on a busy two-core machine this alone changes the default's time a lot.
-    with one_thread():
-        started = time.perf_counter()
-        run_training(None, train, work / "default-one-thread", validation_data=val)
-        default_one_thread_s = time.perf_counter() - started
 
     started = time.perf_counter()
     sweep = run_sweep(train, work / "sweep", trials=args.trials, seed=args.seed, validation_data=val)
@@ -76,7 +69,6 @@ def main() -> None:
         "cache_fill_s": round(fill, 1),
         "cache_fill_misses": warm["counts"]["cache_misses"],
         "default_s": round(default_s, 1),
-        "default_one_thread_s": round(default_one_thread_s, 1),
         "default_cache_misses": default["counts"]["cache_misses"],
         "default_val_accuracy": default_acc,
         "default_epochs": default["epochs_run"]["head"],
@@ -89,7 +81,6 @@ def main() -> None:
         "best_settings": sweep["best_settings"],
         "ratio_total": round(sweep_s / default_s, 2),
         "ratio_trials": round(sweep["timings"]["trials"] / default_s, 2),
-        "ratio_total_vs_one_thread_default": round(sweep_s / default_one_thread_s, 2),
         "targets": {"sweep_within_2x": sweep_s <= 2 * default_s, "best_at_least_default": best_acc >= default_acc},
     }
     if args.cold:
@@ -110,8 +101,6 @@ def main() -> None:
         f"| one default training (features cached) | {result['default_s']} | {default_acc:.4f} |\n"
         f"| sweep, {args.trials} trials + best run | {result['sweep_total_s']} (trials {result['sweep_trials_s']:.1f}) | {best_acc:.4f} |\n"
         f"| ratio | {result['ratio_total']}x | |\n"
-        f"| (the default training on one thread, as the sweep's runs: {result['default_one_thread_s']} s; ratio "
-        f"{result['ratio_total_vs_one_thread_default']}x) | | |\n"
     )
     print(table)
     if args.markdown:

@@ -24,8 +24,7 @@ import csv
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,19 +161,6 @@ class _EpochReport(L.Callback):
             trainer.should_stop = True
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one CPU thread: a head's batches are far too small to gain from more, and on a busy machine
-    each of its tiny operations otherwise waits for every thread of the pool (measured: dropout on a 32 x 1280
-    batch, 0.23 ms on one thread, 4.3 ms on two with the other core busy)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class Sweep:
     """A sweep's data and features, prepared once; each ``run_trial`` trains one head configuration on them."""
 
@@ -211,7 +197,9 @@ class Sweep:
         quiet_lightning()
         started = time.perf_counter()
         # Features for the largest number of copies any trial asks for (copy k is the same for every count).
-        extract = _trial_settings(self.base, {"augmented_copies": max(max_copies(self.space), self.base.augmented_copies)})
+        # Trials train heads only: no fine-tuning inputs are kept on the way.
+        extract = _trial_settings(self.base, {"augmented_copies": max(max_copies(self.space), self.base.augmented_copies),
+                                              "fine_tune": False})
         self.copies = extract.augmented_copies
         sink = EventSink(self.out_dir, callback)
         try:
@@ -315,6 +303,8 @@ class Sweep:
         def objective(trial: Any) -> float:
             ran.append(trial.number)
             return self.objective(trial)
+
+        from visiontrain.training.runner import one_thread  # the runner trains its heads the same way
 
         with one_thread():
             study.optimize(objective, n_trials=1, catch=(DataError, RuntimeError, ValueError))
@@ -469,9 +459,9 @@ def run_sweep(
         summary["best_settings"] = best.non_default()
         if train_best and not sweep.should_stop():
             best_started = time.perf_counter()
-            with one_thread():  # as the trials ran, so that the same settings give the same model
-                result = run_training(best, data, out / BEST_DIR, task=sweep.task_name if not isinstance(data, DatasetSpec) else None,
-                                      validation_data=validation_data, cache_dir=sweep.cache_dir, should_stop=should_stop)
+            # The runner trains its head on one thread, as the trials ran, so the same settings give the same head.
+            result = run_training(best, data, out / BEST_DIR, task=sweep.task_name if not isinstance(data, DatasetSpec) else None,
+                                  validation_data=validation_data, cache_dir=sweep.cache_dir, should_stop=should_stop)
             summary["best_run"] = {"dir": str(out / BEST_DIR), "status": result.get("status"), "headline": result.get("headline"),
                                    "counts": result.get("counts")}
             summary["timings"]["best_run"] = round(time.perf_counter() - best_started, 3)
