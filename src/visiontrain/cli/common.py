@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -32,3 +33,13 @@ def user_errors() -> Iterator[None]:
         fail("bad settings:\n  " + str(exc).replace("\n", "\n  "))
     except (DataError, ImageError, CheckpointError, BackboneError, ExportError, FileNotFoundError) as exc:
         fail(str(exc))
+
+
+def check_data_and_task(data: Path, task: str | None) -> None:
+    """The dataset path exists and the task, when given, is one we have (a one-line error otherwise)."""
+    from visiontrain.tasks import task_names
+
+    if task is not None and task not in task_names():
+        fail(f"unknown task {task!r}; choose one of: {', '.join(task_names())}")
+    if not data.exists():
+        fail(f"data not found: {data}")

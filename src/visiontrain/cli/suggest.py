@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from visiontrain.cli.common import console, fail, user_errors
+from visiontrain.cli.common import check_data_and_task, console, fail, user_errors
 
 
 def suggest(
@@ -23,13 +23,9 @@ def suggest(
     from visiontrain.assistant import counts_from_spec, suggest_settings
     from visiontrain.data.sources import infer_task, load_dataset
     from visiontrain.settings import load_settings, parse_assignment
-    from visiontrain.tasks import task_names
 
     with user_errors():
-        if task is not None and task not in task_names():
-            fail(f"unknown task {task!r}; choose one of: {', '.join(task_names())}")
-        if not data.exists():
-            fail(f"data not found: {data}")
+        check_data_and_task(data, task)
         if validation is not None and not validation.exists():
             fail(f"validation data not found: {validation}")
         task = task or infer_task(data)

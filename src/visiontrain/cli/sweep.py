@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from visiontrain.cli.common import console, fail, user_errors
+from visiontrain.cli.common import check_data_and_task, console, fail, user_errors
 
 TOP_ROWS = 10
 # Short names of the searched settings in the table (the full names are trials.csv's header).
@@ -29,14 +29,10 @@ def sweep(
 ) -> None:
     """Try N head configurations on the same cached features (Optuna, bad trials pruned early); keep the best as a run."""
     from visiontrain.settings import load_settings, parse_assignment
-    from visiontrain.tasks import task_names
     from visiontrain.training.sweep import BEST_DIR, TRIALS_FILE, run_sweep
 
     with user_errors():
-        if task is not None and task not in task_names():
-            fail(f"unknown task {task!r}; choose one of: {', '.join(task_names())}")
-        if not data.exists():
-            fail(f"data not found: {data}")
+        check_data_and_task(data, task)
         overrides = dict(parse_assignment(a) for a in assignments)
         settings = load_settings(settings_file, overrides, task=task or "classification")
         with console.status("preparing features…") as status:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from visiontrain.cli.common import console, fail, user_errors
+from visiontrain.cli.common import check_data_and_task, console, user_errors
 from visiontrain.cli.options import collect_overrides, with_settings_flags
 
 
@@ -29,14 +29,10 @@ def train(
     from visiontrain.cli.advise import print_advice
     from visiontrain.data.sources import infer_task
     from visiontrain.settings import load_settings, parse_assignment
-    from visiontrain.tasks import task_names
     from visiontrain.training.runner import run_training
 
     with user_errors():
-        if task is not None and task not in task_names():
-            fail(f"unknown task {task!r}; choose one of: {', '.join(task_names())}")
-        if not data.exists():
-            fail(f"data not found: {data}")
+        check_data_and_task(data, task)
         task = task or infer_task(data)
         overrides = dict(parse_assignment(a) for a in assignments)
         overrides.update(collect_overrides(flags))
