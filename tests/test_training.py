@@ -17,7 +17,8 @@ from visiontrain.training.events import read_metrics
 # Every test here trains (or extracts features for) a real run, except the last one: `make test-fast` skips them.
 slow = pytest.mark.slow
 
-FAST = {"image_size": 96, "epochs": 4, "augmented_copies": 1, "batch_size": 8, "early_stopping": False}
+# The head stage alone (fine-tuning, on by default, has its own tests in test_fine_tune.py).
+FAST = {"image_size": 96, "epochs": 4, "augmented_copies": 1, "batch_size": 8, "early_stopping": False, "fine_tune": False}
 
 
 @pytest.fixture(scope="module")

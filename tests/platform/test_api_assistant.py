@@ -63,9 +63,11 @@ def test_suggestion_refusals_name_the_field(client: TestClient, other_org_client
 
 @pytest.mark.slow
 def test_the_learning_rate_test_runs_on_the_views_images_and_fills_the_servers_feature_cache(
-    client: TestClient, ant_and_bee_files
+    client: TestClient, ant_and_bee_files, tmp_path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     view = _view(client, ant_and_bee_files)
+    # A cache of this test's own: earlier tests may have computed these images' features already.
+    monkeypatch.setenv("VISIONTRAIN_CACHE_DIR", str(tmp_path / "feature-cache"))
     cache = Path(os.environ["VISIONTRAIN_CACHE_DIR"])
     before = sum(1 for p in cache.rglob("*") if p.is_file()) if cache.exists() else 0
     response = client.post(f"/api/v1/views/{view['id']}/lr-find",

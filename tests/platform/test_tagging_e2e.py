@@ -51,7 +51,8 @@ def test_tagging_trains_evaluates_exports_and_predicts(client: TestClient, worke
     events = read_sse(client, f"/api/v1/versions/{version['id']}/events")
     assert events[-1][0] == "end" and events[-1][1]["status"] == "succeeded", workers.logs()
     epochs = [e["data"] for k, e in events if k == "epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2]
+    # The default fine-tunes after the head: two head epochs, then fine-tuning's five.
+    assert [(e["stage"], e["epoch"]) for e in epochs] == [("head", 1), ("head", 2), *(("fine_tune", i) for i in range(1, 6))]
     for epoch in epochs:
         assert epoch["monitor"] == "val_map"
         assert 0.0 <= epoch["val_map"] <= 1.0 and 0.0 <= epoch["val_accuracy"] <= 1.0 and 0.0 <= epoch["val_exact_match"] <= 1.0

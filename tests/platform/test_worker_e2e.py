@@ -95,7 +95,8 @@ def test_train_watch_evaluate_predict_export(client: TestClient, workers: Worker
     kinds = [k for k, _ in events]
     assert kinds[-1] == "end" and events[-1][1]["status"] == "succeeded", workers.logs()
     epochs = [e for k, e in events if k == "epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2]
+    # The default fine-tunes after the head: two head epochs, then fine-tuning's five.
+    assert [(e["data"]["stage"], e["epoch"]) for e in epochs] == [("head", 1), ("head", 2), *(("fine_tune", i) for i in range(1, 6))]
     # 4 validation images: each epoch's accuracy is a count of right answers over 4.
     assert all(e["data"]["val_accuracy"] * 4 == round(e["data"]["val_accuracy"] * 4) for e in epochs)
     assert "batch" in kinds and "stage" in kinds
@@ -105,15 +106,18 @@ def test_train_watch_evaluate_predict_export(client: TestClient, workers: Worker
     # Resuming the stream after the last seen event repeats nothing.
     assert [k for k, _ in read_sse(client, f"/api/v1/versions/{version['id']}/events?after_id={ids[-1]}")] == ["end"]
     history = client.get(f"/api/v1/versions/{version['id']}/metrics", params={"kind": "epoch"}).json()
-    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["epoch"] for h in history] == [1, 2, 1, 2, 3, 4, 5]
 
     done = client.get(f"/api/v1/versions/{version['id']}").json()
     assert done["status"] == "succeeded" and done["error"] is None
-    # The best epoch is the first with the top accuracy, and its stored metrics are that epoch's.
-    by_epoch = {e["epoch"]: e["data"] for e in epochs}
-    top = max(m["val_accuracy"] for m in by_epoch.values())
-    assert done["best_epoch"] == min(n for n, m in by_epoch.items() if m["val_accuracy"] == top)
-    assert done["best_metrics"]["val_accuracy"] == by_epoch[done["best_epoch"]]["val_accuracy"]
+    # The best epoch is the first with the top accuracy (fine-tuning's only when it beats the head's), and its
+    # stored metrics are that epoch's.
+    by_stage = {stage: {e["epoch"]: e["data"] for e in epochs if e["data"]["stage"] == stage} for stage in ("head", "fine_tune")}
+    head_top = max(m["val_accuracy"] for m in by_stage["head"].values())
+    kept = "fine_tune" if max(m["val_accuracy"] for m in by_stage["fine_tune"].values()) > head_top else "head"
+    top = max(m["val_accuracy"] for m in by_stage[kept].values())
+    assert done["best_epoch"] == min(n for n, m in by_stage[kept].items() if m["val_accuracy"] == top)
+    assert done["best_metrics"]["val_accuracy"] == by_stage[kept][done["best_epoch"]]["val_accuracy"]
     assert done["headline"]["name"] == "val_accuracy"
     assert done["started_at"] <= done["finished_at"] and done["timings"]["total"] > 0
     evaluation = done["evaluation"]

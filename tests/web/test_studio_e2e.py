@@ -107,7 +107,8 @@ def test_a_person_trains_a_classifier_in_the_browser(studio, datasets_dir: Path,
         epochs_seen = wait_for_version(page, live_screenshot="07a-training-live")
         assert page.text_content("[data-testid=training-stats] .badge") == "succeeded"
         # The page followed the run as it went (it opens before the first epoch ends: features come first).
-        assert len(epochs_seen) >= 2 and epochs_seen[-1] == "6 / 6", f"the page did not follow the run: {epochs_seen}"
+        # 6 head epochs, then fine-tuning's 5 (on by default).
+        assert len(epochs_seen) >= 2 and epochs_seen[-1] == "11 / 11", f"the page did not follow the run: {epochs_seen}"
         for chart in ("learning-rate", "batch-loss", "validation-loss", "validation-metric"):
             assert page.locator(f"[data-testid=chart-{chart}] canvas").count() == 1, chart
         assert re.search(r"\(epoch \d+\)", page.inner_text("[data-testid=training-stats]"))  # the best epoch

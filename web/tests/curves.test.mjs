@@ -66,3 +66,13 @@ test("the epoch events' monitor names the headline; PR curves become a function 
   assert.deepEqual(on.map((p) => p.label), ["b", "c"]);
   assert.deepEqual(off.map((p) => p.label), ["a"]);
 });
+
+test("fine-tuning's best epoch is the run's only when it beats the head's (a tie keeps the head's)", () => {
+  const tuned = (accuracy) => [
+    ...events.slice(0, 9),
+    { type: "epoch", stage: "fine_tune", epoch: 1, train_loss: 0.4, val_loss: 0.45, val_accuracy: accuracy, best: true },
+  ];
+  assert.equal(curves(tuned(0.8)).bestEpoch, 2);
+  assert.equal(curves(tuned(0.85)).bestEpoch, 3);
+  assert.equal(curves(tuned(0.85)).bestValue, 0.85);
+});

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -30,7 +32,37 @@ def _parser_reason(exc: BaseException) -> str:
     return ""
 
 
+def merge_union_branches(errors: list[dict]) -> list[dict]:
+    """A setting that takes a number or a word (learning_rate, devices) fails once per branch, each with the
+    branch's name at the end of its path: one error at the setting's own path says both."""
+    from visiontrain.settings import TrainingSettings
+
+    merged: list[dict] = []
+    by_path: dict[tuple, dict] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if len(loc) >= 2 and loc[-2] in TrainingSettings.model_fields and isinstance(loc[-1], str) \
+                and loc[-1] not in TrainingSettings.model_fields:
+            path = loc[:-1]
+            if path in by_path:
+                first = by_path[path]
+                first["msg"] = f"{first['msg']} or {error['msg'].removeprefix('Input should be ')}"
+                continue
+            by_path[path] = {**error, "loc": list(path)}
+            merged.append(by_path[path])
+            continue
+        merged.append(error)
+    return merged
+
+
 def install_error_handlers(app: FastAPI, *, limit_mb: int | None = None) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = merge_union_branches(list(exc.errors()))
+        if errors == list(exc.errors()):
+            return await request_validation_exception_handler(request, exc)
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 413 and exc.detail == "Content Too Large" and limit_mb is not None:

@@ -47,7 +47,12 @@ export function curves(events) {
     const rows = list.filter((e) => e[field] != null && Number.isFinite(e[field]));
     return { x: rows.map(xOf), y: rows.map((e) => e[field]) };
   };
-  const best = [...epochs].reverse().find((e) => e.best);
+  // Each stage marks its own best epoch; fine-tuning's is the run's only when it beats the head's (as the
+  // runner keeps it), so a tie leaves the head's checkpoint, and its epoch, as the best.
+  const stageBest = (stage) => [...epochs].reverse().find((e) => e.best && e.stage === stage);
+  const headBest = stageBest("head");
+  const tunedBest = stageBest("fine_tune");
+  const best = tunedBest && (!headBest || tunedBest[key] > headBest[key]) ? tunedBest : headBest || tunedBest;
   return {
     headline: key,
     learningRate: pick(batches.length ? batches : epochs, batches.length ? (e) => e.step : globalEpoch, "learning_rate"),
