@@ -510,7 +510,7 @@ def _fine_tune_no_gain(run: _Run) -> Advice | None:
     if not head or not tuned:
         return None
     seconds = (run.summary.get("timings") or {}).get("fine_tune")
-    cost = f"; it took {seconds:.0f} s" if isinstance(seconds, (int, float)) else ""
+    cost = f"; it took {seconds:.1f} s" if isinstance(seconds, (int, float)) and seconds < 10 else (f"; it took {seconds:.0f} s" if isinstance(seconds, (int, float)) else "")
     return run.advice(
         "fine_tune_no_gain", "Fine-tuning did not beat the head alone",
         f"the best {_metric_name(run.monitor)} while fine-tuning was {_pct(max(tuned))} against the head's {_pct(max(head))}, so "
