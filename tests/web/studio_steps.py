@@ -69,3 +69,15 @@ def wait_for_version(page, timeout_s: float = TRAINING_TIMEOUT_S, live_screensho
             return seen
         page.wait_for_timeout(150)
     pytest.fail(f"training did not finish in {timeout_s}s (epochs seen: {seen})")
+
+
+def wait_until_succeeded(api, version_id: int, timeout_s: float = TRAINING_TIMEOUT_S) -> dict:
+    """The version once it finished, which must be a success (a hang fails the test instead of blocking CI)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        version = api.get(f"/versions/{version_id}").json()
+        if version["status"] in ("succeeded", "failed", "cancelled"):
+            assert version["status"] == "succeeded", version["error"]
+            return version
+        time.sleep(0.5)
+    pytest.fail(f"version {version_id} did not finish in {timeout_s}s")

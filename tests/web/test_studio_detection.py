@@ -17,14 +17,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from browser import chromium_page, wait_until
-from studio_steps import set_setting, show_setting, sign_in, wait_for_version
+from studio_steps import set_setting, show_setting, sign_in, wait_for_version, wait_until_succeeded
 
 from visiontrain.settings import TASK_DEFAULTS, TrainingSettings
 
@@ -209,17 +208,6 @@ def _voc_zip(datasets_dir: Path, count: int) -> tuple[bytes, list[str]]:
     return buffer.getvalue(), names
 
 
-def _wait_finished(api, version_id: int, timeout_s: float = 900) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        version = api.get(f"/versions/{version_id}").json()
-        if version["status"] in ("succeeded", "failed", "cancelled"):
-            assert version["status"] == "succeeded", version["error"]
-            return version
-        time.sleep(0.5)
-    pytest.fail(f"version {version_id} did not finish in {timeout_s}s")
-
-
 def _shots(tmp_path: Path):
     folder = Path(os.environ.get("VISIONTRAIN_DETECTION_SCREENSHOTS", tmp_path / "screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -292,7 +280,7 @@ def test_detection_pages_on_a_trained_version(studio, datasets_dir: Path, tmp_pa
         second = api.post(f"/models/{model['id']}/versions", json={"name": "v2", "settings": {**TINY, "nms_iou": 0.6}})
         assert second.status_code == 201, second.text
         wait_for_version(page, timeout_s=900)
-        first = _wait_finished(api, first["id"])
+        first = wait_until_succeeded(api, first["id"], timeout_s=900)
         settings = first["settings"]
         assert settings["optimizer"] == "sgd" and settings["learning_rate"] == 0.01 and settings["batch_size"] == 4
         assert settings["anchor_sizes"] == [32, 64, 128, 256] and settings["shorter_side"] == 192 and settings["early_stopping"] is False
@@ -376,7 +364,7 @@ def test_detection_pages_on_a_trained_version(studio, datasets_dir: Path, tmp_pa
         shot(page, "06-predict")
 
         # Compare: two detection versions, mAP@0.5 first, only the settings that apply to detection.
-        second = _wait_finished(api, second.json()["id"])
+        second = wait_until_succeeded(api, second.json()["id"], timeout_s=900)
         page.goto(f"{base}/compare?versions={first['id']},{second['id']}")
         page.wait_for_selector("[data-testid=compare-metrics]")
         metrics = page.inner_text("[data-testid=compare-metrics]")

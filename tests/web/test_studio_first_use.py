@@ -9,14 +9,13 @@ Screenshots go to test-artifacts/screenshots/first-use-*.png for a person to loo
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from browser import chromium_page, screenshot, wait_until
-from studio_steps import sign_in
+from studio_steps import sign_in, wait_until_succeeded
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,17 +44,6 @@ def _archive(datasets_dir: Path) -> tuple[bytes, dict[str, str]]:
     return buffer.getvalue(), copies
 
 
-def _wait_succeeded(api, version_id: int, timeout_s: float = 600) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        version = api.get(f"/versions/{version_id}").json()
-        if version["status"] in ("succeeded", "failed", "cancelled"):
-            assert version["status"] == "succeeded", version["error"]
-            return version
-        time.sleep(0.5)
-    pytest.fail(f"version {version_id} did not finish in {timeout_s}s")
-
-
 @pytest.fixture(scope="module")
 def trained(studio, datasets_dir: Path) -> dict:
     """A project whose view holds the imported archive, with two versions that predict differently."""
@@ -72,8 +60,8 @@ def trained(studio, datasets_dir: Path) -> dict:
         "project": project,
         "view": view,
         "base": f"/#/projects/{project['id']}/views/{view['id']}",
-        "first": _wait_succeeded(api, first["id"]),
-        "second": _wait_succeeded(api, second["id"]),
+        "first": wait_until_succeeded(api, first["id"], timeout_s=600),
+        "second": wait_until_succeeded(api, second["id"], timeout_s=600),
     }
 
 

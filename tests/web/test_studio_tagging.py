@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from browser import chromium_page, screenshot, wait_until
-from studio_steps import sign_in
+from studio_steps import sign_in, wait_until_succeeded
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,17 +31,6 @@ def _tags_zip(root: Path) -> tuple[bytes, list[dict]]:
         for row in rows:
             archive.write(root / row["image"], row["image"])
     return buffer.getvalue(), rows
-
-
-def _wait_succeeded(api, version_id: int, timeout_s: float = 600) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        version = api.get(f"/versions/{version_id}").json()
-        if version["status"] in ("succeeded", "failed", "cancelled"):
-            assert version["status"] == "succeeded", version["error"]
-            return version
-        time.sleep(0.5)
-    pytest.fail(f"version {version_id} did not finish in {timeout_s}s")
 
 
 def test_tagging_pages_on_a_trained_version(studio, datasets_dir: Path):
@@ -61,8 +49,8 @@ def test_tagging_pages_on_a_trained_version(studio, datasets_dir: Path):
     model = api.post(f"/views/{view['id']}/models", json={"name": "common things", "concepts": concepts}).json()
     first = api.post(f"/models/{model['id']}/versions", json={"name": "v1", "settings": TINY}).json()
     second = api.post(f"/models/{model['id']}/versions", json={"name": "v2", "settings": {**TINY, "learning_rate": 0.01}}).json()
-    first = _wait_succeeded(api, first["id"])
-    _wait_succeeded(api, second["id"])
+    first = wait_until_succeeded(api, first["id"], timeout_s=600)
+    wait_until_succeeded(api, second["id"], timeout_s=600)
     evaluation = first["evaluation"]
     base = f"/#/projects/{project['id']}/views/{view['id']}"
 
