@@ -179,7 +179,7 @@ class FineTuneInputs:
 
     tail: nn.Module | None  # None: the backbone is not a chain of blocks; the whole network runs on images
     front_each_step: nn.Module | None  # fresh augmentation: the front the module runs on each training batch
-    train: Dataset  # (input, row's sample index) pairs; targets are looked up per row
+    train: Dataset  # the training inputs, one row each; its targets are looked up through train_sample_index
     train_sample_index: torch.Tensor
     val: Dataset
     val_inputs: torch.Tensor | None  # the validation images' front outputs (float16), for the evaluation after
