@@ -81,3 +81,17 @@ def wait_until_succeeded(api, version_id: int, timeout_s: float = TRAINING_TIMEO
             return version
         time.sleep(0.5)
     pytest.fail(f"version {version_id} did not finish in {timeout_s}s")
+
+
+def annotated_ants_bees_view(studio, datasets_dir: Path, name: str, per_class: int) -> tuple[int, int]:
+    """A project whose classification view has ``per_class`` real photos of ants and of bees, annotated."""
+    api = studio.api()
+    project = api.post("/projects", json={"name": name}).json()
+    view = api.post(f"/projects/{project['id']}/views", json={"name": "species", "kind": "classification", "concepts": ["ants", "bees"]}).json()
+    items = []
+    for label in ("ants", "bees"):
+        paths = sorted((datasets_dir / "ants_bees" / "train" / label).glob("*.jpg"))[:per_class]
+        uploaded = api.post(f"/projects/{project['id']}/images", files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in paths])
+        items += [{"image_id": image["id"], "concept": label} for image in uploaded.json()["images"]]
+    assert api.post(f"/views/{view['id']}/annotations/batch", json={"items": items}).status_code == 200
+    return project["id"], view["id"]

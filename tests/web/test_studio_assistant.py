@@ -9,26 +9,13 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, screenshot, wait_until
-from studio_steps import sign_in
+from studio_steps import annotated_ants_bees_view, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _annotated_view(studio, datasets_dir: Path, per_class: int) -> tuple[int, int]:
-    api = studio.api()
-    project = api.post("/projects", json={"name": "First model"}).json()
-    view = api.post(f"/projects/{project['id']}/views", json={"name": "species", "kind": "classification", "concepts": ["ants", "bees"]}).json()
-    items = []
-    for label in ("ants", "bees"):
-        paths = sorted((datasets_dir / "ants_bees" / "train" / label).glob("*.jpg"))[:per_class]
-        uploaded = api.post(f"/projects/{project['id']}/images", files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in paths])
-        items += [{"image_id": image["id"], "concept": label} for image in uploaded.json()["images"]]
-    assert api.post(f"/views/{view['id']}/annotations/batch", json={"items": items}).status_code == 200
-    return project["id"], view["id"]
-
-
 def test_basic_form_find_for_me_and_suggestions_with_questions(studio, datasets_dir: Path):
-    project_id, view_id = _annotated_view(studio, datasets_dir, per_class=10)
+    project_id, view_id = annotated_ants_bees_view(studio, datasets_dir, "First model", per_class=10)
     api = studio.api()
     schema = api.get("/settings/schema", params={"task": "classification"}).json()
     basic = [n for n, p in schema["schema"]["properties"].items() if p.get("basic")]

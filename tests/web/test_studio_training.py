@@ -8,23 +8,9 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_page, screenshot
-from studio_steps import create_project_and_view, set_setting, show_setting, sign_in, wait_for_version
+from studio_steps import annotated_ants_bees_view, create_project_and_view, set_setting, show_setting, sign_in, wait_for_version
 
 pytestmark = pytest.mark.browser
-
-
-def _annotated_view(studio, datasets_dir: Path, name: str, per_class: int) -> tuple[int, int]:
-    """A project whose classification view has ``per_class`` real photos of ants and of bees, annotated."""
-    api = studio.api()
-    project = api.post("/projects", json={"name": name}).json()
-    view = api.post(f"/projects/{project['id']}/views", json={"name": "species", "kind": "classification", "concepts": ["ants", "bees"]}).json()
-    items = []
-    for label in ("ants", "bees"):
-        paths = sorted((datasets_dir / "ants_bees" / "train" / label).glob("*.jpg"))[:per_class]
-        uploaded = api.post(f"/projects/{project['id']}/images", files=[("files", (p.name, p.read_bytes(), "image/jpeg")) for p in paths])
-        items += [{"image_id": image["id"], "concept": label} for image in uploaded.json()["images"]]
-    assert api.post(f"/views/{view['id']}/annotations/batch", json={"items": items}).status_code == 200
-    return project["id"], view["id"]
 
 
 def field_error(page, name: str) -> str:
@@ -78,7 +64,7 @@ def test_bad_values_are_marked_at_their_fields_before_anything_is_sent(studio):
 
 @pytest.mark.slow
 def test_a_run_is_cancelled_from_the_training_page(studio, datasets_dir: Path):
-    project_id, view_id = _annotated_view(studio, datasets_dir, "Cancel me", per_class=4)
+    project_id, view_id = annotated_ants_bees_view(studio, datasets_dir, "Cancel me", per_class=4)
     with chromium_page(studio.url) as page:
         sign_in(page, studio.token)
         page.goto(f"/#/projects/{project_id}/views/{view_id}/train")

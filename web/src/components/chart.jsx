@@ -14,6 +14,19 @@ const MARKER_ROW_PX = 14;
 
 export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
 
+// A dashed vertical line across the plot area at canvas position ``x`` (the caller saves and restores the context).
+export function dashedLine(u, x, color) {
+  const { ctx } = u;
+  const { top, height } = u.bbox;
+  ctx.strokeStyle = color;
+  ctx.setLineDash([5, 4]);
+  ctx.lineWidth = 1.5 * devicePixelRatio;
+  ctx.beginPath();
+  ctx.moveTo(x, top);
+  ctx.lineTo(x, top + height);
+  ctx.stroke();
+}
+
 // Draws dashed vertical lines at the given x values (e.g. the best epoch), labelled above the plot area
 // (each label on its own row, right-aligned where it would run past the plot's right edge).
 function markersPlugin(getMarkers) {
@@ -21,19 +34,13 @@ function markersPlugin(getMarkers) {
     hooks: {
       draw: (u) => {
         const { ctx } = u;
-        const { top, height } = u.bbox;
+        const { top } = u.bbox;
         const shown = getMarkers().filter((m) => m.x != null);
         shown.forEach((m, row) => {
           const x = Math.round(u.valToPos(m.x, "x", true));
           if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
           ctx.save();
-          ctx.strokeStyle = m.color || "#16a34a";
-          ctx.setLineDash([5, 4]);
-          ctx.lineWidth = 1.5 * devicePixelRatio;
-          ctx.beginPath();
-          ctx.moveTo(x, top);
-          ctx.lineTo(x, top + height);
-          ctx.stroke();
+          dashedLine(u, x, m.color || "#16a34a");
           ctx.fillStyle = m.color || "#16a34a";
           ctx.textBaseline = "alphabetic"; // uPlot leaves its axes' alignment on the context
           ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;

@@ -3,7 +3,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { PALETTE } from "./chart.jsx";
+import { PALETTE, dashedLine } from "./chart.jsx";
 
 export const rateText = (rate) => String(+Number(rate).toPrecision(2));
 const MARK = "#d97706";
@@ -15,15 +15,9 @@ function suggestedMark(rate) {
       draw: (u) => {
         const x = Math.round(u.valToPos(rate, "x", true));
         const { ctx } = u;
-        const { top, height } = u.bbox;
+        const { top } = u.bbox;
         ctx.save();
-        ctx.strokeStyle = MARK;
-        ctx.setLineDash([5, 4]);
-        ctx.lineWidth = 1.5 * devicePixelRatio;
-        ctx.beginPath();
-        ctx.moveTo(x, top);
-        ctx.lineTo(x, top + height);
-        ctx.stroke();
+        dashedLine(u, x, MARK);
         ctx.fillStyle = MARK;
         ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
         ctx.textBaseline = "alphabetic";
