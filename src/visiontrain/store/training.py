@@ -40,13 +40,17 @@ class Model(Base):
 
 
 class Worker(Base):
-    """A worker process; its heartbeat tells whether the versions it runs are still alive."""
+    """A worker process; its heartbeat tells whether the versions it runs are still alive, its capabilities
+    which versions it may claim (``jobs.queue.fits``)."""
 
     __tablename__ = "workers"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     hostname: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(200))  # the operator's name for it (`visiontrain worker --name`)
+    accelerator: Mapped[str] = mapped_column(String(8), default="cpu", server_default="cpu")  # cpu or gpu
+    devices: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # GPUs it trains on (a CPU worker: 1)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -73,6 +77,10 @@ class ModelVersion(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sample_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What a worker needs to claim it, from the settings at creation (``jobs.queue.requirements``): the
+    # accelerator (any, cpu, gpu) and how many devices.
+    needs_accelerator: Mapped[str] = mapped_column(String(8), default="any", server_default="any", index=True)
+    needs_devices: Mapped[int] = mapped_column(Integer, default=1, server_default="1", index=True)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     best_stage: Mapped[str | None] = mapped_column(String(32))
