@@ -6,7 +6,14 @@ from arguments, then ``VISIONTRAIN_*`` environment variables, then defaults:
 - ``VISIONTRAIN_DATA_DIR``: the data directory (default: the user data directory, created on first start)
 - ``VISIONTRAIN_DATABASE_URL``: SQLAlchemy URL (default: ``sqlite:///<data dir>/visiontrain.db``;
   PostgreSQL as ``postgresql+psycopg://user:pass@host:port/db``)
-- ``VISIONTRAIN_BLOB_URL``: where bytes live (default: ``file://<data dir>/blobs``)
+- ``VISIONTRAIN_BLOB_URL``: where bytes live (default: ``file://<data dir>/blobs``); ``s3://bucket/prefix``
+  for an S3-compatible object store, whose endpoint, credentials and region come from the usual AWS
+  variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``)
+- ``VISIONTRAIN_BLOB_CREATE_BUCKET``: create the object store's bucket when it is missing (default: refuse
+  to start, naming the bucket and endpoint)
+- ``VISIONTRAIN_BLOB_CACHE_DIR`` / ``VISIONTRAIN_BLOB_CACHE_GB``: this machine's read cache of an object
+  store's bytes (checkpoints to predict with, files served) and its size cap, least recently used files
+  evicted first (default: ``<data dir>/blob-cache``, 10 GB); unused with a ``file://`` store
 - ``VISIONTRAIN_HEARTBEAT_SECONDS`` / ``VISIONTRAIN_STALE_AFTER_SECONDS``: worker liveness
 - ``VISIONTRAIN_MAX_UPLOAD_MB``: largest single upload (an archive included)
 - ``VISIONTRAIN_MAX_IMAGE_PIXELS``: largest image accepted (width x height, from its header, before decoding)
@@ -41,7 +48,16 @@ class ServerConfig(BaseModel):
 
     data_dir: Path = Field(default_factory=default_data_dir, description="Directory for the database, bytes and runs.")
     database_url: str = Field("", description="SQLAlchemy database URL (empty: SQLite in the data directory).")
-    blob_url: str = Field("", description="Byte storage URL (empty: file://<data_dir>/blobs).")
+    blob_url: str = Field(
+        "", description="Byte storage URL: file:///dir or s3://bucket/prefix (empty: file://<data_dir>/blobs)."
+    )
+    blob_create_bucket: bool = Field(False, description="Create the object store's bucket if it is missing.")
+    blob_cache_dir: Path | None = Field(
+        None, description="This machine's read cache of an object store's bytes (empty: <data_dir>/blob-cache)."
+    )
+    blob_cache_gb: float = Field(
+        10.0, gt=0, description="Size cap of the blob read cache, in GB (least recently used files evicted first)."
+    )
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker reports that it is alive.")
     stale_after_seconds: float = Field(
         60.0, gt=0, description="A running version whose worker is silent this long is marked failed."
@@ -78,12 +94,18 @@ class ServerConfig(BaseModel):
             object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'visiontrain.db'}")
         if not self.blob_url:
             object.__setattr__(self, "blob_url", (data_dir / "blobs").as_uri())
+        cache_dir = Path(self.blob_cache_dir).expanduser().resolve() if self.blob_cache_dir else data_dir / "blob-cache"
+        object.__setattr__(self, "blob_cache_dir", cache_dir)
         return self
 
     @property
     def runs_dir(self) -> Path:
         """Working directories of training runs (scratch: artifacts are copied to blob storage)."""
         return self.data_dir / "runs"
+
+    @property
+    def blob_cache_max_bytes(self) -> int:
+        return int(self.blob_cache_gb * 1e9)
 
     @property
     def is_sqlite(self) -> bool:

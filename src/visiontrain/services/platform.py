@@ -27,7 +27,13 @@ class Platform:
         engine = make_engine(config.database_url)
         if run_migrations:
             migrate(engine)
-        return cls(config=config, engine=engine, sessions=make_session_factory(engine), blobs=open_blob_store(config.blob_url))
+        blobs = open_blob_store(
+            config.blob_url,
+            cache_dir=config.blob_cache_dir,
+            cache_max_bytes=config.blob_cache_max_bytes,
+            create_bucket=config.blob_create_bucket,
+        )
+        return cls(config=config, engine=engine, sessions=make_session_factory(engine), blobs=blobs)
 
     def close(self) -> None:
         if not self._closed:
