@@ -20,6 +20,7 @@ from arguments, then ``VISIONTRAIN_*`` environment variables, then defaults:
 - ``VISIONTRAIN_PREDICT_DEVICE``: where the API process runs predictions (default ``cpu``: the GPU is the worker's)
 - ``VISIONTRAIN_AUTH_FAILURE_LIMIT`` / ``VISIONTRAIN_AUTH_FAILURE_WINDOW_SECONDS``: failed token attempts
   allowed from one client address per window before it is answered 429
+- ``VISIONTRAIN_FEATURE_CACHE_GB``: size cap of a worker's local feature cache (default 20 GB)
 
 The data directory is made private (mode 700) and an SQLite database file in it 600.
 """
@@ -84,6 +85,10 @@ class ServerConfig(BaseModel):
     )
     auth_failure_window_seconds: float = Field(
         60.0, gt=0, description="The window of auth_failure_limit, in seconds; also the longest Retry-After."
+    )
+    feature_cache_gb: float = Field(
+        20.0, gt=0, description="Size cap of a worker's local feature cache, in GB (least recently used features are "
+        "evicted beyond it)."
     )
 
     @model_validator(mode="after")
