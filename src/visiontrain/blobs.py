@@ -28,12 +28,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlparse
 
 
 class BlobNotFound(KeyError):
     """No bytes are stored under this key."""
+
+
+class BlobStoreError(RuntimeError):
+    """The object store could not be reached, refused the credentials, lacks the bucket or failed a request;
+    the message names the endpoint and the bucket."""
 
 
 class BlobStore(Protocol):
@@ -300,7 +305,6 @@ _CREDENTIAL_CODES = {
     "403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
     "AuthorizationHeaderMalformed",
 }
-T = TypeVar("T")
 
 
 class S3BlobStore:
@@ -321,7 +325,8 @@ class S3BlobStore:
         bucket: str,
         prefix: str = "",
         *,
-        cache: ReadCache | None = None,
+        cache_dir: str | Path | None = None,
+        cache_max_bytes: int = DEFAULT_CACHE_BYTES,
         create_bucket: bool = False,
         client: Any = None,
     ):
@@ -338,10 +343,9 @@ class S3BlobStore:
         self._client = client if client is not None else self._make_client()
         self.endpoint = self._client.meta.endpoint_url
         self._where = f"bucket {bucket!r} at {self.endpoint}"
-        cache_root = (cache.root if cache else default_cache_dir())
         # One cache directory may serve several stores (endpoints, buckets, prefixes): each gets its own folder.
         namespace = hashlib.sha256(f"{self.endpoint}\n{self.url}".encode()).hexdigest()[:16]
-        self.cache = ReadCache(cache_root / namespace, cache.max_bytes if cache else DEFAULT_CACHE_BYTES)
+        self.cache = ReadCache(Path(cache_dir or default_cache_dir()) / namespace, cache_max_bytes)
         self._check_bucket(create_bucket)
 
     @staticmethod
@@ -386,31 +390,31 @@ class S3BlobStore:
             raise self._client_error(action, code, status, error.get("Message", "")) from None
         except S3UploadFailedError as exc:
             if "NoSuchBucket" in str(exc):
-                raise RuntimeError(self._missing_bucket()) from None
-            raise RuntimeError(f"object store {self._where}: {action} failed: {exc}") from None
+                raise BlobStoreError(self._missing_bucket()) from None
+            raise BlobStoreError(f"object store {self._where}: {action} failed: {exc}") from None
         except (NoCredentialsError, PartialCredentialsError):
-            raise RuntimeError(
+            raise BlobStoreError(
                 f"no usable credentials for the object store at {self.endpoint}: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or an AWS profile)"
             ) from None
         except EndpointConnectionError:
-            raise RuntimeError(
+            raise BlobStoreError(
                 f"cannot reach the object store at {self.endpoint} (bucket {self.bucket!r}): is it running, "
                 "and is AWS_ENDPOINT_URL right?"
             ) from None
         except BotoCoreError as exc:
-            raise RuntimeError(f"object store {self._where}: {action} failed: {exc}") from None
+            raise BlobStoreError(f"object store {self._where}: {action} failed: {exc}") from None
 
-    def _client_error(self, action: str, code: str, status: Any, message: str) -> RuntimeError:
+    def _client_error(self, action: str, code: str, status: Any, message: str) -> BlobStoreError:
         if code == "NoSuchBucket":
-            return RuntimeError(self._missing_bucket())
+            return BlobStoreError(self._missing_bucket())
         if code in _CREDENTIAL_CODES or status == 403:
-            return RuntimeError(
+            return BlobStoreError(
                 f"the object store at {self.endpoint} refused the credentials for bucket {self.bucket!r} "
                 f"({code or status}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and the bucket's permissions"
             )
         detail = f"{code}: {message}" if message else code or str(status)
-        return RuntimeError(f"object store {self._where}: {action} failed ({detail})")
+        return BlobStoreError(f"object store {self._where}: {action} failed ({detail})")
 
     def _missing_bucket(self) -> str:
         return (
@@ -431,7 +435,7 @@ class S3BlobStore:
                 if status != 404 and code not in ("404", "NoSuchBucket", "NotFound"):
                     raise
             if not create:
-                raise RuntimeError(self._missing_bucket())
+                raise BlobStoreError(self._missing_bucket())
             try:
                 self._client.create_bucket(Bucket=self.bucket)
             except ClientError as exc:  # another process created it first
@@ -521,7 +525,7 @@ class S3BlobStore:
             failed = response.get("Errors") or []
             if failed:
                 first = failed[0]
-                raise RuntimeError(
+                raise BlobStoreError(
                     f"object store {self._where}: could not delete {len(failed)} object(s), "
                     f"first {first.get('Key')!r} ({first.get('Code')}: {first.get('Message')})"
                 )
@@ -594,8 +598,10 @@ def open_blob_store(
             )
         if not parsed.netloc:
             raise ValueError(f"blob URL {url!r} names no bucket: write s3://bucket/prefix")
-        cache = ReadCache(Path(cache_dir) if cache_dir else default_cache_dir(), cache_max_bytes)
-        return S3BlobStore(parsed.netloc, unquote(parsed.path), cache=cache, create_bucket=create_bucket)
+        return S3BlobStore(
+            parsed.netloc, unquote(parsed.path), cache_dir=cache_dir, cache_max_bytes=cache_max_bytes,
+            create_bucket=create_bucket,
+        )
     raise ValueError(
         f"unsupported blob storage URL scheme {parsed.scheme!r} in {url!r}: use file:///path/to/dir (or a plain "
         "path) or s3://bucket/prefix"

@@ -49,11 +49,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+BLOB_BACKENDS = ["local", "s3"]
+
+
 @pytest.fixture
-def server_config(database_url: str, tmp_path: Path) -> ServerConfig:
+def blob_backend() -> str:
+    """Where the platform keeps bytes: "local" (a directory, the default) or "s3" (the real S3 server).
+    A test runs on both with ``@pytest.mark.parametrize("blob_backend", BLOB_BACKENDS)``."""
+    return "local"
+
+
+@pytest.fixture
+def blob_url(blob_backend: str, request: pytest.FixtureRequest) -> str:
+    """The platform's VISIONTRAIN_BLOB_URL: empty (file://<data dir>/blobs) or a fresh prefix on the S3 server."""
+    return request.getfixturevalue("s3_blob_url") if blob_backend == "s3" else ""
+
+
+@pytest.fixture
+def server_config(database_url: str, blob_url: str, tmp_path: Path) -> ServerConfig:
     return ServerConfig(
         data_dir=tmp_path / "data",
         database_url=database_url,
+        blob_url=blob_url,
         heartbeat_seconds=0.5,
         stale_after_seconds=5,
         poll_seconds=0.2,

@@ -153,6 +153,7 @@ def test_unknown_or_unfit_formats_are_422_naming_the_formats(client: TestClient,
     assert response.status_code == 409 and "no annotated image" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("blob_backend", ["local", "s3"])  # the bytes in a directory, and in the real S3 server
 def test_a_tagging_view_exports_as_csv_and_imports_back(client: TestClient, platform: Platform, datasets_dir: Path) -> None:
     source = datasets_dir / "coco128_coco"
     rows = (source / "tags.csv").read_text().splitlines()[:9]  # the header and 8 images

@@ -7,6 +7,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -18,6 +19,7 @@ def _image_count(client: TestClient, project_id: int) -> int:
     return client.get(f"/api/v1/projects/{project_id}/images").json()["total"]
 
 
+@pytest.mark.parametrize("blob_backend", ["local", "s3"])  # the bytes in a directory, and in the real S3 server
 def test_upload_records_size_and_dimensions_and_serves_the_bytes(client: TestClient, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
     project = create_project(client)
     path = ant_and_bee_files["ants"][0]
@@ -158,6 +160,7 @@ def test_upload_limit_is_a_413(platform: Platform, ant_and_bee_files) -> None:  
         assert _image_count(client, project["id"]) == 0
 
 
+@pytest.mark.parametrize("blob_backend", ["local", "s3"])  # the bytes in a directory, and in the real S3 server
 def test_listing_pages_and_deleting(client: TestClient, ant_and_bee_files, platform: Platform) -> None:  # type: ignore[no-untyped-def]
     project = create_project(client)
     images = upload(client, project["id"], ant_and_bee_files["ants"][:5])
@@ -169,7 +172,8 @@ def test_listing_pages_and_deleting(client: TestClient, ant_and_bee_files, platf
     assert client.delete(f"/api/v1/projects/{project['id']}/images/{gone['id']}").status_code == 204
     assert client.get(f"/api/v1/projects/{project['id']}/images/{gone['id']}").status_code == 404
     assert _image_count(client, project["id"]) == 4
-    assert not any(p.name.startswith(gone["sha256"]) for p in Path(platform.config.data_dir, "blobs").rglob("*"))
+    assert any(gone["sha256"] not in key for key in platform.blobs.keys("images"))  # the others' bytes stay
+    assert not any(gone["sha256"] in key for folder in ("images", "thumbnails") for key in platform.blobs.keys(folder))
     # Filters need a view to filter by.
     assert client.get(f"/api/v1/projects/{project['id']}/images", params={"unannotated": True}).status_code == 422
 

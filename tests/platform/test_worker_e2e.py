@@ -86,6 +86,7 @@ def read_sse(client: TestClient, url: str) -> list[tuple[str, dict]]:  # type: i
     return events
 
 
+@pytest.mark.parametrize("blob_backend", ["local", "s3"])  # the bytes in a directory, and in the real S3 server
 def test_train_watch_evaluate_predict_export(client: TestClient, workers: Workers, ant_and_bee_files, datasets_dir: Path) -> None:  # type: ignore[no-untyped-def]
     _, _, model = annotated_classification_view(client, ant_and_bee_files)
     workers.start()

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from visiontrain.blobs import BlobNotFound
+from visiontrain.blobs import BlobNotFound, BlobStoreError
 from visiontrain.services.errors import InvalidInput, ServiceError
 
 log = logging.getLogger("visiontrain.api")
@@ -107,3 +107,9 @@ def install_error_handlers(app: FastAPI, *, limit_mb: int | None = None) -> None
     async def blob_missing(_request: Request, exc: BlobNotFound) -> JSONResponse:
         log.error("stored bytes missing: %s", exc)
         return JSONResponse({"detail": f"stored file {exc.args[0]} is missing from storage"}, status_code=500)
+
+    @app.exception_handler(BlobStoreError)
+    async def blob_store_unavailable(_request: Request, exc: BlobStoreError) -> JSONResponse:
+        # The object store is down or refuses us: the deployer's to fix; the client may retry.
+        log.error("object store: %s", exc)
+        return JSONResponse({"detail": "the byte storage is unavailable; try again"}, status_code=503)

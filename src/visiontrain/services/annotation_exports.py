@@ -71,8 +71,9 @@ def check_format(*, view: View, format_name: str) -> str:
         raise InvalidInput(str(exc), loc=("query", "format")) from None
 
 
-def view_dataset(session: Session, *, blobs: BlobStore, view: View) -> ViewDataset:
-    """The view's annotated images, their annotations, concepts and sides (nothing is written)."""
+def view_dataset(session: Session, *, blobs: BlobStore, view: View, scratch: Path) -> ViewDataset:
+    """The view's annotated images, their annotations, concepts and sides (nothing is stored). Each image is a
+    file: the store's own (a local store) or a download into ``scratch``, which the caller removes afterwards."""
     kind = ViewKind(view.kind)
     state = splits.split_state(session, view=view, persist=False)
     fixed_val = any(entry.fixed == Split.val for entry in state.entries)
@@ -86,7 +87,8 @@ def view_dataset(session: Session, *, blobs: BlobStore, view: View) -> ViewDatas
     image_ids: dict[str, int] = {}
     for entry in entries:
         image = entry.image
-        path = blobs.local_path(image.blob_key)
+        # Every image at once: a bounded read cache could evict the first before the last is written.
+        path = blobs.local_file(image.blob_key, scratch)
         # The id keeps names apart (two uploads may share one); only the last part becomes the file's name.
         name = f"{image.id}/{safe_file_name(image.original_name, path)}"
         image_ids[name] = image.id
@@ -128,7 +130,7 @@ def export_view(
 ) -> ViewExport:
     """The view's annotations in ``format_name`` as a zip in ``directory`` (for callers that keep the session)."""
     name = check_format(view=view, format_name=format_name)
-    described = view_dataset(session, blobs=blobs, view=view)
+    described = view_dataset(session, blobs=blobs, view=view, scratch=Path(directory) / "images")
     return write_export(described, format_name=name, directory=directory, filename=download_name(view, name))
 
 

@@ -56,11 +56,11 @@ def export_annotations(
     if "\x00" in format:
         raise InvalidInput("must not contain NUL characters", loc=("query", "format"))
     name = service.check_format(view=view, format_name=format)
-    described = service.view_dataset(session, blobs=blobs, view=view)
-    filename = service.download_name(view, name)
-    session.close()  # writing the zip must not hold a database connection
     workdir = uploads.temporary_directory(platform.config)
     try:
+        described = service.view_dataset(session, blobs=blobs, view=view, scratch=workdir / "images")
+        filename = service.download_name(view, name)
+        session.close()  # writing the zip must not hold a database connection
         export = service.write_export(described, format_name=name, directory=workdir, filename=filename)
     except BaseException:
         uploads.remove(workdir)
