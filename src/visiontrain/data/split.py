@@ -18,7 +18,7 @@ import hashlib
 import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from visiontrain.data.dataset import Sample
 from visiontrain.data.digests import file_sha256
@@ -297,7 +297,8 @@ def _check_fraction(fraction: float) -> None:
 
 
 def _key(sample: Sample) -> str:
-    return Path(sample.path).as_posix()
+    path = sample.path  # already a Path nearly always: making another one per call was most of a 100k-image split
+    return path.as_posix() if isinstance(path, PurePath) else Path(path).as_posix()
 
 
 def _sorted(samples: list[Sample]) -> list[Sample]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from visiontrain.data.dataset import Sample
@@ -28,15 +28,31 @@ from visiontrain.store.base import Split, ViewKind
 from visiontrain.store.models import Annotation, Concept, Image, View, ViewImage
 
 
+@dataclass(frozen=True)
+class SplitImage:
+    """What the split, the snapshot and the export need of an image (read as plain columns: loading
+    100,000 ORM objects took most of a split's time)."""
+
+    id: int
+    sha256: str
+    blob_key: str
+    original_name: str
+    width: int
+    height: int
+
+
 @dataclass
 class SplitEntry:
-    """One annotated image of the view: its concepts (all of the view's), fixed side and split side."""
+    """One annotated image of the view: its concepts (all of the view's), fixed side and split side.
 
-    row: ViewImage
-    image: Image
+    ``stored``: the side the view's split had given it when it was read (``ViewImage.assigned_split``).
+    """
+
+    image: SplitImage
     labels: tuple[str, ...]
     fixed: str | None
     assigned: str | None
+    stored: str | None = None
 
     @property
     def side(self) -> str:
@@ -81,24 +97,55 @@ class SplitState:
 
 def _entries(session: Session, view: View) -> list[SplitEntry]:
     rows = session.execute(
-        select(ViewImage, Image).join(Image, Image.id == ViewImage.image_id)
+        select(Image.id, Image.sha256, Image.blob_key, Image.original_name, Image.width, Image.height,
+               ViewImage.split, ViewImage.assigned_split)
+        .join(ViewImage, ViewImage.image_id == Image.id)
         .where(ViewImage.view_id == view.id, ViewImage.annotated.is_(True))
         .order_by(Image.id)
     ).all()
+    names = dict(session.execute(select(Concept.id, Concept.name).where(Concept.view_id == view.id)).all())
     labels: dict[int, list[str]] = defaultdict(list)
-    for image_id, name in session.execute(
-        select(Annotation.image_id, Concept.name).join(Concept, Concept.id == Annotation.concept_id)
-        .where(Annotation.view_id == view.id).order_by(Annotation.id)
+    for image_id, concept_id in session.execute(
+        select(Annotation.image_id, Annotation.concept_id).where(Annotation.view_id == view.id).order_by(Annotation.id)
     ):
-        if name not in labels[image_id]:
+        name = names.get(concept_id)
+        if name is not None and name not in labels[image_id]:
             labels[image_id].append(name)
     return [
-        SplitEntry(row=row, image=image, labels=tuple(labels.get(image.id, ())), fixed=row.split, assigned=row.assigned_split)
-        for row, image in rows
+        SplitEntry(image=SplitImage(image_id, sha256, blob_key, original_name, width, height),
+                   labels=tuple(labels.get(image_id, ())), fixed=fixed, assigned=assigned, stored=assigned)
+        for image_id, sha256, blob_key, original_name, width, height, fixed, assigned in rows
     ]
 
 
-def _key(image: Image) -> str:
+# Image ids per UPDATE: well under SQLite's 32,766 bound parameters.
+_UPDATE_CHUNK = 10_000
+
+
+def _store_sides(session: Session, view: View, entries: list[SplitEntry]) -> None:
+    """Store the sides given now, one UPDATE per side and chunk (not one per image); a side already
+    stored (by another request in between) is never overwritten."""
+    new: dict[str, list[int]] = defaultdict(list)
+    for entry in entries:
+        if entry.fixed is None and entry.stored is None and entry.assigned is not None:
+            new[entry.assigned].append(entry.image.id)
+            entry.stored = entry.assigned
+    for side, image_ids in new.items():
+        for start in range(0, len(image_ids), _UPDATE_CHUNK):
+            session.execute(
+                update(ViewImage)
+                .where(ViewImage.view_id == view.id, ViewImage.image_id.in_(image_ids[start:start + _UPDATE_CHUNK]),
+                       ViewImage.assigned_split.is_(None))
+                .values(assigned_split=side),
+                execution_options={"synchronize_session": False},
+            )
+    # Rows of this view already loaded in the session would still show no side.
+    for row in session.identity_map.values():
+        if isinstance(row, ViewImage) and row.view_id == view.id and row.assigned_split is None:
+            session.expire(row, ["assigned_split"])
+
+
+def _key(image: SplitImage) -> str:
     return image.sha256  # content-addressed: the same photo keeps its place in the seeded order
 
 
@@ -138,10 +185,8 @@ def split_state(
     if persist:
         if not made:
             view.split_fraction, view.split_seed = use_fraction, use_seed
-        for entry in entries:
-            if entry.fixed is None and entry.row.assigned_split is None and entry.assigned is not None:
-                entry.row.assigned_split = entry.assigned
         session.flush()
+        _store_sides(session, view, entries)
     return SplitState(
         fraction=use_fraction, seed=use_seed, generation=view.split_generation or 0, made=made or persist,
         entries=entries, warnings=warnings, placed=placed,
@@ -158,9 +203,11 @@ def resplit(session: Session, *, view: View, fraction: float | None = None, seed
     view.split_fraction = fraction if fraction is not None else (view.split_fraction or defaults.validation_split)
     view.split_seed = seed if seed is not None else (view.split_seed if view.split_seed is not None else defaults.seed)
     view.split_generation = (view.split_generation or 0) + 1
-    for row in session.scalars(select(ViewImage).where(ViewImage.view_id == view.id, ViewImage.assigned_split.is_not(None))):
-        row.assigned_split = None
     session.flush()
+    session.execute(
+        update(ViewImage).where(ViewImage.view_id == view.id, ViewImage.assigned_split.is_not(None)).values(assigned_split=None),
+        execution_options={"synchronize_session": "fetch"},
+    )
     return split_state(session, view=view, persist=True)
 
 

@@ -127,15 +127,17 @@ def concepts_by_name(session: Session, *, view: View, names: list[str], loc: tup
 
 
 def list_concepts(session: Session, *, view: View) -> list[tuple[Concept, int]]:
-    """Each concept with the number of images annotated with it."""
-    images = (
-        select(func.count(func.distinct(Annotation.image_id)))
-        .where(Annotation.concept_id == Concept.id)
-        .correlate(Concept)
-        .scalar_subquery()
+    """Each concept with the number of images annotated with it: one GROUP BY over the view's
+    annotations (ix_annotations_view_concept_image holds all it reads)."""
+    counts = dict(
+        session.execute(
+            select(Annotation.concept_id, func.count(func.distinct(Annotation.image_id)))
+            .where(Annotation.view_id == view.id)
+            .group_by(Annotation.concept_id)
+        ).all()
     )
-    rows = session.execute(select(Concept, images).where(Concept.view_id == view.id).order_by(Concept.id))
-    return [(concept, count) for concept, count in rows]
+    concepts = session.scalars(select(Concept).where(Concept.view_id == view.id).order_by(Concept.id))
+    return [(concept, counts.get(concept.id, 0)) for concept in concepts]
 
 
 def rename_concept(session: Session, *, concept: Concept, name: str) -> Concept:
