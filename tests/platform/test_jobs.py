@@ -263,3 +263,206 @@ def test_metrics_buffered_through_a_long_outage_stay_bounded_and_keep_the_epochs
     kept = writer._buffer
     assert [e["epoch"] for e in kept if e["type"] == "epoch"] == [1, 2, 3]
     assert writer.dropped == 33 - writer.pending
+
+
+# --- capabilities: a worker claims only the versions it can run
+
+GPU_SETTINGS = {"any": {}, "cpu": {"accelerator": "cpu"}, "gpu1": {"accelerator": "gpu"},
+                "gpu2": {"accelerator": "gpu", "devices": 2}, "auto2": {"devices": 2}}
+
+
+def _worker_with(platform: Platform, accelerator: str, devices: int, name: str) -> str:
+    with platform.sessions() as session:
+        worker = queue.register_worker(session, queue.Capabilities(accelerator, devices, name))
+        session.commit()
+        return worker.id
+
+
+def _queue_needing(client: TestClient, files, kinds: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    _, _, model = annotated_classification_view(client, files)
+    made = {}
+    for kind in kinds:
+        response = client.post(f"/api/v1/models/{model['id']}/versions", json={"name": kind, "settings": GPU_SETTINGS[kind]})
+        assert response.status_code == 201, response.text
+        made[kind] = response.json()["id"]
+    return made
+
+
+def _claims(platform: Platform, worker_id: str) -> list[int]:
+    taken = []
+    with platform.sessions() as session:
+        while (version_id := queue.claim_next(session, worker_id=worker_id)) is not None:
+            taken.append(version_id)
+    return taken
+
+
+def test_a_version_records_what_it_needs_from_its_settings(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    _worker_with(platform, "gpu", 2, "gpu-box")  # a running 2-GPU worker: GPU versions are accepted on this CPU-only server
+    made = _queue_needing(client, ant_and_bee_files, list(GPU_SETTINGS))
+    needs = {kind: client.get(f"/api/v1/versions/{vid}").json()["needs"] for kind, vid in made.items()}
+    assert needs == {"any": {"accelerator": "any", "devices": 1}, "cpu": {"accelerator": "cpu", "devices": 1},
+                     "gpu1": {"accelerator": "gpu", "devices": 1}, "gpu2": {"accelerator": "gpu", "devices": 2},
+                     "auto2": {"accelerator": "any", "devices": 2}}
+    with platform.sessions() as session:  # in the indexed columns, as the claim reads them
+        rows = dict(session.execute(select(ModelVersion.name, ModelVersion.needs_devices)).all())
+    assert rows == {"any": 1, "cpu": 1, "gpu1": 1, "gpu2": 2, "auto2": 2}
+
+
+def test_each_worker_claims_only_versions_that_fit_it(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    two_gpus = _worker_with(platform, "gpu", 2, "gpu-box")
+    made = _queue_needing(client, ant_and_bee_files, ["gpu2", "gpu1", "any", "cpu", "auto2"])
+    cpu = _worker_with(platform, "cpu", 1, "laptop")  # one core: one process
+    one_gpu = _worker_with(platform, "gpu", 1, "small-gpu")
+    # The CPU worker skips the older GPU versions and takes what runs on a CPU, oldest first.
+    assert _claims(platform, cpu) == [made["any"], made["cpu"]]
+    # The 1-GPU worker takes the 1-GPU version and leaves both 2-device ones.
+    assert _claims(platform, one_gpu) == [made["gpu1"]]
+    assert client.get(f"/api/v1/versions/{made['gpu2']}").json()["status"] == "queued"
+    assert _claims(platform, two_gpus) == [made["gpu2"], made["auto2"]]
+    owners = {v["name"]: v["worker_id"] for v in client.get(f"/api/v1/models/{_model_of(client, made['any'])}/versions").json()}
+    assert owners == {"gpu2": two_gpus, "gpu1": one_gpu, "any": cpu, "cpu": cpu, "auto2": two_gpus}
+
+
+def _model_of(client: TestClient, version_id: int) -> int:
+    return client.get(f"/api/v1/versions/{version_id}").json()["model_id"]
+
+
+def test_a_gpu_worker_also_takes_what_runs_anywhere_and_cpu_cores_count_as_devices(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    gpu = _worker_with(platform, "gpu", 1, "gpu-box")
+    made = _queue_needing(client, ant_and_bee_files, ["cpu", "auto2", "any", "gpu1"])
+    # Two CPU processes: a 2-core CPU worker's, never a GPU worker's (its cores are not counted).
+    cores = _worker_with(platform, "cpu", 2, "two-cores")
+    two_on_cpu = client.post(f"/api/v1/models/{_model_of(client, made['cpu'])}/versions",
+                             json={"name": "cpu2", "settings": {"accelerator": "cpu", "devices": 2}})
+    assert two_on_cpu.status_code == 201, two_on_cpu.text
+    assert two_on_cpu.json()["needs"] == {"accelerator": "cpu", "devices": 2}
+    assert _claims(platform, gpu) == [made["cpu"], made["any"], made["gpu1"]]
+    assert _claims(platform, cores) == [made["auto2"], two_on_cpu.json()["id"]]
+
+
+def test_concurrent_workers_of_every_kind_share_a_mixed_queue_without_a_misfit(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    kinds = [("gpu", 2), ("gpu", 1), ("cpu", 1), ("cpu", 2)]
+    workers = {_worker_with(platform, a, d, f"{a}{d}-{i}"): (a, d) for i, (a, d) in enumerate(kinds)}
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    wanted = ["any", "gpu1", "cpu", "gpu2", "auto2", "any", "gpu1", "cpu", "gpu2", "auto2", "any", "cpu"]
+    ids = {}
+    for number, kind in enumerate(wanted):
+        ids[client.post(f"/api/v1/models/{model['id']}/versions", json={"name": f"{kind}-{number}", "settings": GPU_SETTINGS[kind]}).json()["id"]] = kind
+    claimed: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(workers))
+
+    def claim_all(worker_id: str) -> None:
+        start.wait()
+        while True:
+            with platform.sessions() as session:
+                version_id = queue.claim_next(session, worker_id=worker_id)
+            if version_id is None:
+                return
+            with lock:
+                claimed.append((worker_id, version_id))
+
+    threads = [threading.Thread(target=claim_all, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(v for _, v in claimed) == sorted(ids)  # every version once: each kind has a worker that fits
+    for worker_id, version_id in claimed:
+        accelerator, devices = workers[worker_id]
+        needs = queue.requirements(GPU_SETTINGS[ids[version_id]])
+        assert queue.can_run(queue.Capabilities(accelerator, devices), needs), (workers[worker_id], ids[version_id])
+    assert any(workers[w] == ("gpu", 2) for w, v in claimed if ids[v] == "gpu2")
+
+
+def test_a_version_no_running_worker_fits_says_what_it_waits_for(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    big = _worker_with(platform, "gpu", 2, "gpu-box")
+    made = _queue_needing(client, ant_and_bee_files, ["gpu2", "any"])
+    url = f"/api/v1/versions/{made['gpu2']}"
+    assert client.get(url).json()["waiting_for"] is None  # the 2-GPU worker is running: it will take it
+    with platform.sessions() as session:
+        queue.mark_stopped(session, worker_id=big)
+        session.commit()
+    assert client.get(url).json()["waiting_for"] == "waiting for a worker with 2 GPUs: no worker is running (start one with `visiontrain worker`)"
+    _worker_with(platform, "cpu", 1, "laptop")
+    _worker_with(platform, "gpu", 1, "small-gpu")
+    with platform.sessions() as session:  # a worker silent for longer than the stale period is not counted
+        silent = queue.register_worker(session, queue.Capabilities("gpu", 4, "silent-box"))
+        silent.heartbeat_at = utcnow() - timedelta(seconds=600)
+        session.commit()
+    waiting = client.get(url).json()["waiting_for"]
+    assert waiting == ("waiting for a worker with 2 GPUs (`visiontrain worker --gpus N` on a GPU machine); "
+                       "the running workers have: laptop (CPU, 1 core), small-gpu (1 GPU)")
+    assert client.get(f"/api/v1/versions/{made['any']}").json()["waiting_for"] is None  # any worker runs it
+    # Once claimed, it no longer waits.
+    _worker_with(platform, "gpu", 2, "gpu-box-2")
+    assert client.get(url).json()["waiting_for"] is None
+
+
+def test_hardware_no_running_worker_has_is_refused_naming_the_field(client: TestClient, platform: Platform, ant_and_bee_files, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain import settings_check
+
+    monkeypatch.setattr(settings_check, "gpu_count", lambda: 0)  # this server has no GPU, whatever this machine is
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    url = f"/api/v1/models/{model['id']}/versions"
+    _worker_with(platform, "gpu", 2, "gpu-box")
+    refused = client.post(url, json={"settings": {"accelerator": "gpu", "devices": 3}})
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert tuple(error["loc"]) == ("body", "settings", "accelerator")
+    assert "no CUDA GPU" in error["msg"] and error["msg"].endswith("and no running worker has 3 GPUs either")
+    assert client.post(url, json={"settings": {"accelerator": "gpu", "devices": 2}}).status_code == 201
+
+
+def test_a_cpu_worker_trains_auto_on_its_cpu_and_a_gpu_worker_leaves_auto_to_the_engine(platform: Platform) -> None:
+    from visiontrain.jobs.worker import TrainingWorker
+    from visiontrain.settings import TrainingSettings
+
+    auto = TrainingSettings()
+    on_cpu = TrainingWorker(platform, queue.Capabilities("cpu", 1))._on_this_worker(auto)
+    assert on_cpu.accelerator == "cpu" and auto.accelerator == "auto"
+    assert TrainingWorker(platform, queue.Capabilities("gpu", 1))._on_this_worker(auto).accelerator == "auto"
+    gpu = TrainingSettings(accelerator="gpu")
+    assert TrainingWorker(platform, queue.Capabilities("gpu", 2))._on_this_worker(gpu).accelerator == "gpu"
+
+
+def test_worker_capabilities_are_checked(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from visiontrain import settings_check
+
+    monkeypatch.setattr(settings_check, "gpu_count", lambda: 2)
+    assert queue.Capabilities.of_this_machine() == queue.Capabilities("gpu", 2)
+    assert queue.Capabilities.of_this_machine(gpus=1, name="a") == queue.Capabilities("gpu", 1, "a")
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert queue.Capabilities.of_this_machine(gpus=0) == queue.Capabilities("cpu", cores)  # a CPU worker on a GPU machine
+    with pytest.raises(ValueError, match="asked for 3 GPUs but this machine has 2"):
+        queue.Capabilities.of_this_machine(gpus=3)
+    monkeypatch.setattr(settings_check, "gpu_count", lambda: 0)
+    assert queue.Capabilities.of_this_machine() == queue.Capabilities("cpu", cores)
+    with pytest.raises(ValueError, match="a gpu worker needs at least 1 device, not 0"):
+        queue.Capabilities("gpu", 0)
+    assert queue.describe_needs(("any", 2)) == "2 GPUs or 2 CPU cores" and queue.describe_needs(("any", 1)) == "a CPU or a GPU"
+
+
+def test_a_sweeps_trials_go_only_to_workers_that_fit_its_settings(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.jobs.sweeps import SweepJobs
+    from visiontrain.jobs.worker import TrainingWorker
+    from visiontrain.store.models import Sweep
+
+    _, _, model = annotated_classification_view(client, ant_and_bee_files)
+    created = client.post(f"/api/v1/models/{model['id']}/sweeps", json={"trials": 2, "settings": {"epochs": 1}})
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    cpu_jobs = SweepJobs(TrainingWorker(platform, queue.Capabilities("cpu", 1)))
+    gpu_jobs = SweepJobs(TrainingWorker(platform, queue.Capabilities("gpu", 1)))
+    with platform.sessions() as session:
+        assert cpu_jobs._next_fitting_sweep(session) == sweep_id == gpu_jobs._next_fitting_sweep(session)
+        # The same sweep made by a server that accepted a GPU for it (one of its workers had one).
+        sweep = session.get(Sweep, sweep_id)
+        sweep.settings = {**sweep.settings, "accelerator": "gpu"}
+        session.commit()
+        assert cpu_jobs._next_fitting_sweep(session) is None
+        assert gpu_jobs._next_fitting_sweep(session) == sweep_id

@@ -119,13 +119,30 @@ def worker(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
     max_jobs: Optional[int] = typer.Option(None, "--max-jobs", min=1, help="Exit after this many versions (default: run until stopped)."),
+    gpus: Optional[int] = typer.Option(
+        None, "--gpus", "--devices", min=0,
+        help="GPUs this worker trains on, at most the machine's (default: every GPU it sees; 0: a CPU worker). "
+        "It claims only versions that fit: none asking for more devices, none asking for a GPU when it has none. "
+        "CUDA_VISIBLE_DEVICES picks which GPUs.",
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="A name for this worker, shown when a version waits for one that fits."),
 ) -> None:
-    """Train queued model versions; run several against the same database and storage to train in parallel."""
+    """Train queued model versions; run several against the same database and storage to train in parallel,
+    on this machine or others (one per GPU machine: `visiontrain worker --gpus N`)."""
+    from visiontrain.jobs.queue import Capabilities
     from visiontrain.jobs.worker import TrainingWorker
 
+    if name is not None and not (name := name.strip()):
+        fail("--name is empty: give the worker a name, or leave the option out")
+    if name is not None and len(name) > 200:
+        fail(f"--name is {len(name)} characters long: at most 200")
+    try:
+        capabilities = Capabilities.of_this_machine(gpus=gpus, name=name)
+    except ValueError as exc:
+        fail(f"--gpus {gpus}: {exc}")
     _logging()
     platform = _open(data_dir, database_url)
-    training_worker = TrainingWorker(platform)
+    training_worker = TrainingWorker(platform, capabilities)
     training_worker.install_signal_handlers()
     try:
         training_worker.run(max_jobs=max_jobs)

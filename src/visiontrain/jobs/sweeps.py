@@ -17,8 +17,12 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from visiontrain.data.dataset import DatasetSpec
 from visiontrain.data.errors import DataError
+from visiontrain.jobs import queue
 from visiontrain.services import sweeps as service
 from visiontrain.settings import SettingsError, TrainingSettings
 from visiontrain.store.base import Split, VersionStatus
@@ -51,7 +55,7 @@ class SweepJobs:
     def run_one(self) -> bool:
         """Run one trial of the oldest sweep with trials left; False when there is none (sweeps ready are closed)."""
         with self.platform.sessions() as session:
-            sweep_id = service.next_sweep(session)
+            sweep_id = self._next_fitting_sweep(session)
         if sweep_id is None:
             self.close_ready()
             return False
@@ -122,6 +126,15 @@ class SweepJobs:
 
     # --- helpers
 
+    def _next_fitting_sweep(self, session: Session) -> int | None:
+        """The oldest sweep with trials left that this worker can run (the versions' rule, on the sweep's settings)."""
+        rows = session.execute(
+            select(Sweep.id, Sweep.settings).where(Sweep.status.in_((VersionStatus.queued, VersionStatus.running)), Sweep.trials_started < Sweep.trials)
+            .order_by(Sweep.id)
+        ).all()
+        return next((sweep_id for sweep_id, settings in rows
+                     if queue.can_run(self.worker.capabilities, queue.requirements(settings or {}))), None)
+
     def _prepare(self, sweep_id: int) -> _Prepared:
         from visiontrain.training.sweep import Sweep as EngineSweep
         from visiontrain.training.sweep import make_study
@@ -133,7 +146,7 @@ class SweepJobs:
             assert row is not None
             task = row.model.view.kind
             classes = [c.name for c in row.model.concepts]
-            base = TrainingSettings(**row.settings)
+            base = self.worker._on_this_worker(TrainingSettings(**row.settings))
             # The first worker on the sweep samples with its seed (a one-worker sweep tries what `visiontrain sweep
             # --seed` would); each worker joining later with another, so two never propose the same trials.
             name, snapshot, first_seed = row.study_name, list(row.snapshot), row.seed

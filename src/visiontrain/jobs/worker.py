@@ -28,7 +28,7 @@ from visiontrain.jobs import queue
 from visiontrain.jobs.metrics import MetricsWriter
 from visiontrain.jobs.supervisor import SUPERVISOR_PID_ENV
 from visiontrain.services.platform import Platform
-from visiontrain.settings import SettingsError, TrainingSettings
+from visiontrain.settings import Accelerator, SettingsError, TrainingSettings
 from visiontrain.store.base import Split, VersionStatus, utcnow
 from visiontrain.store.models import Artifact, ModelVersion, VersionSample
 
@@ -51,9 +51,11 @@ def _sample(path: Path, annotation: Any) -> Sample:
 
 
 class TrainingWorker:
-    def __init__(self, platform: Platform):
+    def __init__(self, platform: Platform, capabilities: queue.Capabilities | None = None):
+        """``capabilities``: what it may claim (default: this machine's GPUs, or its CPU)."""
         self.platform = platform
         self.config = platform.config
+        self.capabilities = capabilities or queue.Capabilities.of_this_machine()
         self.stopping = threading.Event()
         self.worker_id: str | None = None
         from visiontrain.jobs.sweeps import SweepJobs
@@ -65,9 +67,10 @@ class TrainingWorker:
     def run(self, *, max_jobs: int | None = None) -> None:
         """Serve the queue until stopped (or until ``max_jobs`` versions ran)."""
         with self.platform.sessions() as session:
-            self.worker_id = queue.register_worker(session).id
+            self.worker_id = queue.register_worker(session, self.capabilities).id
             session.commit()
-        log.info("worker %s started (pid %d)", self.worker_id, os.getpid())
+        log.info("worker %s started (pid %d, %s, data directory %s)", self.worker_id, os.getpid(),
+                 self.capabilities.describe(), self.config.data_dir)
         self._recover()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
@@ -186,7 +189,7 @@ class TrainingWorker:
             task = version.model.view.kind
             classes = [c.name for c in version.model.concepts]
             samples = session.scalars(select(VersionSample).where(VersionSample.version_id == version_id).order_by(VersionSample.id)).all()
-            settings = TrainingSettings(**version.settings)
+            settings = self._on_this_worker(TrainingSettings(**version.settings))
             train = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.train]
             val = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.val]
             # Held-out test images: evaluated once after training, never used to choose the model.
@@ -194,6 +197,13 @@ class TrainingWorker:
             warnings = list((version.data_split or {}).get("warnings", []))
         return settings, DatasetSpec(classes=classes, train=train, val=val, test=test or None, source=f"version {version_id}",
                                      task=task, warnings=warnings)
+
+    def _on_this_worker(self, settings: TrainingSettings) -> TrainingSettings:
+        """``accelerator: auto`` runs on what this worker has: its CPU when it is a CPU worker (``--gpus 0`` on a
+        GPU machine included); a GPU worker leaves it to the engine, which picks the GPU."""
+        if self.capabilities.accelerator == queue.CPU and settings.accelerator == "auto":
+            return settings.model_copy(update={"accelerator": Accelerator.cpu})
+        return settings
 
     def _local_file(self, sample: VersionSample) -> Path:
         try:

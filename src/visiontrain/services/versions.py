@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from visiontrain.config import ServerConfig
+from visiontrain.jobs import queue
 from visiontrain.services import splits
 from visiontrain.services.errors import Conflict, InvalidInput, NotFound
 from visiontrain.settings import TrainingSettings
@@ -23,15 +25,21 @@ from visiontrain.store.base import Split, VersionStatus, ViewKind, utcnow
 from visiontrain.store.models import Artifact, Model, ModelVersion, VersionMetric, VersionSample, View
 
 TRAINABLE_KINDS = frozenset({ViewKind.classification, ViewKind.tagging, ViewKind.detection})
+HARDWARE_FIELDS = frozenset({"accelerator", "devices"})
+# A worker silent this long is not counted as running (the servers' default stale period).
+WORKER_STALE_SECONDS = ServerConfig.model_fields["stale_after_seconds"].default
 
 
 def create_version(
-    session: Session, *, model: Model, settings: TrainingSettings, name: str | None = None
+    session: Session, *, model: Model, settings: TrainingSettings, name: str | None = None,
+    stale_after_seconds: float = WORKER_STALE_SECONDS,
 ) -> ModelVersion:
     """Queue a training run of ``model`` with ``settings`` on a snapshot of the view's annotations.
 
     Settings the request left out take the view's task's defaults (``TASK_DEFAULTS``: detection trains
-    with SGD at 0.01 on batches of 4); the version stores them whole.
+    with SGD at 0.01 on batches of 4); the version stores them whole, and what a worker needs to run
+    it (``needs_accelerator``, ``needs_devices``). A GPU or several devices this machine lacks are
+    accepted when a running worker has them (workers on other machines).
     """
     kind = ViewKind(model.view.kind)
     settings = settings.with_task_defaults(kind.value)
@@ -48,9 +56,17 @@ def create_version(
             "leave it empty to start from the backbone's built-in weights",
             loc=("body", "settings", "weights_path"),
         )
+    needs = queue.requirements(settings.model_dump(mode="json"))
     problems = settings_runnable_here(settings, kind.value)  # validates anywhere, but would fail on this machine
+    no_worker = ""
+    if any(p.field in HARDWARE_FIELDS for p in problems):
+        # Trained by a worker, maybe on another machine: the hardware only has to be a running worker's.
+        if queue.waiting_for(session, needs=needs, stale_after_seconds=stale_after_seconds) is None:
+            problems = [p for p in problems if p.field not in HARDWARE_FIELDS]
+        else:
+            no_worker = f"; and no running worker has {queue.describe_needs(needs)} either"
     if problems:
-        raise InvalidInput("; ".join(str(p) for p in problems), loc=("body", "settings", problems[0].field))
+        raise InvalidInput("; ".join(str(p) for p in problems) + no_worker, loc=("body", "settings", problems[0].field))
     name = (name or "").strip() or _next_name(session, model)
     if session.scalar(select(ModelVersion.id).where(ModelVersion.model_id == model.id, ModelVersion.name == name)):
         raise Conflict(f"model {model.name!r} already has a version named {name!r}")
@@ -62,6 +78,8 @@ def create_version(
         status=VersionStatus.queued.value,
         sample_count=len(samples),
         data_split=data_split,
+        needs_accelerator=needs[0],
+        needs_devices=needs[1],
     )
     session.add(version)
     session.flush()
@@ -70,6 +88,17 @@ def create_version(
     session.add_all(samples)
     session.flush()
     return version
+
+
+def waiting_reason(
+    session: Session, *, version: ModelVersion, stale_after_seconds: float = WORKER_STALE_SECONDS
+) -> str | None:
+    """For a queued version that no running worker can take: what it waits for and what the running
+    workers have (None otherwise)."""
+    if version.status != VersionStatus.queued:
+        return None
+    return queue.waiting_for(session, needs=(version.needs_accelerator, version.needs_devices),
+                             stale_after_seconds=stale_after_seconds)
 
 
 def _next_name(session: Session, model: Model) -> str:

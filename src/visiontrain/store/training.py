@@ -56,6 +56,19 @@ class Worker(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+def version_requirements(settings: dict[str, Any]) -> tuple[str, int]:
+    """What a version with these settings needs from a worker, as (accelerator, devices): the accelerator
+    as set (``any`` for auto: a worker's GPUs, or its CPU) and how many devices (auto: one; on the CPU a
+    device is a process)."""
+    accelerator, devices = str(settings.get("accelerator", "auto")), settings.get("devices", "auto")
+    count = devices if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1 else 1
+    return {"cpu": "cpu", "gpu": "gpu"}.get(accelerator, "any"), count
+
+
+def _needs_of_insert(context: Any) -> tuple[str, int]:
+    return version_requirements(context.get_current_parameters().get("settings") or {})
+
+
 class ModelVersion(Base):
     """One training run of a model: settings, the exact data it saw, its status, metrics and results.
 
@@ -79,8 +92,13 @@ class ModelVersion(Base):
     sample_count: Mapped[int] = mapped_column(Integer, default=0)
     # What a worker needs to claim it, from the settings at creation (``jobs.queue.requirements``): the
     # accelerator (any, cpu, gpu) and how many devices.
-    needs_accelerator: Mapped[str] = mapped_column(String(8), default="any", server_default="any", index=True)
-    needs_devices: Mapped[int] = mapped_column(Integer, default=1, server_default="1", index=True)
+    # Computed on insert when not given, so every way a version is made (a sweep's best, too) records them.
+    needs_accelerator: Mapped[str] = mapped_column(
+        String(8), default=lambda context: _needs_of_insert(context)[0], server_default="any", index=True
+    )
+    needs_devices: Mapped[int] = mapped_column(
+        Integer, default=lambda context: _needs_of_insert(context)[1], server_default="1", index=True
+    )
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     best_stage: Mapped[str | None] = mapped_column(String(32))
@@ -94,6 +112,21 @@ class ModelVersion(Base):
     model: Mapped[Model] = relationship(back_populates="versions")
     worker: Mapped[Worker | None] = relationship()
     artifacts: Mapped[list["Artifact"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def needs(self) -> dict[str, Any]:
+        """What a worker needs to run it: ``{"accelerator": any|cpu|gpu, "devices": N}``."""
+        return {"accelerator": self.needs_accelerator, "devices": self.needs_devices}
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Queued and no running worker can take it: what it waits for (``services.versions.waiting_reason``)."""
+        from sqlalchemy.orm import object_session
+
+        from visiontrain.services.versions import waiting_reason
+
+        session = object_session(self)
+        return waiting_reason(session, version=self) if session is not None else None
 
 
 class VersionSample(Base):

@@ -59,6 +59,11 @@ class Headline(BaseModel):
     value: float
 
 
+class VersionNeeds(BaseModel):
+    accelerator: Literal["any", "cpu", "gpu"] = Field(description="any: a worker's GPU or its CPU (accelerator auto, one device).")
+    devices: int = Field(description="How many devices: GPUs, or on the CPU processes (one per core).")
+
+
 class VersionSummary(Public):
     """What a list shows about a version."""
 
@@ -72,7 +77,14 @@ class VersionSummary(Public):
     started_at: datetime | None
     finished_at: datetime | None
     sample_count: int
+    worker_id: str | None = Field(None, description="The worker that trains or trained it (its id is in that worker's log); "
+                                  "null while queued.")
     headline: Headline | None = None
+    needs: VersionNeeds = Field(description="What a worker needs to claim it, from its settings.")
+    waiting_for: str | None = Field(
+        None, description="Queued and no running worker can take it: what it waits for (e.g. a worker with 2 GPUs) and "
+        "what the running workers have; null otherwise."
+    )
 
 
 class ArtifactPublic(Public):

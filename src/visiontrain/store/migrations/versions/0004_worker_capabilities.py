@@ -22,12 +22,8 @@ depends_on = None
 
 def _needs(settings: dict) -> tuple[str, int]:
     accelerator, devices = settings.get('accelerator', 'auto'), settings.get('devices', 'auto')
-    count = devices if isinstance(devices, int) and devices >= 1 else 1
-    if accelerator == 'cpu':
-        return 'cpu', 1
-    if accelerator == 'gpu' or count > 1:  # several devices are GPUs: the CPU trains in one process
-        return 'gpu', count
-    return 'any', 1
+    count = devices if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1 else 1
+    return {'cpu': 'cpu', 'gpu': 'gpu'}.get(accelerator, 'any'), count
 
 
 def upgrade() -> None:
