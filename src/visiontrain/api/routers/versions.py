@@ -4,13 +4,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Header, Query, Request, UploadFile, status
+from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
 from visiontrain.api import uploads
+from visiontrain.api.blob_responses import blob_download
 from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, SessionDep, VersionDep
 from visiontrain.api.schemas.advice import AdviceReportPublic
 from visiontrain.api.schemas.common import MAX_ID, Offset, errors
@@ -194,18 +195,18 @@ async def stream_events(
     "detections (PNG: validation images with predicted and true boxes); with a test split, test_evaluation (JSON) and "
     "test_confusion_matrix, test_pr_curves or test_detections (PNG)",
 )
-def download_artifact(kind: ArtifactKind, version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
+def download_artifact(kind: ArtifactKind, version: VersionDep, session: SessionDep, blobs: BlobsDep) -> Response:
     artifact = service.get_artifact(session, version=version, kind=kind)
     filename = f"{version.model.name}-{version.name}-{_DOWNLOAD_NAMES[kind]}".replace("/", "_")
     media = ("image/png" if kind.endswith(("confusion_matrix", "pr_curves", "detections"))
              else "application/json" if kind == "test_evaluation" else "application/octet-stream")
-    return FileResponse(blobs.local_path(artifact.blob_key), media_type=media, filename=filename)
+    return blob_download(blobs, artifact.blob_key, media_type=media, filename=filename)
 
 
 @router.get("/versions/{version_id}/export/{kind}", response_class=FileResponse, include_in_schema=True,
             summary="Export the trained model: checkpoint (PyTorch) or onnx",
             responses={200: {"content": {"application/octet-stream": {}}}, **errors(404)})
-def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: SessionDep, blobs: BlobsDep) -> FileResponse:
+def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: SessionDep, blobs: BlobsDep) -> Response:
     return download_artifact(kind, version, session, blobs)
 
 
