@@ -137,13 +137,19 @@ def ensure_onnx(model: str | Path) -> Path:
     checkpoint = resolve_checkpoint_path(model)
     path = checkpoint.parent / ONNX_FILE
     if path.is_file():
-        try:
-            if _read_metadata(path).get(META_CHECKPOINT) == file_hash(checkpoint):
-                return path
-        except ExportError:
-            pass  # unreadable or foreign file: replaced below
-        log.info("%s was made from another checkpoint; exporting again", path)
+        if made_from(path, checkpoint):
+            return path
+        log.info("%s was made from another checkpoint (or is unreadable); exporting again", path)
     return export_onnx(checkpoint)
+
+
+def made_from(onnx_path: str | Path, checkpoint: str | Path) -> bool:
+    """Whether the ONNX file was exported from this very checkpoint file (its recorded sha256 matches);
+    False for a stale, foreign or unreadable file."""
+    try:
+        return _read_metadata(Path(onnx_path)).get(META_CHECKPOINT) == file_hash(Path(checkpoint))
+    except ExportError:
+        return False
 
 
 def read_onnx_metadata(path: str | Path) -> OnnxMetadata:

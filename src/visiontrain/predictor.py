@@ -18,6 +18,7 @@ are decoded at once. :func:`draw_detections` draws a prediction's boxes on its i
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -76,19 +77,33 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, path: Path, device: str | None):
+    def __init__(self, path: Path, device: str | None, *, threads: int | None = None):
         import onnxruntime as ort
 
         available = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
         if device != "cpu" and "CUDAExecutionProvider" in available:
             providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        # One session serves every caller (``run`` is thread-safe): its operators use the cores this process
+        # may run on (not os.cpu_count(), which counts cores a container or taskset may have taken away).
+        options.intra_op_num_threads = threads or available_cpus()
+        options.inter_op_num_threads = 1
         self.path = path
-        self.session = ort.InferenceSession(str(path), providers=providers)
+        self.threads = options.intra_op_num_threads
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch.numpy()})[0]
+
+
+def available_cpus() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 Found = dict[str, np.ndarray]  # one image's detections: boxes (N, 4) xyxy in its pixels, scores (N,), labels (N,) 0-based
@@ -270,8 +285,13 @@ class Predictor:
             for i, source in enumerate(images)
         ]
         for row, index in zip(scores.probabilities, scores.indices):
-            results[index]["predictions"] = self.task.predictions(row, self.classes, self.task_state, top_k)
+            results[index]["predictions"] = self.labelled(row, top_k)
         return results
+
+    def labelled(self, probabilities: np.ndarray, top_k: int = 5) -> list[dict[str, Any]]:
+        """One image's row of probabilities as its predictions, in the task's shape (what predict() gives):
+        for callers that run the network themselves, such as the platform's micro-batcher."""
+        return self.task.predictions(probabilities, self.classes, self.task_state, top_k)
 
     def _predict_boxes(self, images: Sequence[ImageInput], batch_size: int) -> list[dict[str, Any]]:
         detections = self.detect(images, batch_size)

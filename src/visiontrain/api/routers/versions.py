@@ -213,14 +213,18 @@ def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: Se
 @router.post(
     "/versions/{version_id}/predict",
     summary="Labels and probabilities for one or more images",
-    description="Multipart field `files`, repeated (at most 64). Results come in upload order, each with the "
-    "file name and its predictions: classification, the top-k labels with probabilities; tagging, every concept with "
-    "its probability, its threshold and whether it is on (`top_k` does not apply). A file that is not a usable image is a 400 naming it.",
+    description=f"Multipart field `files`, repeated: one image or many (at most {predictions.MAX_IMAGES_PER_REQUEST} per "
+    "request, a 422 beyond; all files together within the server's VISIONTRAIN_MAX_UPLOAD_MB, a 413 beyond). Results "
+    "come in upload order, each with the file name and its predictions: classification, the top-k labels with "
+    "probabilities; tagging, every concept with its probability, its threshold and whether it is on (`top_k` does not "
+    "apply); detection, the boxes with the image's width and height. A file that is not a usable image is a 400 "
+    "naming it. The images of concurrent requests (and the many images of one) are run through the model together, "
+    "in batches; each image's result is the one it gets alone.",
     response_model=list[Prediction],
     responses=errors(400, 404, 409, 413),
 )
 def predict(
-    files: Annotated[list[UploadFile], File(description="Images to classify")],
+    files: Annotated[list[UploadFile], File(description="Images to predict")],
     version: VersionDep,
     session: SessionDep,
     blobs: BlobsDep,
@@ -229,8 +233,13 @@ def predict(
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
 ) -> list[Prediction]:
     checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
+    onnx = next((a for a in version.artifacts if a.kind == predictions.ONNX_KIND), None)
     predictions.require_ready(version, checkpoint)  # before any file is read
+    if len(files) > predictions.MAX_IMAGES_PER_REQUEST:  # before any file is read
+        raise InvalidInput(f"at most {predictions.MAX_IMAGES_PER_REQUEST} images per request (got {len(files)}); "
+                           "send the rest in further requests", loc=("body", "files"))
     payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb, index=i) for i, f in enumerate(files)]
     session.close()  # inference must not hold a database connection
-    results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload, top_k=top_k)
+    results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload,
+                                  top_k=top_k, onnx=onnx, sessions=platform.sessions)
     return [Prediction(**r) for r in results]
