@@ -318,6 +318,8 @@ class S3BlobStore:
     """
 
     page_size = 1000  # keys per listing request (S3's largest)
+    # Workers on other machines may be uploading right now: only older incomplete uploads are a crash's leftovers.
+    partial_upload_grace_seconds = 6 * 3600.0
     delete_batch = 1000  # keys per DeleteObjects request (S3's limit)
 
     def __init__(
@@ -560,12 +562,16 @@ class S3BlobStore:
                         yield self._relative(item["Key"])
 
     def remove_partial_writes(self) -> int:
+        """Abort the incomplete multipart uploads under the prefix started over ``partial_upload_grace_seconds`` ago."""
         listing_prefix = f"{self.prefix}/" if self.prefix else ""
         paginator = self._client.get_paginator("list_multipart_uploads")
         uploads: list[tuple[str, str]] = []
+        started_before = time.time() - self.partial_upload_grace_seconds
         with self._errors("listing incomplete uploads"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=listing_prefix):
-                uploads.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", []))
+                uploads.extend(
+                    (u["Key"], u["UploadId"]) for u in page.get("Uploads", []) if u["Initiated"].timestamp() < started_before
+                )
         for object_key, upload_id in uploads:
             with self._errors("aborting an incomplete upload"):
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=object_key, UploadId=upload_id)
