@@ -242,3 +242,49 @@ def test_bad_blob_urls_say_what_to_write(url, message) -> None:
 def test_a_cache_cap_must_be_positive(tmp_path) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         ReadCache(tmp_path, 0)
+
+
+def test_the_server_configuration_opens_an_s3_store_with_its_cache(s3_blob_url, tmp_path, monkeypatch) -> None:
+    from visiontrain.config import ServerConfig
+    from visiontrain.services.platform import Platform
+
+    monkeypatch.setenv("VISIONTRAIN_BLOB_URL", s3_blob_url)
+    monkeypatch.setenv("VISIONTRAIN_BLOB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VISIONTRAIN_BLOB_CACHE_GB", "0.5")
+    config = ServerConfig.from_env(data_dir=tmp_path / "data")
+    assert ServerConfig(**{k.removeprefix("VISIONTRAIN_").lower(): v for k, v in config.to_env().items()}) == config
+    platform = Platform.open(config)
+    try:
+        assert isinstance(platform.blobs, S3BlobStore) and platform.blobs.url == s3_blob_url
+        assert platform.blobs.cache.max_bytes == 500_000_000
+        platform.blobs.put_bytes("a/b.txt", b"x")
+        assert platform.blobs.local_path("a/b.txt").is_relative_to(tmp_path / "cache")
+    finally:
+        platform.close()
+    assert ServerConfig(data_dir=tmp_path / "data").blob_cache_dir == (tmp_path / "data" / "blob-cache").resolve()
+    bucket = f"vt-config-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("VISIONTRAIN_BLOB_URL", f"s3://{bucket}/p")
+    with pytest.raises(RuntimeError, match=f"bucket '{bucket}' does not exist"):
+        Platform.open(ServerConfig.from_env(data_dir=tmp_path / "data"))
+    monkeypatch.setenv("VISIONTRAIN_BLOB_CREATE_BUCKET", "1")
+    created = Platform.open(ServerConfig.from_env(data_dir=tmp_path / "data"))
+    try:
+        assert list(created.blobs.keys("images")) == []
+        created.blobs._client.delete_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    finally:
+        created.close()
+
+
+def test_the_cli_names_a_missing_bucket_without_a_traceback(s3_server_url, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from visiontrain.cli.main import app as cli
+
+    monkeypatch.setenv("VISIONTRAIN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VISIONTRAIN_BLOB_URL", "s3://vt-nobody-made-this/p")
+    result = CliRunner().invoke(cli, ["worker"])
+    assert result.exit_code == 2
+    assert "cannot open the byte storage s3://vt-nobody-made-this/p: bucket 'vt-nobody-made-this' does not exist" in " ".join(
+        result.output.split()
+    )
+    assert "Traceback" not in result.output

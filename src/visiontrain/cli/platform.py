@@ -46,9 +46,13 @@ def _open(data_dir: Optional[Path], database_url: Optional[str]):  # type: ignor
 
     from visiontrain.services.platform import Platform
 
+    from visiontrain.blobs import BlobStoreError
+
     config = _config(data_dir, database_url)
     try:
         return Platform.open(config)
+    except (BlobStoreError, ValueError) as exc:  # the byte storage's URL, bucket, endpoint or credentials
+        fail(f"cannot open the byte storage {config.blob_url}: {exc}")
     except (SQLAlchemyError, OSError) as exc:
         fail(f"cannot open the platform's database {config.database_url}: {exc}")
 

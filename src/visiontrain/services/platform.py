@@ -24,15 +24,16 @@ class Platform:
     def open(cls, config: ServerConfig, *, run_migrations: bool = True) -> "Platform":
         """Create the data directory and the schema on first start; migrate an older schema."""
         config.prepare()
-        engine = make_engine(config.database_url)
-        if run_migrations:
-            migrate(engine)
+        # The store first: a wrong bucket, endpoint or key stops the start before the database is touched.
         blobs = open_blob_store(
             config.blob_url,
             cache_dir=config.blob_cache_dir,
             cache_max_bytes=config.blob_cache_max_bytes,
             create_bucket=config.blob_create_bucket,
         )
+        engine = make_engine(config.database_url)
+        if run_migrations:
+            migrate(engine)
         return cls(config=config, engine=engine, sessions=make_session_factory(engine), blobs=blobs)
 
     def close(self) -> None:
