@@ -329,9 +329,9 @@ def _model_of(client: TestClient, version_id: int) -> int:
 
 def test_a_gpu_worker_also_takes_what_runs_anywhere_and_cpu_cores_count_as_devices(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
     gpu = _worker_with(platform, "gpu", 1, "gpu-box")
+    cores = _worker_with(platform, "cpu", 2, "two-cores")
     made = _queue_needing(client, ant_and_bee_files, ["cpu", "auto2", "any", "gpu1"])
     # Two CPU processes: a 2-core CPU worker's, never a GPU worker's (its cores are not counted).
-    cores = _worker_with(platform, "cpu", 2, "two-cores")
     two_on_cpu = client.post(f"/api/v1/models/{_model_of(client, made['cpu'])}/versions",
                              json={"name": "cpu2", "settings": {"accelerator": "cpu", "devices": 2}})
     assert two_on_cpu.status_code == 201, two_on_cpu.text
