@@ -52,13 +52,14 @@ def test_missing_weights_package_is_refused(monkeypatch):
     ("gpus", "settings", "field", "works"),
     [
         (0, {"accelerator": "gpu"}, "accelerator", ("auto", "cpu")),
-        (0, {"devices": 2}, "devices", ("1", "auto")),
-        (4, {"devices": 2, "accelerator": "cpu"}, "devices", ("1", "auto")),
+        (0, {"devices": 3}, "devices", ("1", "2", "auto")),  # on the CPU a device is a process, one per core (2 here)
+        (4, {"devices": 3, "accelerator": "cpu"}, "devices", ("1", "2", "auto")),
         (2, {"devices": 3}, "devices", ("1", "2", "auto")),
     ],
 )
 def test_hardware_that_is_not_there_is_refused_naming_what_is(monkeypatch, gpus, settings, field, works):
     monkeypatch.setattr(settings_check, "gpu_count", lambda: gpus)
+    monkeypatch.setattr(settings_check, "cpu_count", lambda: 2)
     (problem,) = settings_runnable_here(TrainingSettings(**settings))
     assert (problem.field, problem.works_here) == (field, works)
 
@@ -67,3 +68,12 @@ def test_hardware_that_is_not_there_is_refused_naming_what_is(monkeypatch, gpus,
 def test_hardware_that_is_there_is_accepted(monkeypatch, settings):
     monkeypatch.setattr(settings_check, "gpu_count", lambda: 2)
     assert settings_runnable_here(TrainingSettings(**settings)) == []
+
+
+@pytest.mark.parametrize("gpus", [0, 2])
+def test_two_cpu_processes_are_accepted_and_detection_stays_on_one_device(monkeypatch, gpus):
+    monkeypatch.setattr(settings_check, "gpu_count", lambda: gpus)
+    monkeypatch.setattr(settings_check, "cpu_count", lambda: 2)
+    assert settings_runnable_here(TrainingSettings(devices=2, accelerator="cpu")) == []
+    problems = [p for p in settings_runnable_here(TrainingSettings.for_task("detection", {"devices": 2}), "detection") if p.field == "devices"]
+    assert len(problems) == 1 and "detection trains on one device" in problems[0].message

@@ -264,7 +264,8 @@ class TrainingSettings(BaseModel):
     )
     devices: int | Literal["auto"] = _field(
         "auto",
-        "GPUs for data-parallel training (auto: one; 2 or more: that many, each in its own process); batch_size is per device.",
+        "Devices for data-parallel training (auto: one; 2 or more: that many GPUs, or on the CPU that many processes, "
+        "at most one per core), each in its own process; batch_size is per device, so a step sees devices x batch_size images.",
         "Hardware",
     )
     mixed_precision: bool = _field(True, "Use 16-bit mixed precision on a GPU (ignored on the CPU).", "Hardware")

@@ -3,7 +3,8 @@
 :class:`~visiontrain.settings.TrainingSettings` checks what is true anywhere (types, bounds,
 combinations). What depends on the machine is checked here: the backbone's pretrained weights
 (packaged, cached or downloadable now), a GPU when ``accelerator`` is ``gpu``, and no more
-``devices`` than exist. The server asks it when a version is created (a 422 naming the field and
+``devices`` than exist (GPUs; on the CPU a device is a process, at most one per core; detection
+trains on one device). The server asks it when a version is created (a 422 naming the field and
 the values that work here) and the engine asks it before any data is prepared, so the CLI and the
 worker fail early the same way instead of seconds or minutes into a run.
 
@@ -13,6 +14,7 @@ like it (the usual single-host set-up).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from visiontrain.settings import SettingsError, TrainingSettings
@@ -61,26 +63,32 @@ def settings_runnable_here(settings: TrainingSettings, task: str | None = None) 
     # Only a GPU question needs CUDA asked (and torch imported): the defaults never do.
     wants_gpu = settings.accelerator == "gpu"
     many = isinstance(settings.devices, int) and settings.devices > 1
+    if many and task == "detection":
+        problems.append(Problem("devices", f"is {settings.devices} but detection trains on one device", ("1", "auto")))
+        many = False
     if wants_gpu or many:
         gpus = gpu_count()
         if wants_gpu and gpus == 0:
             problems.append(Problem("accelerator", "is 'gpu' but this machine has no CUDA GPU", ("auto", "cpu")))
         if many:
-            on_gpu = settings.accelerator != "cpu" and gpus > 0
-            if not on_gpu:
-                where = "accelerator is 'cpu'" if settings.accelerator == "cpu" else "this machine has no CUDA GPU"
-                problems.append(
-                    Problem("devices", f"is {settings.devices} but {where}: the CPU trains in one process", ("1", "auto"))
-                )
-            elif settings.devices > gpus:  # type: ignore[operator]
-                problems.append(
-                    Problem(
-                        "devices",
-                        f"is {settings.devices} but this machine has {gpus} GPU{'s' if gpus != 1 else ''}",
-                        (*(str(n) for n in range(1, gpus + 1)), "auto"),
-                    )
-                )
+            problems += _device_count_problems(settings.devices, on_gpu=settings.accelerator != "cpu" and gpus > 0, gpus=gpus)  # type: ignore[arg-type]
     return problems
+
+
+def cpu_count() -> int:
+    """CPU cores of this machine (a CPU device of a data-parallel run is one process)."""
+    return os.cpu_count() or 1
+
+
+def _device_count_problems(devices: int, *, on_gpu: bool, gpus: int) -> list[Problem]:
+    """On GPUs: no more devices than GPUs. On the CPU a device is a process (gloo), so no more than cores:
+    more would only share the cores and add gradient exchanges."""
+    available, what = (gpus, "GPU") if on_gpu else (cpu_count(), "CPU core")
+    if devices <= available:
+        return []
+    where = "" if on_gpu else " (on the CPU each device is a process)"
+    return [Problem("devices", f"is {devices} but this machine has {available} {what}{'s' if available != 1 else ''}{where}",
+                    (*(str(n) for n in range(1, available + 1)), "auto"))]
 
 
 def _detection_backbone_problems(settings: TrainingSettings) -> list[Problem]:

@@ -70,6 +70,10 @@ class StopOnRequest(L.Callback):
         self.stopped = False
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.should_stop():
+        requested = self.should_stop()
+        if trainer.world_size > 1:
+            # Every rank stops after the same batch: a rank that went on would wait forever for the others' gradients.
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        if requested:
             self.stopped = True
             trainer.should_stop = True

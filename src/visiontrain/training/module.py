@@ -51,8 +51,13 @@ class StageModule(L.LightningModule):
         self.diverged: str | None = None
 
     def guarded(self, loss: torch.Tensor) -> torch.Tensor | None:
-        """``loss`` to step on, or None (skip this batch) when it is not finite."""
-        if bool(torch.isfinite(loss.detach())):
+        """``loss`` to step on, or None (skip this batch) when it is not finite (on any rank)."""
+        finite = bool(torch.isfinite(loss.detach()))
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            # Ranks skip together: one that skipped its backward while another did not would hang DDP's gradient exchange.
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
             self._nonfinite_in_a_row = 0
             self.finite_steps += 1
             self._train_losses.append(loss.detach())
