@@ -288,3 +288,13 @@ def test_the_cli_names_a_missing_bucket_without_a_traceback(s3_server_url, tmp_p
         result.output.split()
     )
     assert "Traceback" not in result.output
+
+
+def test_missing_credentials_are_named(s3_server_url, tmp_path, monkeypatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to find here
+    with pytest.raises(RuntimeError, match=r"no usable credentials for the object store at http://127\.0\.0\.1:\d+: set AWS_ACCESS_KEY_ID"):
+        open_blob_store(s3_server_url, cache_dir=tmp_path)
