@@ -31,6 +31,9 @@ from typing import Any
 
 from visiontrain.data.dataset import DatasetSpec
 from visiontrain.settings import TrainingSettings
+from visiontrain.training.feature_store import FeatureCacheLocation
+
+__all__ = ["FeatureCacheLocation", "evaluate", "export_onnx", "predict", "train"]
 
 EventCallback = Callable[[dict[str, Any]], None]
 StopFlag = Callable[[], bool]
@@ -45,7 +48,7 @@ def train(
     validation_data: str | Path | None = None,
     callback: EventCallback | None = None,
     should_stop: StopFlag | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: str | Path | FeatureCacheLocation | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train a model by transfer learning; returns the summary (also written to summary.json).
@@ -56,8 +59,10 @@ def train(
     ``callback``: receives every event (batch, epoch, stage, features) as a dict.
     ``should_stop``: polled after every batch; when it returns True the run stops cleanly and
     keeps the best checkpoint so far (status "cancelled"). Ctrl-C does the same.
-    ``cache_dir``: where backbone features persist across runs (default: the user cache directory,
-    or $VISIONTRAIN_CACHE_DIR).
+    ``cache_dir``: where backbone features persist across runs: a directory (default: the user cache
+    directory, or $VISIONTRAIN_CACHE_DIR), capped at $VISIONTRAIN_FEATURE_CACHE_GB (default 20 GB, least
+    recently used evicted); or a ``FeatureCacheLocation.resolve(directory, size_gb=..., shared=blob_store)``
+    whose ``shared`` blob store the machines of a cluster share, so each image's features are computed once.
     """
     from visiontrain.training.runner import run_training
 

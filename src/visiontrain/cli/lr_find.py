@@ -20,11 +20,13 @@ def lr_find(
     end: float = typer.Option(1.0, "--end", help="Highest learning rate tried."),
     steps: int = typer.Option(100, "--steps", help="Steps of the test (one mini-batch each)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache directory (as for train)."),
+    cache_size_gb: Optional[float] = typer.Option(None, "--cache-size-gb", help="Size cap of the feature cache in GB (as for train)."),
     assignments: list[str] = typer.Option([], "--set", "-s", help="Override a setting: name=value (repeatable)."),
     **flags: Any,
 ) -> None:
     """Find a learning rate for the head: a range test on cached features, with the suggestion and its reason."""
     from visiontrain.settings import load_settings, parse_assignment
+    from visiontrain.training.feature_store import FeatureCacheLocation
     from visiontrain.training.lr_finder import PICTURE_FILE, find_learning_rate
 
     with user_errors():
@@ -33,7 +35,8 @@ def lr_find(
         overrides = dict(parse_assignment(a) for a in assignments)
         overrides.update(collect_overrides(flags))
         settings = load_settings(None, overrides, task=task or "classification")
-        result = find_learning_rate(settings, data, out, task=task, cache_dir=cache_dir, start=start, end=end, steps=steps)
+        cache = FeatureCacheLocation.resolve(cache_dir, size_gb=cache_size_gb)
+        result = find_learning_rate(settings, data, out, task=task, cache_dir=cache, start=start, end=end, steps=steps)
     console.print(f"suggested learning_rate: [bold]{result['suggestion']:.2g}[/]", highlight=False)
     console.print(f"why: {result['reason']} ({result['rule']})", highlight=False)
     console.print(f"curve: {out / PICTURE_FILE}; train with --learning-rate {result['suggestion']:.2g}", highlight=False)

@@ -26,15 +26,18 @@ def sweep(
     settings_file: Optional[Path] = typer.Option(None, "--settings", "-c", help="Settings file (YAML or JSON): what the sweep does not search (epochs, backbone, ...)."),
     assignments: list[str] = typer.Option([], "--set", "-s", help="Override a base setting: name=value (repeatable)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache directory (as for train)."),
+    cache_size_gb: Optional[float] = typer.Option(None, "--cache-size-gb", help="Size cap of the feature cache in GB (as for train)."),
 ) -> None:
     """Try N head configurations on the same cached features (Optuna, bad trials pruned early); keep the best as a run."""
     from visiontrain.settings import load_settings, parse_assignment
+    from visiontrain.training.feature_store import FeatureCacheLocation
     from visiontrain.training.sweep import BEST_DIR, TRIALS_FILE, run_sweep
 
     with user_errors():
         check_data_and_task(data, task)
         overrides = dict(parse_assignment(a) for a in assignments)
         settings = load_settings(settings_file, overrides, task=task or "classification")
+        cache = FeatureCacheLocation.resolve(cache_dir, size_gb=cache_size_gb)
         with console.status("preparing features…") as status:
             def progress(event: dict[str, Any]) -> None:
                 if event["type"] == "features":
@@ -46,7 +49,7 @@ def sweep(
                     status.update(f"trials: {event['number'] + 1} of {trials} done")
 
             summary = run_sweep(data, out, trials=trials, settings=settings, seed=seed, task=task, validation_data=validation,
-                                cache_dir=cache_dir, callback=progress)
+                                cache_dir=cache, callback=progress)
     _print(summary, out / TRIALS_FILE, out / BEST_DIR)
 
 

@@ -21,6 +21,7 @@ def train(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="What the model learns: classification (one class per image), tagging (any number of concepts per image) or detection (boxes around objects). Default: detection for data with boxes (COCO, YOLO, VOC, a boxes CSV), else classification."),
     validation: Optional[Path] = typer.Option(None, "--val", help="A separate validation set (directory or CSV)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache directory (default: the user cache directory, or $VISIONTRAIN_CACHE_DIR)."),
+    cache_size_gb: Optional[float] = typer.Option(None, "--cache-size-gb", help="Size cap of the feature cache in GB; the least recently used features are evicted beyond it (default: $VISIONTRAIN_FEATURE_CACHE_GB, or 20)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     **flags: Any,
 ) -> None:
@@ -29,6 +30,7 @@ def train(
     from visiontrain.cli.advise import print_advice
     from visiontrain.data.sources import infer_task
     from visiontrain.settings import load_settings, parse_assignment
+    from visiontrain.training.feature_store import FeatureCacheLocation
     from visiontrain.training.runner import run_training
 
     with user_errors():
@@ -37,9 +39,10 @@ def train(
         overrides = dict(parse_assignment(a) for a in assignments)
         overrides.update(collect_overrides(flags))
         settings = load_settings(config, overrides, task=task)
+        cache = FeatureCacheLocation.resolve(cache_dir, size_gb=cache_size_gb)
         display = None if quiet else _Display(settings)
         try:
-            summary = run_training(settings, data, out, task=task, validation_data=validation, cache_dir=cache_dir, callback=display)
+            summary = run_training(settings, data, out, task=task, validation_data=validation, cache_dir=cache, callback=display)
         finally:
             if display:
                 display.close()

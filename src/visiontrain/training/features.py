@@ -11,20 +11,19 @@ each augmented copy are computed once and kept on disk, keyed by
   the settings are every field of the settings' "Augmentation" group, so a new one is keyed too),
 
 so a change to any of them is a cache miss, and a second run with other head settings reads
-everything back. The cache persists across runs (default: the user cache directory).
-Files are written atomically, so concurrent workers can share one cache.
+everything back. The cache persists across runs (default: the user cache directory), capped in size;
+where and how it is kept (an LMDB store per feature space, shared by the processes of a machine, and
+optionally a shared tier in the object store for a cluster): :mod:`visiontrain.training.feature_store`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,10 +38,15 @@ from visiontrain.models.classifier import TransferNet
 from visiontrain.models.preprocessing import Preprocessing
 from visiontrain.settings import TrainingSettings
 from visiontrain.training.backbone_runner import make_runner
+from visiontrain.training.feature_store import FeatureCache, FeatureCacheLocation, default_cache_dir
+
+__all__ = ["FeatureCache", "FeatureCacheLocation", "FeatureSet", "FeatureSpace", "default_cache_dir", "extract_features"]
 
 if TYPE_CHECKING:
     from visiontrain.training.fine_tune import KeptFront
 
+# Computed vectors are stored this many at a time: one transaction, so one disk sync, for each.
+STORE_BATCH = 256
 # How many copies are made does not change what copy k looks like, so it is not part of the key.
 AUGMENTATION_FIELDS = tuple(name for name in TrainingSettings.field_groups()["Augmentation"] if name != "augmented_copies")
 
@@ -53,15 +57,6 @@ def _library_versions() -> str:
     import torchvision
 
     return f"torch-{torch.__version__}|timm-{timm.__version__}|torchvision-{torchvision.__version__}|pillow-{PIL.__version__}"
-
-
-def default_cache_dir() -> Path:
-    configured = os.environ.get("VISIONTRAIN_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("visiontrain")) / "features"
 
 
 file_hash = file_sha256  # the cache's image key
@@ -94,34 +89,6 @@ class FeatureSpace:
 def augmentation_key(settings: TrainingSettings) -> str:
     fields = {name: getattr(settings, name) for name in AUGMENTATION_FIELDS}
     return _short_hash(json.dumps({"aug": fields, "seed": settings.seed}, sort_keys=True))
-
-
-class FeatureCache:
-    """Feature vectors on disk: ``root/<feature space>/<image hash[:2]>/<image hash>-<variant>.npy``."""
-
-    def __init__(self, root: Path, space: FeatureSpace):
-        self.dir = Path(root) / space.key()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        meta = self.dir / "space.json"
-        if not meta.exists():
-            meta.write_text(json.dumps({"backbone": space.backbone, "weights": space.weights, **space.preprocessing.to_dict()}))
-
-    def path(self, image_hash: str, variant: str) -> Path:
-        return self.dir / image_hash[:2] / f"{image_hash}-{variant}.npy"
-
-    def get(self, image_hash: str, variant: str) -> np.ndarray | None:
-        path = self.path(image_hash, variant)
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):  # missing, or a torn file from a killed writer: recompute
-            return None
-
-    def put(self, image_hash: str, variant: str, vector: np.ndarray) -> None:
-        path = self.path(image_hash, variant)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, vector, allow_pickle=False)
-        tmp.replace(path)
 
 
 @dataclass
@@ -221,14 +188,8 @@ def extract_features(
     variants = _variants(augmented_copies, aug_key)
     hashes = [file_hash(s.path) for s in samples]
 
-    rows: list[np.ndarray | None] = []
-    pending: list[tuple[int, int]] = []  # (row, sample index) to compute
-    for index, image_hash in enumerate(hashes):
-        for variant in variants:
-            vector = cache.get(image_hash, variant)
-            if vector is None:
-                pending.append((len(rows), index))
-            rows.append(vector)
+    rows = cache.get_many([(image_hash, variant) for image_hash in hashes for variant in variants])
+    pending = [(row, row // len(variants)) for row, vector in enumerate(rows) if vector is None]  # (row, sample) to compute
     hits, total = len(rows) - len(pending), len(rows)
     if on_progress:
         on_progress(hits, total, hits)
@@ -248,14 +209,21 @@ def extract_features(
     batch_size = runner.batch_size if runner else 1
     batch_rows: list[int] = []
     batch_tensors: list[torch.Tensor] = []
+    computed: list[tuple[str, str, np.ndarray]] = []
+
+    def store() -> None:
+        cache.put_many(computed)
+        computed.clear()
 
     def flush() -> None:
         images = torch.stack(batch_tensors)
         output = runner(images, batch_rows) if keep_front is not None else runner(images)
         for row, vector in zip(batch_rows, output):
             sample_index, variant = divmod(row, len(variants))
-            cache.put(hashes[sample_index], variants[variant], vector)
+            computed.append((hashes[sample_index], variants[variant], vector))
             rows[row] = vector
+        if len(computed) >= STORE_BATCH:
+            store()
         batch_rows.clear()
         batch_tensors.clear()
         if on_progress:
@@ -265,17 +233,21 @@ def extract_features(
     for row, sample_index in pending:
         by_sample.setdefault(sample_index, []).append(row)
 
-    for prepared in variant_views(samples, hashes, by_sample, variants, settings=settings, preprocessing=preprocessing,
-                                  depth=2 * batch_size):
-        if should_stop is not None and should_stop():
-            raise InterruptedError("stopped while computing features")
-        for row, tensor in prepared:
-            batch_rows.append(row)
-            batch_tensors.append(tensor)
-            if len(batch_rows) >= batch_size:
-                flush()
-    if batch_rows:
-        flush()
+    try:
+        for prepared in variant_views(samples, hashes, by_sample, variants, settings=settings, preprocessing=preprocessing,
+                                      depth=2 * batch_size):
+            if should_stop is not None and should_stop():
+                raise InterruptedError("stopped while computing features")
+            for row, tensor in prepared:
+                batch_rows.append(row)
+                batch_tensors.append(tensor)
+                if len(batch_rows) >= batch_size:
+                    flush()
+        if batch_rows:
+            flush()
+    finally:
+        if computed:  # what was computed before a stop is kept too
+            store()
 
     sample_index = torch.arange(len(samples), dtype=torch.long).repeat_interleave(len(variants))
     original = torch.tensor([v == "orig" for _ in samples for v in variants], dtype=torch.bool)

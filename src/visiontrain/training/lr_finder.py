@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from visiontrain.data.dataset import DatasetSpec
 from visiontrain.data.errors import DataError
 from visiontrain.settings import TrainingSettings
+from visiontrain.training.feature_store import FeatureCacheLocation
 
 RESULT_FILE = "lr_find.json"
 PICTURE_FILE = "lr_find.png"
@@ -35,8 +36,8 @@ SETTLING_STEPS = round(1 / (1 - SMOOTHING))  # the average's memory, in steps
 
 
 def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data: DatasetSpec | str | Path, out_dir: str | Path, *,
-                       task: str | None = None, cache_dir: str | Path | None = None, start: float = 1e-6, end: float = 1.0,
-                       steps: int = 100) -> dict[str, Any]:
+                       task: str | None = None, cache_dir: str | Path | FeatureCacheLocation | None = None,
+                       start: float = 1e-6, end: float = 1.0, steps: int = 100) -> dict[str, Any]:
     """Run the range test on ``data``'s training images; returns (and writes) the curve and the suggestion."""
     import lightning as L
 
@@ -44,7 +45,6 @@ def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data:
     from visiontrain.models.preprocessing import resolve_preprocessing
     from visiontrain.tasks import get_task
     from visiontrain.training.events import EventSink
-    from visiontrain.training.features import default_cache_dir
     from visiontrain.training.runner import _load_spec, _Run, as_settings
     from visiontrain.training.trainer import resolve_device
 
@@ -65,7 +65,7 @@ def find_learning_rate(settings: TrainingSettings | dict[str, Any] | None, data:
     L.seed_everything(settings.seed, workers=True, verbose=False)
     sink = EventSink(out)
     try:
-        run = _Run(settings, the_task, out, sink, lambda: False, Path(cache_dir) if cache_dir else default_cache_dir(), False)
+        run = _Run(settings, the_task, out, sink, lambda: False, FeatureCacheLocation.resolve(cache_dir), False)
         spec = _load_spec(run, data, None)
         train, val, _ = run.prepare_data(spec)
         device = resolve_device(settings, task_name)

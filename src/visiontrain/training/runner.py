@@ -36,7 +36,7 @@ from visiontrain.models.preprocessing import Preprocessing, resolve_preprocessin
 from visiontrain.settings import SettingsError, TrainingSettings, load_settings
 from visiontrain.training.callbacks import EventReporter, StopOnRequest
 from visiontrain.training.events import EventSink
-from visiontrain.training.features import FeatureCache, FeatureSet, FeatureSpace, default_cache_dir, extract_features
+from visiontrain.training.features import FeatureCache, FeatureCacheLocation, FeatureSet, FeatureSpace, extract_features
 from visiontrain.training.fine_tune import FineTuneInputs, KeptFront, keepers, prepare_fine_tuning
 from visiontrain.training.module import TransferModule
 from visiontrain.tasks import Task, get_task
@@ -107,7 +107,7 @@ class _Run:
     """State of one run; methods are the steps, in order."""
 
     def __init__(self, settings: TrainingSettings, task: Task, run_dir: Path, sink: EventSink, should_stop: Callable[[], bool],
-                 cache_dir: Path, progress: bool):
+                 cache_dir: FeatureCacheLocation, progress: bool):
         self.settings, self.task, self.run_dir, self.sink, self.should_stop = settings, task, run_dir, sink, should_stop
         self.cache_dir, self.progress = cache_dir, progress
         self.timings: dict[str, float] = {}
@@ -295,7 +295,7 @@ def run_training(
     validation_data: str | Path | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: str | Path | FeatureCacheLocation | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """``task``: for a dataset path, the task to read it for (default classification); a DatasetSpec
@@ -318,7 +318,7 @@ def run_training(
     interrupted = threading.Event()
     stop_requested = lambda: interrupted.is_set() or bool(should_stop and should_stop())  # noqa: E731
     sink = EventSink(run_dir, callback)
-    run = _Run(settings, get_task(task_name), run_dir, sink, stop_requested, Path(cache_dir) if cache_dir else default_cache_dir(), progress)
+    run = _Run(settings, get_task(task_name), run_dir, sink, stop_requested, FeatureCacheLocation.resolve(cache_dir), progress)
     started = time.perf_counter()
     summary: dict[str, Any] = {"status": "running"}
     try:

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from visiontrain.data.dataset import DatasetSpec
 from visiontrain.data.errors import DataError
 from visiontrain.settings import TrainingSettings
+from visiontrain.training.feature_store import FeatureCacheLocation
 
 TRIALS_FILE = "trials.csv"
 SUMMARY_FILE = "sweep.json"
@@ -165,7 +166,8 @@ class Sweep:
     """A sweep's data and features, prepared once; each ``run_trial`` trains one head configuration on them."""
 
     def __init__(self, settings: TrainingSettings | dict[str, Any] | None, data: DatasetSpec | str | Path, out_dir: str | Path, *,
-                 task: str | None = None, validation_data: str | Path | None = None, cache_dir: str | Path | None = None,
+                 task: str | None = None, validation_data: str | Path | None = None,
+                 cache_dir: str | Path | FeatureCacheLocation | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, should_stop: Callable[[], bool] | None = None):
         from visiontrain.models.backbones import create_backbone
         from visiontrain.models.classifier import TransferNet
@@ -173,7 +175,6 @@ class Sweep:
         from visiontrain.settings_check import check_runnable_here
         from visiontrain.tasks import get_task
         from visiontrain.training.events import EventSink
-        from visiontrain.training.features import default_cache_dir
         from visiontrain.training.runner import _load_spec, _Run, as_settings
         from visiontrain.training.trainer import quiet_lightning, resolve_device
 
@@ -192,7 +193,7 @@ class Sweep:
         self.data, self.validation_data = data, validation_data
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.cache_dir = FeatureCacheLocation.resolve(cache_dir)
         self.should_stop = should_stop or (lambda: False)
         quiet_lightning()
         started = time.perf_counter()
@@ -404,7 +405,7 @@ def run_sweep(
     seed: int | None = None,
     task: str | None = None,
     validation_data: str | Path | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: str | Path | FeatureCacheLocation | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     train_best: bool = True,
