@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from visiontrain.config import ServerConfig
@@ -83,10 +83,7 @@ def create_version(
     )
     session.add(version)
     session.flush()
-    for sample in samples:
-        sample.version_id = version.id
-    session.add_all(samples)
-    session.flush()
+    _store_samples(session, version=version, samples=samples)
     return version
 
 
@@ -108,6 +105,22 @@ def _next_name(session: Session, model: Model) -> str:
     while f"v{number}" in taken:
         number += 1
     return f"v{number}"
+
+
+# Rows per INSERT of a snapshot: one statement per chunk, not one ORM object flushed per image.
+_SAMPLE_CHUNK = 5_000
+
+
+def _store_samples(session: Session, *, version: ModelVersion, samples: list[VersionSample]) -> None:
+    """The snapshot's rows in bulk INSERTs, in the samples' order (their ids keep it)."""
+    columns = ("image_id", "sha256", "blob_key", "image_name", "annotation", "split")
+    for start in range(0, len(samples), _SAMPLE_CHUNK):
+        chunk = samples[start:start + _SAMPLE_CHUNK]
+        for sample in chunk:
+            sample.version_id = version.id
+        session.execute(insert(VersionSample), [
+            {"version_id": version.id, **{name: getattr(sample, name) for name in columns}} for sample in chunk
+        ])
 
 
 def _snapshot(
@@ -153,15 +166,24 @@ def snapshot(
         entry.image.id: (entry.fixed or Split.train.value) if fixed_val else entry.side for entry, _ in rows
     }
 
-    def shows(annotation: Any, concept: str) -> bool:
+    def shown(annotation: Any) -> set[str]:
+        """The concepts an image's annotation shows, each once."""
         if kind == ViewKind.detection:
-            return any(box["concept"] == concept for box in annotation)
-        return annotation == concept if kind == ViewKind.classification else concept in annotation
+            return {box["concept"] for box in annotation}
+        return {annotation} if kind == ViewKind.classification else set(annotation)
 
+    # Images showing each concept per side, in one pass over the rows (not one per concept and side).
+    per_side = {concept: {Split.train.value: 0, Split.val.value: 0} for concept in names}
+    for entry, annotation in rows:
+        image_side = side[entry.image.id]
+        if image_side not in (Split.train, Split.val):
+            continue
+        for concept in shown(annotation):
+            if concept in per_side:
+                per_side[concept][image_side] += 1
     problems = []
     for concept in names:
-        n_train = sum(1 for e, a in rows if shows(a, concept) and side[e.image.id] == Split.train)
-        n_val = sum(1 for e, a in rows if shows(a, concept) and side[e.image.id] == Split.val)
+        n_train, n_val = per_side[concept][Split.train.value], per_side[concept][Split.val.value]
         if n_train == 0 or n_val == 0:
             problems.append(f"{concept!r} ({n_train} training, {n_val} validation)")
     if problems and check:
