@@ -55,6 +55,21 @@ def test_start_up_sweeps_what_a_killed_import_left_and_keeps_what_rows_reference
     assert blobs.exists(f"thumbnails/{kept['sha256'][:2]}/{kept['sha256']}-128.jpg")
 
 
+@pytest.mark.parametrize("blob_backend", ["s3"])
+def test_a_shared_object_store_is_never_swept_at_start_up(platform: Platform) -> None:
+    # API processes on other machines write to the same bucket; bytes of their open transactions look
+    # orphaned from here, and deleting them would lose images. Their upload directories still go.
+    orphan = "images/ee/" + "e" * 64 + ".jpg"
+    platform.blobs.put_bytes(orphan, b"bytes of an upload another machine has not committed yet")
+    stale = platform.config.tmp_dir / f"{uploads.UPLOAD_DIR_PREFIX}{_dead_pid()}-xyz"
+    stale.mkdir(parents=True)
+
+    create_app(platform=platform, web=False)
+
+    assert platform.blobs.exists(orphan)
+    assert not stale.exists()
+
+
 def test_blobs_are_left_alone_while_another_api_process_runs(platform: Platform) -> None:
     # Another live process of the same data directory: its uncommitted upload's bytes must survive.
     script = (

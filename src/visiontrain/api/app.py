@@ -34,6 +34,7 @@ from visiontrain.api.routers import (
     versions,
     views,
 )
+from visiontrain.blobs import LocalBlobStore
 from visiontrain.config import ServerConfig
 from visiontrain.services.platform import Platform
 from visiontrain.services.predictions import PredictorCache
@@ -84,6 +85,11 @@ def sweep_debris(platform: Platform, registry: uploads.ProcessRegistry) -> None:
     dirs = uploads.sweep_upload_dirs(platform.config.tmp_dir, live=live)
     if live:
         log.info("start-up sweep: %d stale upload directories removed; blobs left alone (%d other API process(es) running)", dirs, len(live))
+        return
+    if not isinstance(platform.blobs, LocalBlobStore):
+        # A shared object store is written by API processes on other machines, whose open transactions'
+        # bytes would look orphaned from here: leaving an orphan costs bytes, deleting one loses an image.
+        log.info("start-up sweep: %d stale upload directories removed; the shared object store is left alone", dirs)
         return
     from visiontrain.services.images import sweep_orphan_blobs
 
