@@ -257,3 +257,16 @@ def test_a_first_use_export_is_stored_once_and_reused_by_another_api_process(ser
     assert_same(alone(second, photos), expected)
     assert second.cache.exports == 0 and second.served_model().onnx_source == "artifact"
     assert second.served_model().predictor.backend.path == second.platform.blobs.local_path(onnx_key(trained.version_id))
+
+
+def test_which_backend_serves_what() -> None:
+    """ONNX Runtime for every model on the CPU (the detector too: faster there, one image per call); a GPU
+    predict_device runs PyTorch; an explicit backend wins."""
+    assert PredictorCache(device="cpu")._wants_onnx("classification")
+    assert PredictorCache(device="cpu")._wants_onnx("tagging")
+    assert PredictorCache(device="cpu")._wants_onnx("detection")
+    assert not PredictorCache(device="cuda")._wants_onnx("classification")
+    assert not PredictorCache(device="cuda:1")._wants_onnx("detection")
+    assert not PredictorCache(device="cpu", backend="torch")._wants_onnx("classification")
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        PredictorCache(backend="tensorrt")  # type: ignore[arg-type]

@@ -9,15 +9,16 @@ How a version is served (:class:`PredictorCache`):
   here, checked as ``export.py`` checks every export (on the version's own validation images), and
   stores it in the blob store as the version's ``onnx`` artifact, so every other API process serving
   this storage loads it instead of exporting again. A process exports a version once however many
-  requests arrive together. PyTorch serves a GPU ``predict_device`` and the detector (on this machine
-  ONNX Runtime ran the detector at no better speed than PyTorch: see ``DETECTOR_BACKEND``), and any
-  version whose export fails (the reason is logged; its predictions are the same).
+  requests arrive together. The detector is served the same way (see ``DETECTOR_BACKEND``). PyTorch
+  serves a GPU ``predict_device``, and any version whose export fails (the reason is logged; its
+  predictions are the same within the export check's tolerance).
 - **Micro-batching** (head models): each request decodes its images in its own thread (a request of
   many images on a pool of threads), then the model's :class:`~visiontrain.services.batching.MicroBatcher`
   runs the images of concurrent requests in one call of up to ``MAX_BATCH`` images. A file that is not
   a usable image fails its own request (400 naming it) before anything is batched.
 - **Detection** runs each image alone (an image's boxes never depend on what was sent with it), in the
-  request's thread, so concurrent requests still run side by side without holding the event loop.
+  request's thread (the route runs in the server's thread pool), so concurrent requests still run side by
+  side without holding the event loop.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ log = logging.getLogger(__name__)
 
 MAX_IMAGES_PER_REQUEST = 64  # files in one predict request (the bytes are bounded by VISIONTRAIN_MAX_UPLOAD_MB)
 ONNX_KIND = "onnx"
-# The detector on ONNX Runtime (CPU, 2 cores, default detector, raccoon photos) measured no faster than on
-# PyTorch (see the report in docs/benchmarks.md), so PyTorch keeps it; "onnx" switches it over.
-DETECTOR_BACKEND: Literal["torch", "onnx"] = "torch"
+# The detector on the CPU, one image per call, raccoon photos, 2 cores: ONNX Runtime 14.2 images/s against
+# PyTorch's 12.2 on a quiet machine (docs/benchmarks.md), and 2.1-4.2 against 0.25-0.5 in passes taken in
+# turn on a machine loaded 5x over (PyTorch's threads suffer most from the contention).
+DETECTOR_BACKEND: Literal["torch", "onnx"] = "onnx"
 Backend = Literal["auto", "torch", "onnx"]
 Sessions = Callable[[], AbstractContextManager[Any]]
 
@@ -152,9 +154,9 @@ class PredictorCache:
 
         if self.backend != "auto":
             return self.backend == "onnx"
-        if get_task(task).model == "detector":
-            return DETECTOR_BACKEND == "onnx"
-        return self.device == "cpu"  # a GPU runs the PyTorch network
+        if self.device != "cpu":
+            return False  # a GPU runs the PyTorch network
+        return DETECTOR_BACKEND == "onnx" if get_task(task).model == "detector" else True
 
     def _load(self, blobs: BlobStore, checkpoint_key: str, version_id: int | None, onnx_artifact_key: str | None,
               sessions: Sessions | None) -> ServedModel:
