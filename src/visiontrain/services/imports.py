@@ -42,15 +42,15 @@ class ImportReport:
 def add_image_archive(
     session: Session, *, blobs: BlobStore, project: Project, archive: Path, filename: str, max_pixels: int | None = None
 ) -> AddedImages:
-    """Every image in a zip, unannotated; entries that are not images are listed in ``rejected``.
+    """Every image in a zip or tar archive, unannotated; entries that are not images are listed in ``rejected``.
     It is extracted beside the upload (the server's own working directory, swept at start-up after a crash)."""
-    from visiontrain.data.archives import extract_zip
+    from visiontrain.data.archives import extract_archive
     from visiontrain.data.images import IMAGE_EXTENSIONS
 
     workdir = Path(tempfile.mkdtemp(prefix="extracted-", dir=archive.parent))
     try:
         try:
-            extraction = extract_zip(archive, workdir)
+            extraction = extract_archive(archive, workdir)
         except DataError as exc:
             raise BadFile(filename, str(exc)) from None
         paths, rejected = [], []

@@ -18,7 +18,7 @@ from visiontrain.data.archives import (
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_TOTAL_BYTES,
     ArchiveError,
-    extract_zip,
+    extract_archive,
 )
 from visiontrain.data.importers import coco, csv_labels, imagefolder, voc, yolo  # noqa: F401 - they register
 from visiontrain.data.importers.base import (
@@ -60,10 +60,10 @@ def import_archive(
     max_ratio: float = DEFAULT_MAX_RATIO,
     display_name: str | None = None,
 ) -> ImportedDataset:
-    """Read the annotated dataset in ``source`` (a ``.zip`` file or a folder) for a view of kind ``task``.
+    """Read the annotated dataset in ``source`` (a zip or tar file, or a folder) for a view of kind ``task``.
 
     ``format``: one of :func:`registered_formats` names, or None to detect it from the layout
-    (``result.detected`` then says so). A zip is extracted safely into ``extract_to``, or into a new
+    (``result.detected`` then says so). An archive is extracted safely into ``extract_to``, or into a new
     temporary folder: ``result.extraction_dir`` is that folder, which the caller deletes once the
     images are stored. Raises :class:`ArchiveError` when the archive is unsafe or unreadable, the
     layout is not recognised, or the format cannot feed ``task``.
@@ -82,7 +82,7 @@ def import_archive(
     own_folder = extract_to is None
     destination = Path(tempfile.mkdtemp(prefix="visiontrain-import-")) if own_folder else Path(extract_to)
     try:
-        extraction = extract_zip(
+        extraction = extract_archive(
             source, destination, max_files=max_files, max_total_bytes=max_total_bytes, max_ratio=max_ratio
         )
         return _import_folder(destination, format, task, extraction_dir=destination, clutter=extraction.skipped)
