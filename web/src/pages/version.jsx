@@ -102,7 +102,9 @@ function Progress({ version, events }) {
 function Waiting({ version, events }) {
   if (!live(version) || events.some((e) => e.type === "epoch")) return null;
   const { stage, features } = progressOf(events);
-  const text = version.status === "queued" ? "Queued: the run starts when a worker is free." : stageText(stage, features);
+  // waiting_for: no running worker can take it (it asks for GPUs none of them has), with what they have.
+  const queued = version.waiting_for ? `Queued, ${version.waiting_for}.` : "Queued: the run starts when a worker is free.";
+  const text = version.status === "queued" ? queued : stageText(stage, features);
   return (
     <div class="notice" data-testid="run-waiting">
       {text}
