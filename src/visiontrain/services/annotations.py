@@ -47,8 +47,14 @@ def set_annotation(
     concepts: list[str] | None = None,
     boxes: list[Box] | None = None,
     loc: tuple[str | int, ...] = ("body",),
-) -> AnnotationState:
-    """Replace the image's annotation in the view with the one given (the field that fits the view's kind)."""
+    known_concepts: dict[str, Concept] | None = None,
+    read_back: bool = True,
+) -> AnnotationState | None:
+    """Replace the image's annotation in the view with the one given (the field that fits the view's kind).
+
+    An import of many images passes the view's concepts (``known_concepts``, looked up once instead of
+    once per image) and ``read_back=False`` (nothing is returned: it does not read the annotation back).
+    """
     kind = ViewKind(view.kind)
     expected = {ViewKind.classification: "concept", ViewKind.tagging: "concepts", ViewKind.detection: "boxes"}[kind]
     given = {"concept": concept, "concepts": concepts, "boxes": boxes}
@@ -61,14 +67,14 @@ def set_annotation(
         )
     rows: list[Annotation] = []
     if kind == ViewKind.classification:
-        known = concepts_by_name(session, view=view, names=[concept], loc=(*loc, "concept"))  # type: ignore[list-item]
+        known = _concepts(session, view, [concept], (*loc, "concept"), known_concepts)  # type: ignore[list-item]
         rows = [Annotation(view_id=view.id, image_id=image.id, concept_id=known[concept].id)]  # type: ignore[index]
     elif kind == ViewKind.tagging:
         names = list(dict.fromkeys(concepts or []))
-        known = concepts_by_name(session, view=view, names=names, loc=(*loc, "concepts"))
+        known = _concepts(session, view, names, (*loc, "concepts"), known_concepts)
         rows = [Annotation(view_id=view.id, image_id=image.id, concept_id=known[n].id) for n in names]
     else:
-        known = concepts_by_name(session, view=view, names=sorted({b.concept for b in boxes or []}), loc=(*loc, "boxes"))
+        known = _concepts(session, view, sorted({b.concept for b in boxes or []}), (*loc, "boxes"), known_concepts)
         for index, box in enumerate(boxes or []):
             _check_box(box, image, loc=(*loc, "boxes", index))
             rows.append(
@@ -88,7 +94,17 @@ def set_annotation(
     view_image.annotated = True
     view_image.updated_at = utcnow()
     session.flush()
-    return get_annotation(session, view=view, image=image)
+    return get_annotation(session, view=view, image=image) if read_back else None
+
+
+def _concepts(
+    session: Session, view: View, names: list[str], loc: tuple[str | int, ...], known: dict[str, Concept] | None
+) -> dict[str, Concept]:
+    """The concepts named, from ``known`` when every name is there, else from the database (which names
+    what is missing)."""
+    if known is not None and all(name in known for name in names):
+        return {name: known[name] for name in names}
+    return concepts_by_name(session, view=view, names=names, loc=loc)
 
 
 def _check_box(box: Box, image: Image, *, loc: tuple[str | int, ...]) -> None:

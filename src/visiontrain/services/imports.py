@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visiontrain.blobs import BlobStore
@@ -22,7 +23,7 @@ from visiontrain.services.errors import BadFile, InvalidInput
 from visiontrain.services.images import AddedImages, DuplicateFile, DuplicateTracker, add_image_files, check_image, store_image
 from visiontrain.services.views import create_concept
 from visiontrain.store.base import Split, ViewKind
-from visiontrain.store.models import Project, View
+from visiontrain.store.models import Concept, Project, View
 
 
 @dataclass
@@ -101,6 +102,7 @@ def import_annotated(
                 report.concepts_created.append(name)
         project = view.project
         kind = ViewKind(view.kind)
+        known_concepts = {c.name: c for c in session.scalars(select(Concept).where(Concept.view_id == view.id))}
         # As the CLI reads it: without a validation part, training images are the split's to divide
         # (fixing them all to training would leave nothing to validate on); test images stay held out.
         has_val = any(side == "val" for side in dataset.split.values())
@@ -127,7 +129,9 @@ def import_annotated(
                         f"the image keeps the one of {item.name} (one image, one annotation per view)"
                     )
                 label_of[image.id] = (item.name, annotation)
-                annotation_service.set_annotation(session, view=view, image=image, **annotation)
+                annotation_service.set_annotation(
+                    session, view=view, image=image, known_concepts=known_concepts, read_back=False, **annotation
+                )
                 report.annotated += 1
             if item.name in fixed:
                 annotation_service.set_split(session, view=view, images=[image], split=Split(fixed[item.name]))
