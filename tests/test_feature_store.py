@@ -233,7 +233,7 @@ def test_eviction_at_the_cap_drops_the_least_recently_used(tmp_path, monkeypatch
         return LocalFeatureStore(tmp_path / "lmdb", max_bytes=cap)
 
     store().put_many([(key(i), encode_vector(vector(i))) for i in range(8)])  # a first run writes 8
-    store().get_many([key(i) for i in range(4)])  # a second run reads the first 4 again
+    store().get_many([key(i) for i in range(4)])  # a second run reads the first 4 again (stamped when it is dropped)
     third = store()
     assert third.put_many([(key(i), encode_vector(vector(i))) for i in range(100, 104)]) == 3  # 12 entries > cap
     present = {i for i, v in zip(range(8), third.get_many([key(i) for i in range(8)])) if v is not None}

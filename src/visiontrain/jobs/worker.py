@@ -174,8 +174,14 @@ class TrainingWorker:
         except Exception:
             log.exception("could not store the last %d metrics rows of version %d", writer.pending, version_id)
 
-    def _cache_dir(self) -> Path:
-        return Path(os.environ.get("VISIONTRAIN_CACHE_DIR") or self.config.data_dir / "feature-cache")
+    def _cache_dir(self) -> "FeatureCacheLocation":
+        """The feature cache on this machine, capped at feature_cache_gb, with the blob store as its shared tier
+        when that is an object store the cluster shares (each image's features computed once per cluster)."""
+        from visiontrain.training.feature_store import FeatureCacheLocation, shared_tier
+
+        root = Path(os.environ.get("VISIONTRAIN_CACHE_DIR") or self.config.data_dir / "feature-cache")
+        return FeatureCacheLocation.resolve(root, size_gb=self.config.feature_cache_gb,
+                                            shared=shared_tier(self.platform.blobs))
 
     def _load_job(self, version_id: int) -> tuple[TrainingSettings, DatasetSpec]:
         """The version's settings and its snapshot as the engine's dataset description (the view's task).

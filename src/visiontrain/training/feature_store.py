@@ -9,10 +9,11 @@ or not at all. The memory map grows as the store does.
 
 Size cap: a byte budget (default 20 GB; ``VISIONTRAIN_FEATURE_CACHE_GB``, or the size given to
 :class:`FeatureCacheLocation`). Each entry carries a coarse last-used stamp: the time its current user
-opened the cache, written at most once per opened cache (a second lookup by the same run costs no
-write). A write that would pass the cap first evicts the least recently used entries down to 90% of
-it, in the same transaction; what the current cache has read or written is never evicted (if that
-alone is over the cap the store goes over it, with a warning).
+opened the cache, written at most once per opened cache and in batches (with the next write, every
+1024 lookups, or when the cache is dropped: each write transaction costs a disk sync). A write that
+would pass the cap first evicts the least recently used entries down to 90% of it, in the same
+transaction; what the current cache has read or written is never evicted (if that alone is over the
+cap the store goes over it, with a warning).
 
 Shared tier (:class:`FeatureCacheLocation` ``shared``): a :class:`~visiontrain.blobs.BlobStore` that the
 machines of a cluster share. A local miss is looked up there (many requests at once, from a thread
@@ -36,6 +37,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -59,6 +61,7 @@ DEFAULT_CACHE_GB = 20.0
 EVICT_DOWN_TO = 0.9  # of the cap: an eviction frees room for many writes, not one
 INITIAL_MAP_BYTES = 256 << 20  # the map doubles when full; on 64-bit systems unused map costs nothing
 TRANSACTION_KEYS = 1024  # lookups per read transaction: a long-lived reader keeps writers from reusing pages
+RESTAMP_BATCH = 1024  # last-used stamps written together: each write transaction costs a disk sync
 SHARED_PREFIX = "features"
 SHARED_REQUESTS = 10  # shared-tier requests in flight at once (botocore keeps 10 connections per client)
 
@@ -222,6 +225,10 @@ class LocalFeatureStore:
         # Entries stamped with this (or later) were used by a cache that is open now: never evicted by this one.
         self.stamp = int(_clock())
         self._warned_over_cap = False
+        # Keys read whose stamps are older than this store's: written with the next write, every RESTAMP_BATCH
+        # reads, or when the store is dropped (the stamps only order evictions; losing some costs nothing else).
+        self._stale: list[bytes] = []
+        weakref.finalize(self, _write_stamps, self._env, self._stale, self.stamp)
 
     def footprint(self, key: bytes, value: bytes) -> int:
         """Bytes an entry takes as LMDB lays it out (estimated): a value over about half a page goes on whole
@@ -238,9 +245,14 @@ class LocalFeatureStore:
             chunk = keys[start:start + TRANSACTION_KEYS]
             values, stale = self._env.run(lambda txn: self._read(txn, chunk), write=False)
             found += values
-            if stale:
-                self._env.run(lambda txn: self._restamp(txn, stale), write=True)
+            self._stale += stale
+            if len(self._stale) >= RESTAMP_BATCH:
+                self.flush()
         return found
+
+    def flush(self) -> None:
+        """Write the last-used stamps of what this store has read."""
+        _write_stamps(self._env, self._stale, self.stamp)
 
     def _read(self, txn: lmdb.Transaction, keys: Sequence[bytes]) -> tuple[list[bytes | None], list[bytes]]:
         env, values, stale = self._env, [], []
@@ -253,22 +265,19 @@ class LocalFeatureStore:
                     stale.append(key)
         return values, stale
 
-    def _restamp(self, txn: lmdb.Transaction, keys: Sequence[bytes]) -> None:
-        env = self._env
-        for key in keys:
-            used = txn.get(key, db=env.used)
-            if used is not None:  # else evicted by another process since it was read
-                txn.put(key, _USED.pack(self.stamp, _USED.unpack(used)[1]), db=env.used)
-
     def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> int:
         """Store each (key, encoded vector) in one transaction; returns how many older entries were evicted."""
         if not items:
             return 0
         sizes = [self.footprint(key, value) for key, value in items]
-        return self._env.run(lambda txn: self._write(txn, items, sizes), write=True)
+        evicted = self._env.run(lambda txn: self._write(txn, items, sizes), write=True)
+        self._stale.clear()  # written in the same transaction
+        return evicted
 
     def _write(self, txn: lmdb.Transaction, items: Sequence[tuple[bytes, bytes]], sizes: Sequence[int]) -> int:
-        env, total = self._env, self._total(txn)
+        env = self._env
+        _restamp(txn, env, self._stale, self.stamp)  # before an eviction looks at the stamps
+        total = self._total(txn)
         for (key, value), size in zip(items, sizes):
             previous = txn.get(key, db=env.used)
             if previous is not None:
@@ -322,6 +331,19 @@ class LocalFeatureStore:
         entries, total = self._env.run(read, write=False)
         on_disk = sum(p.stat().st_blocks * 512 for p in self._env.path.iterdir() if p.is_file())
         return {"entries": entries, "bytes": total, "max_bytes": self.max_bytes, "file_bytes": on_disk}
+
+
+def _restamp(txn: lmdb.Transaction, env: _Environment, keys: Sequence[bytes], stamp: int) -> None:
+    for key in keys:
+        used = txn.get(key, db=env.used)
+        if used is not None:  # else evicted by another process since it was read
+            txn.put(key, _USED.pack(stamp, _USED.unpack(used)[1]), db=env.used)
+
+
+def _write_stamps(env: _Environment, keys: list[bytes], stamp: int) -> None:
+    if keys and env.pid == os.getpid():  # a forked child leaves its parent's handle alone
+        env.run(lambda txn: _restamp(txn, env, keys, stamp), write=True)
+        keys.clear()
 
 
 # --- the two tiers together
