@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import multiprocessing
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -303,6 +304,8 @@ def _rank_main(rank: int, world: int, port: int, on_gpu: bool, scratch: str, rea
                follow: Callable[[Ranks, Any], None], payload: Any) -> None:
     """A rank other than 0: join the group, run ``follow`` (the run's stages as a follower), and on
     any failure leave the error for rank 0 and exit non-zero."""
+    # Ctrl-C reaches the terminal's whole process group: rank 0 turns it into a stop request for every rank.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     ranks = Ranks(rank, world, _device_of(rank, on_gpu), port, stop_event, Path(scratch))
     if not on_gpu:
         torch.set_num_threads(_cpu_threads(world))

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,11 @@ from visiontrain.models.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from visiontrain.models.classifier import TransferNet, build_network
 from visiontrain.models.preprocessing import Preprocessing, resolve_preprocessing
 from visiontrain.settings import SettingsError, TrainingSettings, load_settings
+from visiontrain.training import distributed
 from visiontrain.training.callbacks import EventReporter, StopOnRequest
 from visiontrain.training.events import EventSink
 from visiontrain.training.features import FeatureCache, FeatureCacheLocation, FeatureSet, FeatureSpace, extract_features
-from visiontrain.training.fine_tune import FineTuneInputs, KeptFront, keepers, prepare_fine_tuning
+from visiontrain.training.fine_tune import FineTuneInputs, KeptFront, front_outputs, keepers, prepare_fine_tuning
 from visiontrain.training.module import TransferModule
 from visiontrain.tasks import Task, get_task
 from visiontrain.training.trainer import build_trainer, quiet_lightning, resolve_device
@@ -118,14 +121,29 @@ class _Run:
         self.rejected: list = []
         self.stage_epochs: dict[str, list[dict[str, Any]]] = {"head": [], "fine_tune": []}
         self.sink.listeners.append(self._remember_epochs)
+        # Data-parallel runs (training/distributed.py): this process's rank, and its share of the front's outputs.
+        self.ranks = distributed.Ranks()
+        self.shard_front: tuple[KeptFront | None, KeptFront | None] = (None, None)
+
+    def parallel_fields(self) -> dict[str, int]:
+        """What a training stage's start event says of a data-parallel run (batch_size is per device)."""
+        if not self.ranks.distributed:
+            return {}
+        size = self.settings.batch_size
+        return {"devices": self.ranks.world, "batch_size_per_device": size, "effective_batch_size": self.ranks.world * size}
+
+    def scratch(self) -> Path:
+        """Where this rank keeps the fine-tuning inputs that do not fit in memory."""
+        name = "fine_tune_inputs" if self.ranks.rank == 0 else f"fine_tune_inputs-rank{self.ranks.rank}"
+        return self.run_dir / CHECKPOINTS_DIR / name
 
     def _remember_epochs(self, event: dict[str, Any]) -> None:
         if event["type"] == "epoch":
             self.stage_epochs[event["stage"]].append(event)
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self.sink.emit("stage", stage=name, status="started")
+    def stage(self, name: str, **fields: Any) -> Iterator[None]:
+        self.sink.emit("stage", stage=name, status="started", **fields)
         start = time.perf_counter()
         try:
             yield
@@ -196,11 +214,14 @@ class _Run:
 
         common = dict(settings=self.settings, preprocessing=preprocessing, cache=cache, device=device, should_stop=self.should_stop)
         # When fine-tuning follows, what the backbone's frozen front makes of each image on the way is kept for it.
-        self.kept_front = keepers(network, self.settings, train, val, self.run_dir / CHECKPOINTS_DIR / "fine_tune_inputs")
-        train_set = extract_features(network, train, augmented_copies=self.settings.augmented_copies, on_progress=report,
-                                     keep_front=self.kept_front[0], **common)
+        self.kept_front = keepers(network, self.settings, train, val, self.scratch())
+        # On several ranks each computes and caches its share, then reads every row back (ranks.extract).
+        train_set, train_shard = self.ranks.extract(extract_features, network, train, augmented_copies=self.settings.augmented_copies,
+                                                    on_progress=report, keep_front=self.kept_front[0], **common)
         done_before, hits_before = len(train_set.sample_index), train_set.hits
-        val_set = extract_features(network, val, augmented_copies=0, on_progress=report, keep_front=self.kept_front[1], **common)
+        val_set, val_shard = self.ranks.extract(extract_features, network, val, augmented_copies=0, on_progress=report,
+                                                keep_front=self.kept_front[1], **common)
+        self.shard_front = (train_shard, val_shard)
         self.counts.update(
             train_features=len(train_set.sample_index),
             cache_hits=train_set.hits + val_set.hits,
@@ -239,20 +260,46 @@ class _Run:
         def report(done: int, total: int) -> None:
             self.sink.emit("fine_tune_inputs", done=done, total=total, elapsed_s=round(time.perf_counter() - started, 1))
 
+        if self.ranks.distributed:
+            self.share_front_outputs(network, preprocessing, device, cache.dir)
         inputs = prepare_fine_tuning(network, train, val, settings=self.settings, preprocessing=preprocessing, device=device,
-                                     export_dir=cache.dir, scratch=self.run_dir / CHECKPOINTS_DIR / "fine_tune_inputs",
+                                     export_dir=cache.dir, scratch=self.scratch(),
                                      kept=self.kept_front, should_stop=self.should_stop, on_progress=report)
         self.timings["fine_tune_inputs"] = round(time.perf_counter() - started, 3)
         self.counts.update(fine_tune_decoded_images=inputs.decoded, fine_tune_training_inputs=len(inputs.train))
         return inputs
 
+    def share_front_outputs(self, network: TransferNet, preprocessing: Preprocessing, device: torch.device,
+                            export_dir: Path) -> None:
+        """Several ranks: each completes the front's outputs of its share (rows whose features came from the
+        cache were not computed on the way), then the shares are exchanged, so each is computed once."""
+        split = network.split_backbone(self.settings.retrained_layers)
+        pairs = [(kept, shard, name) for kept, shard, name in zip(self.kept_front, self.shard_front, ("train", "val"))
+                 if kept is not None and shard is not None]
+        if split is None or not pairs:
+            return
+        stopped = False
+        try:
+            for _, shard, _ in pairs:
+                front_outputs(split[0], shard, settings=self.settings, preprocessing=preprocessing, device=device,
+                              export_dir=export_dir, should_stop=self.should_stop)
+        except InterruptedError:
+            stopped = True
+        if self.ranks.any(stopped):
+            raise InterruptedError("stopped while preparing fine-tuning inputs")
+        for kept, shard, name in pairs:
+            self.ranks.share_front(kept, shard, f"front-{name}")
+
     def fit(self, module: TransferModule, stage: str, epochs: int, train_loader: DataLoader, val_loader: DataLoader,
             device: torch.device, stop: StopOnRequest, step_offset: int) -> tuple[str | None, EventReporter]:
         task = self.task
         reporter = EventReporter(self.sink, stage, task.monitor, task.monitor_mode, step_offset)
+        # Batch-norm statistics that train are kept equal over ranks; frozen ones need no exchange each step.
+        sync_buffers = stage == "fine_tune" and self.settings.fine_tune_batch_norm == "train"
         trainer, checkpoint = build_trainer(
             self.settings, max_epochs=epochs, checkpoint_dir=self.run_dir / CHECKPOINTS_DIR / stage, checkpoint_name="best",
             monitor=task.monitor, monitor_mode=task.monitor_mode, callbacks=[reporter, stop], device=device, progress=self.progress,
+            ranks=self.ranks, sync_buffers=sync_buffers,
         )
         try:
             trainer.fit(module, train_loader, val_loader)
@@ -374,15 +421,95 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         return _train_detector(run, spec, train, val, test)
     classes = spec.classes
     device = resolve_device(settings)
-    network = build_network(settings, len(classes))
-    preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
     base = {
         "classes": classes,
         "device": str(device),
-        "preprocessing": preprocessing.to_dict(),
         "class_counts": {"train": spec.class_counts(train), "val": spec.class_counts(val)},
         "rejected": [{"path": str(r.path), "reason": r.reason} for r in run.rejected],
     }
+    world = distributed.world_size(settings, device)
+    if world == 1:
+        return _train_transfer(run, classes, train, val, test, device, base)
+    if len(val) < world:
+        raise DataError(f"devices is {world} but there are only {len(val)} validation images: each device validates a "
+                        "share of them, so give at least one per device (or set devices to 1)")
+    follower = _Follower(settings, task.name, run.run_dir, _cache_for_ranks(run), classes, train, val)
+    with distributed.start_ranks(world, on_gpu=device.type == "cuda", scratch_root=run.run_dir, follow=_follow,
+                                 payload=follower) as ranks:
+        run.ranks = ranks
+        run.should_stop = ranks.stop_requested(run.should_stop)
+        base["data_parallel"] = {
+            "devices": world, "backend": ranks.backend, "batch_size_per_device": settings.batch_size,
+            "effective_batch_size": world * settings.batch_size,
+            "note": "batch_size is per device: each step averages the gradients of devices x batch_size images; "
+                    "the learning rate is not scaled",
+        }
+        return _train_transfer(run, classes, train, val, test, device, base)
+
+
+@dataclass
+class _Follower:
+    """What a rank other than 0 needs to run its part of the stages (the data were prepared by rank 0)."""
+
+    settings: TrainingSettings
+    task: str
+    run_dir: Path
+    cache_dir: Any  # what _Run takes as its cache; pickled to the rank
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample]
+
+
+def _cache_for_ranks(run: _Run) -> Any:
+    """The run's feature cache as the other ranks open it. A shared tier whose client cannot be passed to
+    another process (an S3 client does not pickle) is left out there: those ranks use this machine's store,
+    rank 0 still reads and writes the shared tier, and the run says so."""
+    import pickle
+
+    location = run.cache_dir
+    try:
+        pickle.dumps(location)
+        return location
+    except Exception:  # noqa: BLE001 - any pickling failure means the same thing here
+        import dataclasses
+
+        run.warnings.append("the feature cache's shared tier is used by rank 0 only: its client cannot be passed to the "
+                            "other ranks, which read and write this machine's store")
+        return dataclasses.replace(location, shared=None)
+
+
+class _SilentSink(EventSink):
+    """Events of a rank other than 0: only rank 0 reports (metrics.jsonl, the caller's callback)."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.callback = None
+        self.listeners = []
+        self._file = open(os.devnull, "w", encoding="utf-8")
+
+
+def _follow(ranks: distributed.Ranks, follower: _Follower) -> None:
+    """A rank other than 0: the same stages as rank 0 from the features on, up to the end of training."""
+    quiet_lightning()
+    sink = _SilentSink()
+    run = _Run(follower.settings, get_task(follower.task), follower.run_dir, sink, ranks.stop_requested(lambda: False),
+               follower.cache_dir, False)
+    run.ranks = ranks
+    L.seed_everything(follower.settings.seed, workers=True, verbose=False)
+    try:
+        _train_transfer(run, follower.classes, follower.train, follower.val, [], ranks.device, {})
+    finally:
+        sink.close()
+
+
+def _train_transfer(run: _Run, classes: list[str], train: list[Sample], val: list[Sample], test: list[Sample],
+                    device: torch.device, base: dict[str, Any]) -> dict[str, Any]:
+    """A head on the backbone's features, then optional fine-tuning, evaluation and the best checkpoint.
+    On a data-parallel run every rank runs this; only rank 0 goes on past training."""
+    settings, sink, task = run.settings, run.sink, run.task
+    network = build_network(settings, len(classes))
+    preprocessing = resolve_preprocessing(network.backbone, image_size=settings.image_size, resize_mode=settings.resize_mode)
+    base["preprocessing"] = preprocessing.to_dict()
 
     try:
         with run.stage("features"):
@@ -393,18 +520,24 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
 
     train_targets, val_targets = task.targets(train, classes), task.targets(val, classes)
     if settings.learning_rate == "auto":
-        settings = run.find_learning_rate(network, train_set, train_targets)
+        if run.ranks.rank == 0:
+            settings = run.find_learning_rate(network, train_set, train_targets)
+        # Rank 0 found the rate; every rank trains at it.
+        settings = run.settings = run.ranks.from_rank0(settings)
         base["learning_rate_found"] = run.found_rate
     loss = task.training_loss(settings, train_targets)
     task.initialize_head(network.head, train_targets)
     module_args = dict(task=task, loss=loss, num_classes=len(classes))
     stop = StopOnRequest(run.should_stop)
     generator = torch.Generator().manual_seed(settings.seed)
-    with run.stage("head"):
+    if "data_parallel" in base:
+        base["data_parallel"]["features_computed_per_rank"] = run.ranks.features_computed
+    with run.stage("head", **run.parallel_fields()):
         L.seed_everything(settings.seed, workers=True, verbose=False)
         head_loader = DataLoader(TensorDataset(train_set.features, train_targets[train_set.sample_index]),
                                  batch_size=settings.batch_size, shuffle=True, generator=generator)
         val_loader = DataLoader(TensorDataset(val_set.features, val_targets), batch_size=max(256, settings.batch_size))
+        head_loader, val_loader = run.ranks.loaders(head_loader, val_loader, settings.seed)
         module = TransferModule(network, settings, stage="head", learning_rate=settings.learning_rate, **module_args)
         with one_thread():
             head_ckpt, reporter = run.fit(module, "head", settings.epochs, head_loader, val_loader, device, stop, 0)
@@ -414,19 +547,22 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
     fine_tuned: FineTuneInputs | None = None
     if settings.fine_tune and not stop.stopped and head_ckpt and not diverged:
         _load_weights(network, head_ckpt)
-        with run.stage("fine_tune"):
+        with run.stage("fine_tune", **run.parallel_fields()):
             try:
                 fine_tuned = run.fine_tune_inputs(network, preprocessing, train, val, train_targets, device)
             except InterruptedError:
                 stop.stopped = True
             if fine_tuned is not None:
-                loaders = fine_tuned.loaders(train_targets, val_targets, settings.batch_size, generator)
+                loaders = run.ranks.loaders(*fine_tuned.loaders(train_targets, val_targets, settings.batch_size, generator),
+                                            settings.seed)
                 module = TransferModule(network, settings, stage="fine_tune", learning_rate=settings.fine_tune_rate,
                                         tail=fine_tuned.tail, front=fine_tuned.front_each_step, **module_args)
                 ft_ckpt, _ = run.fit(module, "fine_tune", settings.fine_tune_epochs, *loaders, device, stop, reporter.step)
                 diverged += [module.diverged] if module.diverged else []
                 best_stage, best_ckpt = run.kept(head_ckpt, ft_ckpt)
     run.warnings += diverged
+    if run.ranks.rank != 0:
+        return {}  # rank 0 alone evaluates and writes the artifacts
 
     best = run.best_of(best_stage)
     if best_ckpt is None or best is None:

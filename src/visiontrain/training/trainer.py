@@ -1,7 +1,9 @@
 """The Lightning Trainer set-up: devices, precision, best checkpoint, early stopping, progress.
 
-Lightning owns the mechanics (data-parallel training over ``devices`` GPUs with a per-device batch
-size, mixed precision, checkpoint selection, early stopping), so none of it is hand-written here.
+Lightning owns the mechanics (data-parallel training with a per-device batch size, mixed precision,
+checkpoint selection, early stopping), so none of it is hand-written here. A data-parallel run's
+processes are started by the run (``training/distributed.py``); the Trainer joins them through
+Lightning's ``DDPStrategy``.
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from visiontrain.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from visiontrain.training.distributed import Ranks
 
 
 def resolve_device(settings: TrainingSettings, task: str | None = None) -> torch.device:
@@ -31,20 +37,19 @@ def resolve_device(settings: TrainingSettings, task: str | None = None) -> torch
     return torch.device("cpu")
 
 
-def devices_and_strategy(settings: TrainingSettings, device: torch.device) -> tuple[int, str]:
-    """How many devices the Trainer uses, and how it starts their processes.
+def devices_and_strategy(ranks: Ranks | None, *, sync_buffers: bool = False) -> tuple[int, Any]:
+    """How many devices the Trainer uses, and its strategy.
 
-    One device unless the user sets ``devices`` to 2 or more (``auto`` is one: Lightning's own
+    One device unless the run started ranks (``devices`` 2 or more; ``auto`` is one: Lightning's own
     ``auto`` would take every GPU and pick DDP's subprocess launcher, which re-runs this process's
     command line, so a worker would start copies of itself that claim jobs and the CLI would redo
-    its data preparation in every rank). Several GPUs use ``ddp_spawn``: the ranks are new processes
-    that run only the fit function (the main module is imported, never re-run as a script), on the
-    cached features of the stage. The CPU trains in one process.
+    its data preparation in every rank). With ranks, Lightning's DDP over the processes the run
+    started itself (``distributed.start_ranks``: spawned, running only the stages), never launched
+    by Lightning.
     """
-    wanted = settings.devices if isinstance(settings.devices, int) else 1
-    if device.type != "cuda" or wanted <= 1:
+    if ranks is None or not ranks.distributed:
         return 1, "auto"
-    return wanted, "ddp_spawn"
+    return ranks.world, ranks.strategy(sync_buffers=sync_buffers)
 
 
 def _precision(settings: TrainingSettings, device: torch.device) -> str:
@@ -63,6 +68,8 @@ def quiet_lightning() -> None:
     # A batch whose loss is not finite is skipped on purpose (training/module.py: StageModule.guarded).
     warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
     # The frozen backbone is in eval mode on purpose (see TransferModule.on_train_epoch_start).
+    # Over several ranks, validation metrics are torchmetrics values already reduced over the ranks.
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
 
 
@@ -77,7 +84,11 @@ def build_trainer(
     callbacks: list[L.Callback],
     device: torch.device,
     progress: bool,
+    ranks: Ranks | None = None,
+    sync_buffers: bool = False,
 ) -> tuple[L.Trainer, ModelCheckpoint]:
+    """``ranks``: the run's data-parallel processes (None: one process, as sweeps and the range test
+    train); ``sync_buffers``: batch-norm statistics that train are kept equal over the ranks."""
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename=checkpoint_name,
@@ -98,11 +109,12 @@ def build_trainer(
 
         all_callbacks.append(RichProgressBar(leave=False))
     on_gpu = device.type == "cuda"
-    devices, strategy = devices_and_strategy(settings, device)
+    devices, strategy = devices_and_strategy(ranks, sync_buffers=sync_buffers)
     trainer = L.Trainer(
         accelerator="gpu" if on_gpu else "cpu",
         devices=devices,
         strategy=strategy,
+        use_distributed_sampler=False,  # the ranks' shares are the run's (Ranks.loaders)
         precision=_precision(settings, device),  # type: ignore[arg-type]
         max_epochs=max_epochs,
         callbacks=all_callbacks,
