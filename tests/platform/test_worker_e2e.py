@@ -33,9 +33,17 @@ class Workers:
         self.config, self.log_dir = config, log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+        """A worker; with ``data_dir``, one on "another machine": its own scratch and caches, only the database and
+        the byte store shared."""
+        config = self.config
+        if data_dir is not None:
+            config = config.model_copy(update={"data_dir": data_dir, "blob_cache_dir": data_dir / "blob-cache"})
         log = open(self.log_dir / f"worker-{len(self.processes)}.log", "wb")
-        process = subprocess.Popen(worker_command(), env={**os.environ, **self.config.to_env()}, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **config.to_env()}
+        if data_dir is not None:
+            env.pop("VISIONTRAIN_CACHE_DIR", None)  # the feature cache in its own data directory
+        process = subprocess.Popen(worker_command(), env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 
@@ -176,7 +184,7 @@ def test_cancel_stops_a_running_version_and_keeps_its_best_checkpoint(client: Te
     assert any(a["kind"] == "checkpoint" for a in cancelled["artifacts"])  # the best so far is kept
 
 
-def test_a_worker_killed_mid_training_leaves_no_version_running(client: TestClient, workers: Workers, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_killed_mid_training_leaves_no_version_running(client: TestClient, workers: Workers, ant_and_bee_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, _, model = annotated_classification_view(client, ant_and_bee_files)
     doomed = workers.start()
     version = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": ENDLESS}).json()
@@ -185,13 +193,19 @@ def test_a_worker_killed_mid_training_leaves_no_version_running(client: TestClie
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
     assert client.get(url).json()["status"] == "running"  # nobody knows yet
-    workers.start()  # the next worker's recovery notices once the dead one's heartbeat is older than the stale period
+    # The next worker, on "another machine" (its own data directory), notices once the dead one's heartbeat is
+    # older than the stale period.
+    elsewhere = tmp_path / "another-machine"
+    workers.start(data_dir=elsewhere)
     failed = wait_for(lambda: (v := client.get(url).json())["status"] == "failed" and v, 60, "recovery", workers)
     assert failed["error"].startswith("worker stopped unexpectedly") and str(doomed.pid) in failed["error"]
     assert "silent for" in failed["error"]  # judged by its heartbeat, not by its pid
     # The new worker trains the next version normally.
     again = client.post(f"/api/v1/models/{model['id']}/versions", json={"settings": TINY}).json()
     wait_for(lambda: client.get(f"/api/v1/versions/{again['id']}").json()["status"] == "succeeded", 180, "the next version", workers)
+    # It ran there (its scratch directory), and leaves nothing in it once the run is stored.
+    assert (elsewhere / "runs").is_dir()
+    wait_for(lambda: not any((elsewhere / "runs").iterdir()), 60, "the run directory's removal", workers)
 
 
 def test_a_worker_stopped_gracefully_gives_its_version_back(client: TestClient, workers: Workers, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
