@@ -204,7 +204,8 @@ def test_two_cpu_processes_match_one_and_compute_each_feature_once(small_ants_be
 @pytest.mark.slow
 def test_fine_tuning_on_two_cpu_processes_shares_the_front_outputs(small_ants_bees: Path, tmp_path: Path):
     cache = tmp_path / "cache"
-    fine_tune = {"fine_tune": True, "fine_tune_epochs": 2, "retrained_layers": 1, "epochs": 2}
+    # learning_rate auto: rank 0 runs the range test on all the features and every rank trains at its rate.
+    fine_tune = {"fine_tune": True, "fine_tune_epochs": 2, "retrained_layers": 1, "epochs": 2, "learning_rate": "auto"}
     two = _train(small_ants_bees, tmp_path / "two", cache, _settings(2, **fine_tune))
     assert two["status"] == "succeeded", two["message"]
     assert two["epochs_run"] == {"head": 2, "fine_tune": 2}
@@ -215,6 +216,9 @@ def test_fine_tuning_on_two_cpu_processes_shares_the_front_outputs(small_ants_be
 
     one = _train(small_ants_bees, tmp_path / "one", cache, _settings(1, **fine_tune))
     assert one["status"] == "succeeded"
+    # The same features, so the same range test and the same rate.
+    assert two["learning_rate_found"]["learning_rate"] == one["learning_rate_found"]["learning_rate"]
+    assert (tmp_path / "two" / "lr_find.json").is_file()
     assert abs(two["best_metrics"]["val_accuracy"] - one["best_metrics"]["val_accuracy"]) <= ACCURACY_TOLERANCE + 1e-9
 
 

@@ -33,6 +33,7 @@ import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -309,6 +310,7 @@ def _rank_main(rank: int, world: int, port: int, on_gpu: bool, scratch: str, rea
     ranks = Ranks(rank, world, _device_of(rank, on_gpu), port, stop_event, Path(scratch))
     if not on_gpu:
         torch.set_num_threads(_cpu_threads(world))
+    _exit_with_parent()
     try:
         ready.set()
         _join_group(ranks)
@@ -322,6 +324,21 @@ def _rank_main(rank: int, world: int, port: int, on_gpu: bool, scratch: str, rea
         raise SystemExit(1) from None
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def _exit_with_parent() -> None:
+    """A rank whose rank 0 was killed (a worker's machine reclaimed, kill -9) ends too, at once, instead of
+    finishing its share of the work for nobody."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        while parent.is_alive():
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="visiontrain-rank0-watch", daemon=True).start()
 
 
 @contextmanager

@@ -236,7 +236,9 @@ class _Run:
         from visiontrain.training.lr_finder import range_test, write_result
 
         with self.stage("lr_find"):
-            result = range_test(self.settings, self.task, copy.deepcopy(network.head), train_set.features, image_targets,
+            # On several devices a step averages devices x batch_size images: the rate is found for that batch.
+            probe = self.settings.model_copy(update={"batch_size": self.ranks.world * self.settings.batch_size})
+            result = range_test(probe, self.task, copy.deepcopy(network.head), train_set.features, image_targets,
                                 train_set.sample_index)
             write_result({"task": self.task.name, **result}, self.run_dir)
         rate = float(f"{result['suggestion']:.3g}")
@@ -396,6 +398,8 @@ def _clear_previous_run(run_dir: Path) -> None:
     shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     shutil.rmtree(run_dir / TEST_DIR, ignore_errors=True)
     shutil.rmtree(run_dir / "body_features", ignore_errors=True)  # training/detection.py's spill, if a run was killed
+    for scratch in run_dir.glob("ranks-*"):  # a data-parallel run's exchanges (training/distributed.py), if it was killed
+        shutil.rmtree(scratch, ignore_errors=True)
     from visiontrain.training.lr_finder import PICTURE_FILE, RESULT_FILE
 
     stale = [TEST_SAMPLES_FILE, RESULT_FILE, PICTURE_FILE, *(picture for name in task_names() for picture in get_task(name).pictures)]
