@@ -16,19 +16,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from visiontrain.training.distributed import Ranks, RankFailed, world_size
 from visiontrain.settings import TrainingSettings
 from visiontrain.training.trainer import devices_and_strategy
 
-CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize(("devices", "expected"), [("auto", 1), (1, 1), (2, 2), (4, 4)])
 def test_one_process_unless_asked(devices, expected):
     # auto is one: Lightning's own auto would take every GPU with the launcher that re-runs the command line.
-    assert world_size(TrainingSettings(devices=devices), CPU) == expected
+    assert world_size(TrainingSettings(devices=devices)) == expected
 
 
 def test_the_trainer_uses_one_device_without_ranks_and_ddp_over_the_ranks_started():

@@ -62,7 +62,7 @@ class RankFailed(RuntimeError):
     """A rank of a data-parallel run failed; the message names it and its error."""
 
 
-def world_size(settings: TrainingSettings, device: torch.device) -> int:
+def world_size(settings: TrainingSettings) -> int:
     """Processes the run trains on: ``devices`` when 2 or more, else one (``auto`` is one)."""
     wanted = settings.devices if isinstance(settings.devices, int) else 1
     return max(1, wanted)

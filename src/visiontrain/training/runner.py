@@ -431,7 +431,7 @@ def _train(run: _Run, data: DatasetSpec | str | Path, validation_data: str | Pat
         "class_counts": {"train": spec.class_counts(train), "val": spec.class_counts(val)},
         "rejected": [{"path": str(r.path), "reason": r.reason} for r in run.rejected],
     }
-    world = distributed.world_size(settings, device)
+    world = distributed.world_size(settings)
     if world == 1:
         return _train_transfer(run, classes, train, val, test, device, base)
     if len(val) < world:
