@@ -134,7 +134,8 @@ def extraction_rates(data: Path, workers: int) -> dict[str, float]:
             return decode(samples[index])
 
     started = time.perf_counter()
-    for _ in DataLoader(Decoded(), batch_size=64, num_workers=workers, prefetch_factor=4, persistent_workers=False):
+    ahead = {"prefetch_factor": 4} if workers > 0 else {}
+    for _ in DataLoader(Decoded(), batch_size=64, num_workers=workers, **ahead):
         pass
     rates[f"decoding alone, DataLoader with {workers} workers"] = len(samples) / (time.perf_counter() - started)
 

@@ -59,7 +59,8 @@ def test_the_feature_runner_on_a_gpu_matches_the_cpu(ants_bees_small: Path):
     assert isinstance(runner, TorchRunner)  # PyTorch on a GPU, never an ONNX export
     got = runner(images)
     assert got.shape == expected.shape
-    assert float(abs(got - expected).max()) < 1e-2
+    # cuDNN may convolve in TF32 on recent GPUs: close in relative terms, not to the last bit.
+    assert float(abs(got - expected).max()) < 2e-2 * float(abs(expected).max())
 
 
 def _small_run(data: Path, run_dir: Path, **settings) -> dict:
