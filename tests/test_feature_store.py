@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,16 @@ def test_feature_cache_get_put_and_get_many(tmp_path):
     got = cache.get_many([("cd" * 32, "aug1-x"), ("ef" * 32, "orig"), ("ab" * 32, "orig")])
     assert np.array_equal(got[0], vector(9)) and got[1] is None and np.array_equal(got[2], vector(7))
     assert (cache.dir / "space.json").is_file() and (cache.dir / "lmdb" / "data.mdb").is_file()
+
+
+def test_a_store_deleted_while_open_is_made_again(tmp_path):
+    first = LocalFeatureStore(tmp_path / "lmdb", max_bytes=10**9)
+    first.put_many([(key(1), encode_vector(vector(1)))])
+    shutil.rmtree(tmp_path / "lmdb")  # the user clears the cache while a worker has it open
+    again = LocalFeatureStore(tmp_path / "lmdb", max_bytes=10**9)
+    assert again.get_many([key(1)]) == [None]
+    again.put_many([(key(2), encode_vector(vector(2)))])
+    assert (tmp_path / "lmdb" / "data.mdb").is_file() and again.stats()["entries"] == 1
 
 
 def test_the_map_grows_as_the_store_does(tmp_path, monkeypatch):

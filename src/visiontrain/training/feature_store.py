@@ -177,6 +177,7 @@ class _Environment:
         self.used = self.env.open_db(b"used")
         self.meta = self.env.open_db(b"meta")
         self.page_size = self.env.stat()["psize"]
+        self.file_id = _file_id(path / "data.mdb")
         # Transactions of this process one at a time: the map may only be resized with none open.
         self.lock = threading.RLock()
 
@@ -207,11 +208,21 @@ _environments: dict[Path, _Environment] = {}
 _environments_lock = threading.Lock()
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 def _environment(path: Path) -> _Environment:
     path = path.resolve()
     with _environments_lock:
         env = _environments.get(path)
-        if env is None or env.pid != os.getpid():  # a forked child must not use its parent's handle
+        # A forked child must not use its parent's handle; a store deleted (and maybe made again by another
+        # process) since it was opened is another store.
+        if env is None or env.pid != os.getpid() or env.file_id != _file_id(path / "data.mdb"):
             env = _environments[path] = _Environment(path)
         return env
 
