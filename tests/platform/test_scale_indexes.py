@@ -13,7 +13,7 @@ NAMES = {index.name for index in SCALE_INDEXES}
 
 def _indexes(engine) -> set[str]:  # type: ignore[no-untyped-def]
     found = set()
-    for table in ("images", "annotations", "version_samples"):
+    for table in ("images", "annotations", "version_samples", "view_images"):
         found |= {index["name"] for index in inspect(engine).get_indexes(table)}
     return found
 

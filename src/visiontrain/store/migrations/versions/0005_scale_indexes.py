@@ -1,4 +1,5 @@
-"""Indexes for projects of 100,000 images and more: images and counts per concept, and deleting an image without scanning every version's snapshot (see ``store/models.SCALE_INDEXES``).
+"""Indexes for projects of 100,000 images and more: images and counts per concept, whether a view has
+fixed validation images, and deleting an image without scanning every version's snapshot (see ``store/models.SCALE_INDEXES``).
 
 Revision ID: 0005
 Revises: 0004
@@ -18,6 +19,7 @@ depends_on = None
 INDEXES = (
     ('ix_images_blob_key', 'images', ['blob_key']),
     ('ix_annotations_view_concept_image', 'annotations', ['view_id', 'concept_id', 'image_id']),
+    ('ix_view_images_view_split', 'view_images', ['view_id', 'split']),
     ('ix_version_samples_blob_key', 'version_samples', ['blob_key']),
     ('ix_version_samples_image_id', 'version_samples', ['image_id']),
 )
