@@ -130,6 +130,7 @@ def test_settings_that_cannot_run_here_are_422_naming_the_field_and_what_works( 
     url = f"/api/v1/models/{model['id']}/versions"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # an offline machine, whatever this one is
     monkeypatch.setattr(settings_check, "gpu_count", lambda: 0)  # and one without a GPU
+    monkeypatch.setattr(settings_check, "cpu_count", lambda: 2)  # with two cores
 
     def refused(settings: dict, field: str) -> str:
         response = client.post(url, json={"settings": {**TINY, **settings}})
@@ -142,7 +143,7 @@ def test_settings_that_cannot_run_here_are_422_naming_the_field_and_what_works( 
     assert "cannot reach" in message and "efficientnet_lite0, efficientnet_lite1, efficientnet_lite2" in message
     assert "resnet18" not in message.split("work here:")[1]
     assert "no CUDA GPU" in refused({"accelerator": "gpu"}, "accelerator") and "auto, cpu" in refused({"accelerator": "gpu"}, "accelerator")
-    assert "1, auto" in refused({"devices": 2}, "devices")
+    assert "1, 2, auto" in refused({"devices": 9999}, "devices")  # on the CPU a device is a process: at most one per core
     assert "4294967295" in refused({"seed": 2**32}, "seed")
     for field, value in (("epochs", True), ("epochs", "2"), ("batch_size", 8.0), ("fine_tune", 1), ("learning_rate", "0.1")):
         refused({field: value}, field)
