@@ -250,15 +250,15 @@ def list_images(
             query = query.where(~annotated)
         elif unannotated is False:
             query = query.where(annotated)
+        # IN (not a correlated EXISTS): SQLite then walks the few matching ids of the view's index and
+        # looks each image up, instead of probing once per image of the project (10x for the total).
         if concept_id is not None:
             query = query.where(
-                exists().where(
-                    Annotation.view_id == view.id, Annotation.image_id == Image.id, Annotation.concept_id == concept_id
-                )
+                Image.id.in_(select(Annotation.image_id).where(Annotation.view_id == view.id, Annotation.concept_id == concept_id))
             )
         if split is not None:
             query = query.where(
-                exists().where(ViewImage.view_id == view.id, ViewImage.image_id == Image.id, ViewImage.split == split)
+                Image.id.in_(select(ViewImage.image_id).where(ViewImage.view_id == view.id, ViewImage.split == split))
             )
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = list(session.scalars(query.order_by(Image.id).offset(offset).limit(limit)))
