@@ -3,7 +3,7 @@
 Each import runs in its own process (peak RSS is per process) on generated ImageFolder zips of noisy
 JPEGs of about 25 kB each, so that reading the archive, or every image, into memory at once would
 show: the large archive holds four times the images (~45 MB) of the small one, and its import may
-grow the process by at most twice the small one's growth plus 12 MB.
+grow the process by at most twice the small one's growth plus 12 MB. Tar archives go through the API like zips.
 """
 
 from __future__ import annotations
@@ -64,3 +64,29 @@ def test_an_import_four_times_larger_does_not_take_four_times_the_memory(tmp_pat
     assert (large["images"], large["annotated"]) == (1600, 1600)
     bound_kb = 2 * small["growth_kb"] + 12 * 1024
     assert large["growth_kb"] <= bound_kb, (small, large)
+
+
+def test_a_tar_imports_through_the_api_like_a_zip(client, ant_and_bee_files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An ImageFolder .tar.gz into a view, and a plain .tar of images into a project: the same images as the zip gives."""
+    import tarfile
+
+    from platform_support import create_project
+
+    project = create_project(client)
+    view = client.post(f"/api/v1/projects/{project['id']}/views", json={"name": "kinds", "kind": "classification"}).json()
+    archive = tmp_path / "insects.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for label, paths in ant_and_bee_files.items():
+            for path in paths[:3]:
+                tar.add(path, arcname=f"train/{label}/{path.name}")
+    response = client.post(f"/api/v1/views/{view['id']}/import", files={"file": (archive.name, archive.read_bytes(), "application/gzip")})
+    assert response.status_code == 201, response.text
+    assert (response.json()["images"], response.json()["annotated"], sorted(response.json()["concepts_created"])) == (6, 6, ["ants", "bees"])
+    plain = tmp_path / "more.tar"
+    with tarfile.open(plain, "w") as tar:
+        for path in ant_and_bee_files["bees"][3:6]:
+            tar.add(path, arcname=path.name)
+    response = client.post(f"/api/v1/projects/{project['id']}/images/archive", files={"file": (plain.name, plain.read_bytes(), "application/x-tar")})
+    assert response.status_code == 201, response.text
+    assert response.json()["created"] == 3
+    assert sorted(i["original_name"] for i in response.json()["images"]) == sorted(p.name for p in ant_and_bee_files["bees"][3:6])

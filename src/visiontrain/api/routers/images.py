@@ -60,14 +60,14 @@ def upload_images(
     "/archive",
     response_model=UploadResult,
     status_code=status.HTTP_201_CREATED,
-    summary="Upload a zip of images (unannotated)",
+    summary="Upload a zip or tar archive of images (unannotated)",
     responses=errors(400, 404, 413),
     description="Unsafe archives (path traversal, links, zip bombs) are refused with 400. Entries that are not "
     "usable images are listed in `rejected`; the others are added. To import annotations too, use "
     "POST /views/{view_id}/import.",
 )
 def upload_archive(
-    file: Annotated[UploadFile, File(description="A .zip archive")],
+    file: Annotated[UploadFile, File(description="A .zip or .tar (.tar.gz, .tar.bz2, .tar.xz) archive")],
     project: ProjectDep,
     session: SessionDep,
     blobs: BlobsDep,
