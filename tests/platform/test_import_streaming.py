@@ -1,4 +1,4 @@
-"""An annotated archive is imported as a stream: its peak memory does not grow with the archive.
+"""An annotated archive is imported as a stream: its peak memory does not grow with the archive's bytes (a few kB of bookkeeping per image).
 
 Each import runs in its own process (peak RSS is per process) on generated ImageFolder zips of noisy
 JPEGs of about 25 kB each, so that reading the archive, or every image, into memory at once would
