@@ -192,15 +192,14 @@ class _Environment:
                     continue
                 try:
                     result = work(txn)
+                    txn.commit()  # a commit may need pages too
+                    return result
                 except lmdb.MapFullError:
-                    txn.abort()
+                    txn.abort()  # nothing once the commit has failed
                     self.env.set_mapsize(self.env.info()["map_size"] * 2)
-                    continue
                 except BaseException:
                     txn.abort()
                     raise
-                txn.commit()
-                return result
 
 
 _clock = time.time  # last-used stamps: seconds; tests set their own clock
