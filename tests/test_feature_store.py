@@ -379,3 +379,28 @@ def test_engine_runs_on_two_machines_compute_each_image_once(ants_bees_small, tm
     assert computed == first["counts"]["train_features"] + first["counts"]["val_images"] and first["counts"]["cache_hits"] == 0
     assert (second["counts"]["cache_hits"], second["counts"]["cache_misses"]) == (computed, 0)
     assert second["best_metrics"]["val_accuracy"] == first["best_metrics"]["val_accuracy"]
+
+
+class CountedReads(LocalBlobStore):
+    """A real local blob store that counts the reads asked of it."""
+
+    reads = 0
+
+    def get_bytes(self, key: str) -> bytes:
+        self.reads += 1
+        return super().get_bytes(key)
+
+
+def test_a_shared_tier_that_holds_none_of_the_misses_is_asked_about_the_first_few_only(tmp_path):
+    shared = CountedReads(tmp_path / "object-store")
+    writer = FeatureCache(FeatureCacheLocation.resolve(tmp_path / "machine-a", shared=shared), _space())
+    writer.put_many([(f"{i:064x}", "orig", vector(i)) for i in range(1000, 1010)])  # ten images, in the shared tier
+    reader = FeatureCache(FeatureCacheLocation.resolve(tmp_path / "machine-b", shared=shared), _space())
+    misses = [(f"{i:064x}", "orig") for i in range(5000, 5000 + feature_store.SHARED_PROBE * 4)]  # a new dataset: none shared
+    assert reader.get_many(misses) == [None] * len(misses)
+    assert shared.reads == feature_store.SHARED_PROBE  # not one request per miss
+    # Where the first misses are found there, every miss is asked.
+    shared.reads = 0
+    found = reader.get_many([(f"{i:064x}", "orig") for i in range(1000, 1010)] + misses)
+    assert all(np.array_equal(v, vector(1000 + i)) for i, v in enumerate(found[:10])) and found[10:] == [None] * len(misses)
+    assert shared.reads == 10 + len(misses) and reader.shared_hits == 10

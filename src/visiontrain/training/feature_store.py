@@ -17,8 +17,8 @@ cap the store goes over it, with a warning).
 
 Shared tier (:class:`FeatureCacheLocation` ``shared``): a :class:`~visiontrain.blobs.BlobStore` that the
 machines of a cluster share. A local miss is looked up there (many requests at once, from a thread
-pool) and kept locally; a computed vector is written to both, so a cluster computes each image's
-features once. Objects are content-addressed and immutable, one per (image, variant):
+pool; when the first 256 misses of a lookup are all missing there too, the rest are not asked) and
+kept locally; a computed vector is written to both, so a cluster computes each image's features once. Objects are content-addressed and immutable, one per (image, variant):
 ``features/<space key>/<image hash[:2]>/<image hash>-<variant>``: no two writers ever need to agree on
 an object's contents, so there is no read-modify-write and no index to keep consistent; the object
 store holds any number of keys, and each machine fetches an object at most once (its local tier keeps
@@ -63,6 +63,7 @@ INITIAL_MAP_BYTES = 256 << 20  # the map doubles when full; on 64-bit systems un
 TRANSACTION_KEYS = 1024  # lookups per read transaction: a long-lived reader keeps writers from reusing pages
 RESTAMP_BATCH = 1024  # last-used stamps written together: each write transaction costs a disk sync
 SHARED_PREFIX = "features"
+SHARED_PROBE = 256  # shared-tier lookups asked before giving up on a batch of misses it holds none of
 SHARED_REQUESTS = 10  # shared-tier requests in flight at once (botocore keeps 10 connections per client)
 
 
@@ -445,7 +446,14 @@ class FeatureCache:
                 self._warn_shared("read from", exc)
                 return None
 
-        return list(_shared_requests().map(fetch, keys))
+        # A first run of a dataset finds nothing there: after SHARED_PROBE misses in a row with nothing found,
+        # the rest are computed without asking (a million 404s would cost minutes).
+        found: list[bytes | None] = []
+        for start in range(0, len(keys), SHARED_PROBE):
+            found += _shared_requests().map(fetch, keys[start:start + SHARED_PROBE])
+            if not any(found):
+                return found + [None] * (len(keys) - len(found))
+        return found
 
     def _store_shared(self, encoded: Sequence[tuple[str, str, bytes]]) -> None:
         shared = self.shared
