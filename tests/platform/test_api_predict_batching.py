@@ -146,6 +146,8 @@ def test_a_head_model_is_served_by_onnx_runtime_on_the_cpu_by_default(serve, tra
     assert isinstance(model.predictor.backend, OnnxBackend)
     assert isinstance(model.predictor.backend.session, ort.InferenceSession)
     assert model.predictor.backend.threads == available_cpus()
+    options = model.predictor.backend.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert model.onnx_source == "artifact"  # the worker's export, not a new one
     assert served.cache.exports == 0
     assert model.batcher is not None and model.batcher.stats.model_calls == 1
