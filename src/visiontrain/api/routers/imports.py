@@ -23,14 +23,14 @@ def formats(view: ViewDep) -> list[ImportFormat]:
     "",
     response_model=ImportResult,
     status_code=status.HTTP_201_CREATED,
-    summary="Import an annotated dataset (zip) into the view",
+    summary="Import an annotated dataset (zip or tar) into the view",
     responses=errors(400, 404, 409, 413),
     description="ImageFolder, CSV, COCO, YOLO or Pascal VOC, detected from the layout unless `format` is given. "
     "Images join the project (deduplicated by content), missing concepts are created, annotations and "
     "train/val splits are set in this view. Unsafe or unreadable archives are refused with 400.",
 )
 def import_dataset(
-    file: Annotated[UploadFile, File(description="A .zip archive of the dataset")],
+    file: Annotated[UploadFile, File(description="A .zip or .tar (.tar.gz, .tar.bz2, .tar.xz) archive of the dataset")],
     view: ViewDep,
     session: SessionDep,
     blobs: BlobsDep,
