@@ -168,6 +168,22 @@ def test_the_read_cache_stays_under_its_cap_evicting_the_least_recently_used(s3_
     assert store.local_path(keys[0]).read_bytes() == photos[0]  # an evicted copy is fetched again
 
 
+def test_scratch_copies_outlive_the_read_cache_and_come_from_it(s3_blob_url, tmp_path, photos) -> None:
+    # A run's images: more bytes than the read cache holds, all needed until the run ends.
+    cap = max(len(p) for p in photos) * 2
+    store = open_blob_store(s3_blob_url, cache_dir=tmp_path / "cache", cache_max_bytes=cap)
+    keys = [_key(data) for data in photos]
+    for key, data in zip(keys, photos):
+        store.put_bytes(key, data)
+    files = [store.local_file(key, tmp_path / "run") for key in keys]
+    assert [f.read_bytes() for f in files] == photos  # every one whole, though the cache evicted most
+    assert store.cache.total_bytes() <= cap
+    last = store.cache.path(keys[-1].split("/"))
+    assert last.exists() and os.path.samefile(last, files[-1])  # the scratch file is the cache's copy, linked
+    again = store.local_file(keys[-1], tmp_path / "run2")  # a second run: the same cached copy, not a download
+    assert again.read_bytes() == photos[-1] and os.stat(again).st_ino == os.stat(files[-1]).st_ino
+
+
 def test_two_processes_filling_one_cache_both_read_whole_files(s3_blob_url, tmp_path) -> None:
     data = os.urandom(3 * 1024 * 1024)
     store = open_blob_store(s3_blob_url, cache_dir=tmp_path / "cache")

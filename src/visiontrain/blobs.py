@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,8 +66,9 @@ class BlobStore(Protocol):
 
     def local_file(self, key: str, scratch: Path) -> Path:
         """A readable file with the key's bytes that lasts as long as ``scratch`` (a directory the caller
-        owns and removes): the file itself for a local store, otherwise a download into ``scratch``. For
-        many files needed at once (a training run's images, an export), which a bounded cache cannot promise."""
+        owns and removes): the file itself for a local store, otherwise a copy in ``scratch`` (a hard link to
+        the machine's read cache when both are on one filesystem). For many files needed at once (a training
+        run's images, an export), which a bounded cache alone cannot promise to keep."""
         ...
 
     def delete(self, key: str) -> None: ...
@@ -507,8 +509,23 @@ class S3BlobStore:
 
     def local_file(self, key: str, scratch: Path) -> Path:
         target = Path(scratch).joinpath(*check_key(key))
-        if not target.is_file():
-            _write_atomically(target, self._download(key))
+        if target.is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            # A hard link to the read cache's copy: a later run on this machine downloads nothing, and the
+            # cache evicting its entry (unlinking it) leaves the scratch file whole.
+            cached = self.local_path(key)
+            link = target.with_name(f"{_PARTIAL_PREFIX}{uuid.uuid4().hex}")
+            try:
+                os.link(cached, link)
+            except FileNotFoundError:  # evicted between the two calls: fetch it again
+                continue
+            except OSError:  # the scratch is on another filesystem (or links are refused): a copy of its own
+                break
+            os.replace(link, target)
+            return target
+        _write_atomically(target, self._download(key))
         return target
 
     def delete(self, key: str) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -136,8 +137,9 @@ class TrainingWorker:
         writer = MetricsWriter(self.platform.sessions, version_id)
         should_stop = _CancelPoll(self, version_id)
         log.info("version %d: training", version_id)
+        images_dir = self.config.runs_dir / f"version-{version_id}-images"
         try:
-            settings, spec = self._load_job(version_id)
+            settings, spec = self._load_job(version_id, images_dir)
             summary = engine.train(
                 settings, spec, run_dir, callback=writer, should_stop=should_stop, cache_dir=self._cache_dir()
             )
@@ -165,6 +167,7 @@ class TrainingWorker:
                 raise
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(images_dir, ignore_errors=True)
 
     @staticmethod
     def _flush_quietly(writer: MetricsWriter, version_id: int) -> None:
@@ -183,8 +186,9 @@ class TrainingWorker:
         return FeatureCacheLocation.resolve(root, size_gb=self.config.feature_cache_gb,
                                             shared=shared_tier(self.platform.blobs))
 
-    def _load_job(self, version_id: int) -> tuple[TrainingSettings, DatasetSpec]:
-        """The version's settings and its snapshot as the engine's dataset description (the view's task).
+    def _load_job(self, version_id: int, images_dir: Path | None = None) -> tuple[TrainingSettings, DatasetSpec]:
+        """The version's settings and its snapshot as the engine's dataset description (the view's task);
+        the images are files in ``images_dir`` for the run's length when they live in an object store.
 
         A snapshot row's annotation is one concept name (classification), a list of them (tagging;
         ``[]``: without concept, an all-negative example) or a list of boxes (detection).
@@ -196,10 +200,11 @@ class TrainingWorker:
             classes = [c.name for c in version.model.concepts]
             samples = session.scalars(select(VersionSample).where(VersionSample.version_id == version_id).order_by(VersionSample.id)).all()
             settings = self._on_this_worker(TrainingSettings(**version.settings))
-            train = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.train]
-            val = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.val]
+            files = self._local_files(samples, images_dir or self.config.runs_dir / f"version-{version_id}-images")
+            train = [_sample(files[i], s.annotation) for i, s in enumerate(samples) if s.split == Split.train]
+            val = [_sample(files[i], s.annotation) for i, s in enumerate(samples) if s.split == Split.val]
             # Held-out test images: evaluated once after training, never used to choose the model.
-            test = [_sample(self._local_file(s), s.annotation) for s in samples if s.split == Split.test]
+            test = [_sample(files[i], s.annotation) for i, s in enumerate(samples) if s.split == Split.test]
             warnings = list((version.data_split or {}).get("warnings", []))
         return settings, DatasetSpec(classes=classes, train=train, val=val, test=test or None, source=f"version {version_id}",
                                      task=task, warnings=warnings)
@@ -210,6 +215,21 @@ class TrainingWorker:
         if self.capabilities.accelerator == queue.CPU and settings.accelerator == "auto":
             return settings.model_copy(update={"accelerator": Accelerator.cpu})
         return settings
+
+    def _local_files(self, samples: Sequence[VersionSample], images_dir: Path) -> list[Path]:
+        """Every sample's bytes as a file that lasts the run: the read cache alone could evict early images of a
+        snapshot larger than its cap before they are decoded. Fetched concurrently: an object store answers
+        each request in milliseconds, and a snapshot has thousands."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def fetch(sample: VersionSample) -> Path:
+            try:
+                return self.platform.blobs.local_file(sample.blob_key, images_dir)
+            except BlobNotFound:
+                raise DataError(f"image {sample.image_name} is missing from storage ({sample.blob_key})") from None
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return list(pool.map(fetch, samples))
 
     def _local_file(self, sample: VersionSample) -> Path:
         try:
