@@ -17,7 +17,6 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 
@@ -95,22 +94,10 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 print(name, run(f"sqlite:///{tmp}/bench.db", args.queued, args.claims))
             continue
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
+        from visiontrain.store.db import temporary_database
 
-        from visiontrain.store.db import normalize_url
-
-        url = make_url(normalize_url(server))
-        database = f"vt_bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{database}"'))
-        try:
-            print(name, run(url.set(database=database).render_as_string(hide_password=False), args.queued, args.claims))
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-            admin.dispose()
+        with temporary_database(server, prefix="vt_bench") as url:
+            print(name, run(url, args.queued, args.claims))
 
 
 if __name__ == "__main__":

@@ -4,19 +4,16 @@ the app with an authorised client, and real image bytes from the shared ants/bee
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from visiontrain.api.app import create_app
 from visiontrain.config import ServerConfig
 from visiontrain.services.platform import Platform
-from visiontrain.store.db import normalize_url
+from visiontrain.store.db import temporary_database
 
 from platform_support import make_token
 
@@ -36,17 +33,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server = os.environ.get(POSTGRES_ENV)
     if not server:
         pytest.skip(f"PostgreSQL cases need {POSTGRES_ENV} (scripts/ci-postgres.sh starts a server and prints it)")
-    url = make_url(normalize_url(server))
-    name = f"vt_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(server, prefix="vt_test") as url:
+        yield url
 
 
 BLOB_BACKENDS = ["local", "s3"]

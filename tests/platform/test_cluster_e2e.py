@@ -17,19 +17,17 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, select
 
 from platform_support import annotated_classification_view, jpeg, make_token
 from visiontrain.config import ServerConfig
 from visiontrain.services.platform import Platform
-from visiontrain.store.db import normalize_url
+from visiontrain.store.db import normalize_url, temporary_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -48,17 +46,8 @@ def postgres_url() -> Iterator[str]:
     server = os.environ.get(POSTGRES_ENV)
     if not server:
         pytest.skip(f"the cluster needs {POSTGRES_ENV} (scripts/ci-postgres.sh starts a server and prints it)")
-    url = make_url(normalize_url(server))
-    name = f"vt_cluster_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(server, prefix="vt_cluster") as url:
+        yield url
 
 
 def _free_port() -> int:
