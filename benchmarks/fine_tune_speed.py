@@ -22,21 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from revisions import REPO, worktree  # noqa: E402
 TRAIN = """
 import json, sys
 from visiontrain.engine import train
 summary = train(json.loads(sys.argv[1]), sys.argv[2] + "/train", sys.argv[3], validation_data=sys.argv[2] + "/val")
 print("SUMMARY " + json.dumps(summary))
 """
-
-
-def worktree(revision: str) -> Path:
-    path = Path(tempfile.gettempdir()) / f"visiontrain-{revision}"
-    if not (path / "src").is_dir():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), revision], check=True,
-                       capture_output=True)
-    return path
 
 
 def run(source: Path, settings: dict, data: Path, work: Path) -> dict:

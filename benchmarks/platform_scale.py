@@ -33,18 +33,10 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[1]
+from revisions import REPO, worktree  # noqa: E402
 CLASSES = [f"class_{i:02d}" for i in range(10)]
 TAGS = ["cat", "dog", "car", "tree", "person"]
 PAGE = 50
-
-
-def worktree(revision: str) -> Path:
-    path = Path(tempfile.gettempdir()) / f"visiontrain-{revision}"
-    if not (path / "src").is_dir():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), revision], check=True,
-                       capture_output=True)
-    return path
 
 
 # --- generating rows

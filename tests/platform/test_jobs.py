@@ -31,9 +31,9 @@ def _worker(platform: Platform, pid: int | None = None) -> str:
         return worker.id
 
 
-def test_concurrent_claims_never_hand_out_a_version_twice(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
-    version_ids = _queue_versions(client, ant_and_bee_files, 6)
-    workers = [_worker(platform) for _ in range(4)]
+def _claim_all_at_once(platform: Platform, workers: list[str]) -> list[tuple[str, int]]:
+    """Every worker claims in its own thread, all starting together, until the queue has nothing for it;
+    the (worker, version) pairs claimed."""
     claimed: list[tuple[str, int]] = []
     lock = threading.Lock()
     start = threading.Barrier(len(workers))
@@ -53,6 +53,13 @@ def test_concurrent_claims_never_hand_out_a_version_twice(client: TestClient, pl
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    return claimed
+
+
+def test_concurrent_claims_never_hand_out_a_version_twice(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    version_ids = _queue_versions(client, ant_and_bee_files, 6)
+    workers = [_worker(platform) for _ in range(4)]
+    claimed = _claim_all_at_once(platform, list(workers))
     assert sorted(v for _, v in claimed) == version_ids  # each exactly once
     with platform.sessions() as session:
         rows = session.execute(select(ModelVersion.id, ModelVersion.status, ModelVersion.worker_id)).all()
@@ -348,25 +355,7 @@ def test_concurrent_workers_of_every_kind_share_a_mixed_queue_without_a_misfit(c
     ids = {}
     for number, kind in enumerate(wanted):
         ids[client.post(f"/api/v1/models/{model['id']}/versions", json={"name": f"{kind}-{number}", "settings": GPU_SETTINGS[kind]}).json()["id"]] = kind
-    claimed: list[tuple[str, int]] = []
-    lock = threading.Lock()
-    start = threading.Barrier(len(workers))
-
-    def claim_all(worker_id: str) -> None:
-        start.wait()
-        while True:
-            with platform.sessions() as session:
-                version_id = queue.claim_next(session, worker_id=worker_id)
-            if version_id is None:
-                return
-            with lock:
-                claimed.append((worker_id, version_id))
-
-    threads = [threading.Thread(target=claim_all, args=(w,)) for w in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    claimed = _claim_all_at_once(platform, list(workers))
     assert sorted(v for _, v in claimed) == sorted(ids)  # every version once: each kind has a worker that fits
     for worker_id, version_id in claimed:
         accelerator, devices = workers[worker_id]
