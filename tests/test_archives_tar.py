@@ -112,3 +112,27 @@ def test_a_file_neither_zip_nor_tar_is_still_not_a_zip_archive(tmp_path: Path) -
     truncated.write_bytes(truncated.read_bytes()[:-4000])
     with pytest.raises(ArchiveError, match="damaged tar archive"):
         extract_archive(truncated, tmp_path / "out2")
+
+
+@pytest.mark.parametrize("format_", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_a_huge_extended_header_is_refused_without_reading_it(tmp_path: Path, format_: int) -> None:
+    # tarfile reads a long name (GNU) or a pax record whole before any check sees the member: 20 MB of name
+    # compresses to a few KB, so a small upload could otherwise hold gigabytes.
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz", format=format_) as tar:
+        info = tarfile.TarInfo("train/ants/" + "a" * (20 * MB) + ".jpg")
+        tar.addfile(info, io.BytesIO(b""))
+    assert archive.stat().st_size < MB
+    with pytest.raises(ArchiveError, match="header of .* bytes"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_xz_tar_is_a_clear_error(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "photos.tar.xz", _photos(2), "w:xz")
+    data = bytearray(archive.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="damaged tar archive"):
+        extract_archive(archive, tmp_path / "out")

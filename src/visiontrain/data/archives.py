@@ -12,6 +12,7 @@ or with the archive.
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import stat
@@ -119,10 +120,44 @@ def extract_archive(
     return extract_zip(archive_path, dest, max_files=max_files, max_total_bytes=max_total_bytes, max_ratio=max_ratio)
 
 
+# A long name or a pax header is read whole by tarfile before any member is seen: without a bound, a
+# small compressed archive could hold one of gigabytes.
+MAX_TAR_EXTENDED_HEADER_BYTES = 64 * 1024
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's member header, refusing extended headers (GNU long names, pax records) over the bound."""
+
+    def _bounded(self, kind: str) -> None:
+        if self.size > MAX_TAR_EXTENDED_HEADER_BYTES:
+            raise ArchiveError(
+                f"a tar {kind} header of {self.size:,} bytes (at most {MAX_TAR_EXTENDED_HEADER_BYTES:,}): not a dataset archive"
+            )
+
+    def _proc_gnulong(self, tarfile):  # type: ignore[no-untyped-def,override]
+        self._bounded("long-name")
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc]
+
+    def _proc_pax(self, tarfile):  # type: ignore[no-untyped-def,override]
+        self._bounded("pax")
+        return super()._proc_pax(tarfile)  # type: ignore[misc]
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    return tarfile.open(path, "r:*", tarinfo=_BoundedTarInfo)
+
+
+# What a damaged or truncated archive raises from tarfile and its decompressors.
+_DAMAGED = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
+
+
 def _is_tar(path: Path) -> bool:
     try:
-        return tarfile.is_tarfile(path)
-    except (OSError, EOFError, tarfile.TarError, zlib.error, ValueError):
+        with _open_tar(path):
+            return True
+    except ArchiveError:
+        raise
+    except _DAMAGED:
         return False
 
 
@@ -140,14 +175,14 @@ def extract_tar(
     tar_path = Path(tar_path)
     name = tar_path.name
     try:
-        with tarfile.open(tar_path, "r:*") as archive:
+        with _open_tar(tar_path) as archive:
             entries, skipped = _checked_tar_entries(archive, name, tar_path.stat().st_size, max_files, max_total_bytes, max_ratio)
         dest.mkdir(parents=True, exist_ok=True)
         wanted = {member_name: relative for member_name, relative in entries}
         files: list[Path] = []
         root = dest.resolve()
         written_total = 0
-        with tarfile.open(tar_path, "r:*") as archive:
+        with _open_tar(tar_path) as archive:
             for member in archive:
                 relative = wanted.get(member.name) if member.isfile() else None
                 if relative is None:
@@ -159,7 +194,7 @@ def extract_tar(
                 written_total += written
                 files.append(root.joinpath(*relative.parts))
                 del wanted[member.name]
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+    except _DAMAGED as exc:
         if isinstance(exc, ArchiveError):
             raise
         raise ArchiveError(f"{name} is a damaged tar archive, or an entry cannot be written ({exc})") from None
