@@ -29,11 +29,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('model_versions', schema=None) as batch_op:
+    # recreate="never": SQLite's own DROP COLUMN; rebuilding a table with foreign keys on would cascade its rows' deletion.
+    with op.batch_alter_table('model_versions', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('data_split')
-    with op.batch_alter_table('view_images', schema=None) as batch_op:
+    with op.batch_alter_table('view_images', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('assigned_split')
-    with op.batch_alter_table('views', schema=None) as batch_op:
+    with op.batch_alter_table('views', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('split_generation')
         batch_op.drop_column('split_seed')
         batch_op.drop_column('split_fraction')

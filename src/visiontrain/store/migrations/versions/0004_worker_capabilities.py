@@ -50,12 +50,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('model_versions', schema=None) as batch_op:
+    # recreate="never": SQLite's own DROP COLUMN (3.35+). Alembic's default rebuilds the table (copy, DROP,
+    # rename), and with foreign keys on, dropping model_versions cascades to every snapshot, artifact and metric.
+    with op.batch_alter_table('model_versions', schema=None, recreate='never') as batch_op:
         batch_op.drop_index(batch_op.f('ix_model_versions_needs_devices'))
         batch_op.drop_index(batch_op.f('ix_model_versions_needs_accelerator'))
         batch_op.drop_column('needs_devices')
         batch_op.drop_column('needs_accelerator')
-    with op.batch_alter_table('workers', schema=None) as batch_op:
+    with op.batch_alter_table('workers', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('devices')
         batch_op.drop_column('accelerator')
         batch_op.drop_column('name')
