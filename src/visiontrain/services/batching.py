@@ -61,6 +61,9 @@ class MicroBatcher:
         self.stats = BatchStats()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = threading.Event()
+        # Held while a caller enqueues and while close() enqueues the stop: no job can land after the stop,
+        # where the exiting thread would never run it and its caller would wait for ever.
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -69,18 +72,22 @@ class MicroBatcher:
         more than ``max_batch`` images go as several jobs. Raises what the network raised."""
         if inputs.ndim != 4 or len(inputs) == 0:
             raise ValueError(f"expected a non-empty batch (n, C, H, W); got shape {tuple(inputs.shape)}")
-        if self._closed.is_set():  # evicted from the cache while this request held it: run alone
-            return self._run(inputs)
         jobs = [_Job(chunk) for chunk in torch.split(inputs, self.max_batch)]
-        for job in jobs:
-            self._jobs.put(job)
+        with self._closing:
+            closed = self._closed.is_set()
+            if not closed:
+                for job in jobs:
+                    self._jobs.put(job)
+        if closed:  # evicted from the cache while this request held it: run alone
+            return self._run(inputs)
         return np.concatenate([job.future.result() for job in jobs])
 
     def close(self) -> None:
         """Run what is queued, then stop the thread (later calls run alone, in the caller's thread)."""
-        if not self._closed.is_set():
-            self._closed.set()
-            self._jobs.put(None)
+        with self._closing:
+            if not self._closed.is_set():
+                self._closed.set()
+                self._jobs.put(None)
 
     def _loop(self) -> None:
         carried: _Job | None = None
