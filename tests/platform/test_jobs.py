@@ -455,3 +455,27 @@ def test_a_sweeps_trials_go_only_to_workers_that_fit_its_settings(client: TestCl
         session.commit()
         assert cpu_jobs._next_fitting_sweep(session) is None
         assert gpu_jobs._next_fitting_sweep(session) == sweep_id
+
+
+def test_a_starting_worker_removes_the_scratch_a_killed_worker_left_but_not_a_running_versions(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.jobs.worker import TrainingWorker
+
+    running, finished = _queue_versions(client, ant_and_bee_files, 2)
+    other = _worker(platform)
+    with platform.sessions() as session:
+        assert queue.claim_next(session, worker_id=other) == running  # another worker of this machine trains it
+        session.execute(update(ModelVersion).where(ModelVersion.id == finished).values(status="failed"))
+        session.commit()
+    runs = platform.config.runs_dir
+    kept = [runs / f"version-{running}", runs / f"version-{running}-images"]
+    left = [runs / f"version-{finished}", runs / f"version-{finished}-images", runs / "version-999999-images"]
+    for path in kept + left:
+        (path / "images").mkdir(parents=True)
+        (path / "images" / "photo.jpg").write_bytes(b"bytes")
+    (runs / "notes").mkdir()
+
+    TrainingWorker(platform)._remove_dead_runs_scratch()
+
+    assert all(path.is_dir() for path in kept)
+    assert not any(path.exists() for path in left)
+    assert (runs / "notes").is_dir()  # not a run's: left alone

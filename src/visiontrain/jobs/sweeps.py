@@ -152,15 +152,16 @@ class SweepJobs:
             name, snapshot, first_seed = row.study_name, list(row.snapshot), row.seed
             warnings = list((row.data_split or {}).get("warnings", []))
             seed = (first_seed + service.join(session, sweep_id=sweep_id) - 1) % (2**32)
-        from visiontrain.jobs.worker import _sample
+        from visiontrain.jobs.worker import _sample, fetch_images
 
-        def sample(entry: dict[str, Any]):  # type: ignore[no-untyped-def]
-            return _sample(self.platform.blobs.local_path(entry["blob_key"]), entry["annotation"])
-
-        spec = DatasetSpec(classes=classes, train=[sample(e) for e in snapshot if e["split"] == Split.train],
-                           val=[sample(e) for e in snapshot if e["split"] == Split.val], source=f"sweep {sweep_id}", task=task,
-                           warnings=warnings)
         out = service.sweep_dir(self.platform.config, sweep_id, self.worker.worker_id or "worker")
+        # In the sweep's directory: the files last as long as its trials (removed with it).
+        files = fetch_images(self.platform.blobs, [(e["blob_key"], e["image_name"]) for e in snapshot],
+                             out / "images")
+        samples = {side: [_sample(file, e["annotation"]) for e, file in zip(snapshot, files) if e["split"] == side]
+                   for side in (Split.train, Split.val)}
+        spec = DatasetSpec(classes=classes, train=samples[Split.train], val=samples[Split.val], source=f"sweep {sweep_id}",
+                           task=task, warnings=warnings)
         engine_sweep = EngineSweep(base, spec, out, cache_dir=self.worker._cache_dir(), should_stop=_StopPoll(self, sweep_id))
         study = make_study(task, seed=seed, storage=service.optuna_storage(self.platform.config), study_name=name,
                            load_if_exists=True)

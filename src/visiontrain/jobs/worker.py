@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from visiontrain.blobs import BlobNotFound
+from visiontrain.blobs import BlobNotFound, BlobStore
 from visiontrain.data.dataset import Box, DatasetSpec, Sample
 from visiontrain.data.errors import DataError
 from visiontrain.jobs import queue
@@ -51,6 +51,23 @@ def _sample(path: Path, annotation: Any) -> Sample:
     return Sample(path, tuple(items))
 
 
+def fetch_images(blobs: BlobStore, images: Sequence[tuple[str, str]], scratch: Path) -> list[Path]:
+    """Each (blob key, image name)'s bytes as a file that lasts as long as ``scratch`` (the caller removes it):
+    a bounded read cache alone could evict a large snapshot's first images before they are decoded. Fetched
+    concurrently: an object store answers each request in milliseconds, and a snapshot has thousands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(image: tuple[str, str]) -> Path:
+        key, name = image
+        try:
+            return blobs.local_file(key, scratch)
+        except BlobNotFound:
+            raise DataError(f"image {name} is missing from storage ({key})") from None
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(fetch, images))
+
+
 class TrainingWorker:
     def __init__(self, platform: Platform, capabilities: queue.Capabilities | None = None):
         """``capabilities``: what it may claim (default: this machine's GPUs, or its CPU)."""
@@ -73,6 +90,7 @@ class TrainingWorker:
         log.info("worker %s started (pid %d, %s, data directory %s)", self.worker_id, os.getpid(),
                  self.capabilities.describe(), self.config.data_dir)
         self._recover()
+        self._remove_dead_runs_scratch()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
         jobs = 0
@@ -92,6 +110,29 @@ class TrainingWorker:
                 queue.mark_stopped(session, worker_id=self.worker_id)
                 session.commit()
             log.info("worker %s stopped", self.worker_id)
+
+    def _remove_dead_runs_scratch(self) -> None:
+        """Run directories (and their images) a killed worker of this machine left: those of versions no
+        longer running. A version running on another worker of this data directory keeps its own."""
+        import re
+
+        if not self.config.runs_dir.is_dir():
+            return
+        found = {}
+        for path in self.config.runs_dir.iterdir():
+            match = re.fullmatch(r"version-(\d+)(-images)?", path.name)
+            if match and path.is_dir():
+                found.setdefault(int(match.group(1)), []).append(path)
+        if not found:
+            return
+        with self.platform.sessions() as session:
+            running = set(session.scalars(select(ModelVersion.id).where(
+                ModelVersion.id.in_(found), ModelVersion.status == VersionStatus.running)))
+        for version_id, paths in found.items():
+            if version_id not in running:
+                for path in paths:
+                    shutil.rmtree(path, ignore_errors=True)
+                log.info("removed the scratch of version %d, left by a worker that was killed", version_id)
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -200,7 +241,8 @@ class TrainingWorker:
             classes = [c.name for c in version.model.concepts]
             samples = session.scalars(select(VersionSample).where(VersionSample.version_id == version_id).order_by(VersionSample.id)).all()
             settings = self._on_this_worker(TrainingSettings(**version.settings))
-            files = self._local_files(samples, images_dir or self.config.runs_dir / f"version-{version_id}-images")
+            images_dir = images_dir or self.config.runs_dir / f"version-{version_id}-images"
+            files = fetch_images(self.platform.blobs, [(s.blob_key, s.image_name) for s in samples], images_dir)
             train = [_sample(files[i], s.annotation) for i, s in enumerate(samples) if s.split == Split.train]
             val = [_sample(files[i], s.annotation) for i, s in enumerate(samples) if s.split == Split.val]
             # Held-out test images: evaluated once after training, never used to choose the model.
@@ -215,27 +257,6 @@ class TrainingWorker:
         if self.capabilities.accelerator == queue.CPU and settings.accelerator == "auto":
             return settings.model_copy(update={"accelerator": Accelerator.cpu})
         return settings
-
-    def _local_files(self, samples: Sequence[VersionSample], images_dir: Path) -> list[Path]:
-        """Every sample's bytes as a file that lasts the run: the read cache alone could evict early images of a
-        snapshot larger than its cap before they are decoded. Fetched concurrently: an object store answers
-        each request in milliseconds, and a snapshot has thousands."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        def fetch(sample: VersionSample) -> Path:
-            try:
-                return self.platform.blobs.local_file(sample.blob_key, images_dir)
-            except BlobNotFound:
-                raise DataError(f"image {sample.image_name} is missing from storage ({sample.blob_key})") from None
-
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            return list(pool.map(fetch, samples))
-
-    def _local_file(self, sample: VersionSample) -> Path:
-        try:
-            return self.platform.blobs.local_path(sample.blob_key)
-        except BlobNotFound:
-            raise DataError(f"image {sample.image_name} is missing from storage ({sample.blob_key})") from None
 
     def _store_results(self, version_id: int, run_dir: Path, summary: dict[str, Any]) -> None:
         import json

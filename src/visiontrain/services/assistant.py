@@ -50,10 +50,10 @@ def model_concepts(view: View, concepts: list[str] | None) -> list[str]:
     return list(dict.fromkeys(concepts))
 
 
-def _samples(rows: list[VersionSample], side: Split, path: Any) -> list:
+def _samples(rows: list[VersionSample], side: Split, files: list[Path]) -> list:
     from visiontrain.jobs.worker import _sample  # the worker's reading of a snapshot row, so both read it alike
 
-    return [_sample(path(row), row.annotation) for row in rows if row.split == side]
+    return [_sample(file, row.annotation) for row, file in zip(rows, files) if row.split == side]
 
 
 def view_counts(session: Session, *, view: View, concepts: list[str], settings: TrainingSettings) -> DataCounts:
@@ -64,7 +64,7 @@ def view_counts(session: Session, *, view: View, concepts: list[str], settings: 
     def at(fraction: float) -> SplitCounts:
         rows, _ = versions.snapshot(session, view=view, concepts=concepts, persist=False, check=False,
                                     settings=settings.model_copy(update={"validation_split": fraction}))
-        by_content = lambda row: Path(row.sha256)  # noqa: E731 - counting needs no file
+        by_content = [Path(row.sha256) for row in rows]  # counting needs no file
         return count_split(concepts, _samples(rows, Split.train, by_content), _samples(rows, Split.val, by_content), task=task)
 
     _, data_split = versions.snapshot(session, view=view, concepts=concepts, settings=settings, persist=False, check=False)
@@ -96,7 +96,7 @@ def find_learning_rate_for_view(
 ) -> dict[str, Any]:
     """The range test on the view's training images with these settings; the features land in the server's
     feature cache, so the version trained next reuses them. Returns the engine's result (curve, suggestion, rule)."""
-    from visiontrain.jobs.worker import TrainingWorker
+    from visiontrain.jobs.worker import TrainingWorker, fetch_images
     from visiontrain.tasks import get_task
     from visiontrain.training.lr_finder import find_learning_rate
 
@@ -115,14 +115,15 @@ def find_learning_rate_for_view(
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), loc=("body", "settings", problems[0].field))
     rows, _ = versions.snapshot(session, view=view, concepts=names, settings=settings, persist=False)
-    worker = TrainingWorker(platform)  # where the worker finds image files and its feature cache
-    spec = DatasetSpec(classes=names, train=_samples(rows, Split.train, worker._local_file),
-                       val=_samples(rows, Split.val, worker._local_file), source=f"view {view.id}", task=task)
+    worker = TrainingWorker(platform)  # the worker's feature cache
     session.rollback()  # nothing was written; the test below takes seconds and must not hold the database
     if not _LR_FIND.acquire(blocking=False):
         raise Conflict("a learning-rate test is already running on this server: try again when it has finished")
     out = Path(tempfile.mkdtemp(prefix="lr-find-", dir=platform.config.tmp_dir))
     try:
+        files = fetch_images(platform.blobs, [(row.blob_key, row.image_name) for row in rows], out / "images")
+        spec = DatasetSpec(classes=names, train=_samples(rows, Split.train, files), val=_samples(rows, Split.val, files),
+                           source=f"view {view.id}", task=task)
         return find_learning_rate(settings, spec, out, cache_dir=worker._cache_dir(), steps=steps)
     except DataError as exc:
         raise InvalidInput(str(exc), loc=("body", "settings")) from None
