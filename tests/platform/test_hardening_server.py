@@ -208,17 +208,11 @@ def test_predictions_in_the_api_process_use_the_cpu_unless_configured(platform: 
     monkeypatch.setenv("VISIONTRAIN_PREDICT_DEVICE", "cuda:1")
     assert ServerConfig.from_env(data_dir=platform.config.data_dir).predict_device == "cuda:1"
 
-    loaded: list[object] = []
+    # A real checkpoint; without an ONNX file or database sessions to export one, PyTorch serves it.
+    from model_checkpoints import write_random_head_checkpoint
 
-    class FakePredictor:
-        @classmethod
-        def load(cls, path, device=None):  # type: ignore[no-untyped-def]
-            loaded.append(device)
-            return cls()
-
-    import visiontrain.predictor
-
-    monkeypatch.setattr(visiontrain.predictor, "Predictor", FakePredictor)
-    platform.blobs.put_bytes("artifacts/x/best.pt", b"weights")
-    app.state.predictors.get(blobs=platform.blobs, checkpoint_key="artifacts/x/best.pt")
-    assert loaded == ["cpu"]
+    (platform.config.data_dir / "run").mkdir()
+    run = write_random_head_checkpoint(platform.config.data_dir / "run", ["ants", "bees"])
+    platform.blobs.put_file("artifacts/x/best.pt", run / "best.pt")
+    served = app.state.predictors.get(blobs=platform.blobs, checkpoint_key="artifacts/x/best.pt")
+    assert served.predictor.backend.device.type == "cpu"
