@@ -47,3 +47,23 @@ def test_a_row_loaded_before_the_split_is_stored_sees_its_side(client: TestClien
         again = splits.resplit(session, view=session.get(View, view["id"]), seed=7)
         assert {row.image_id: row.assigned_split for row in loaded} == {e.image.id: e.assigned for e in again.entries}
         assert again.generation == 1 and state.placed == 16 and again.placed == 16
+
+
+def test_a_side_another_request_stored_first_is_the_one_used(client: TestClient, platform: Platform,
+                                                             ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    _, view, _ = annotated_classification_view(client, ant_and_bee_files)
+    with platform.sessions() as session:
+        entries = splits._entries(session, session.get(View, view["id"]))  # read before the other request writes
+    with platform.sessions() as other:  # the other request: every image on the training side, committed
+        other.execute(update(ViewImage).where(ViewImage.view_id == view["id"]).values(assigned_split="train"))
+        other.commit()
+    with platform.sessions() as session:
+        flipped = [e for e in entries if e.fixed is None][:3]
+        for entry in flipped:
+            entry.assigned = "val"
+        splits._store_sides(session, session.get(View, view["id"]), entries)
+        session.commit()
+        assert {e.assigned for e in flipped} == {"train"} and {e.stored for e in flipped} == {"train"}
+        assert set(session.scalars(select(ViewImage.assigned_split).where(ViewImage.view_id == view["id"]))) == {"train"}

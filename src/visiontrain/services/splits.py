@@ -130,15 +130,27 @@ def _store_sides(session: Session, view: View, entries: list[SplitEntry]) -> Non
         if entry.fixed is None and entry.stored is None and entry.assigned is not None:
             new[entry.assigned].append(entry.image.id)
             entry.stored = entry.assigned
+    stored = 0
     for side, image_ids in new.items():
         for start in range(0, len(image_ids), _UPDATE_CHUNK):
-            session.execute(
+            stored += session.execute(
                 update(ViewImage)
                 .where(ViewImage.view_id == view.id, ViewImage.image_id.in_(image_ids[start:start + _UPDATE_CHUNK]),
                        ViewImage.assigned_split.is_(None))
                 .values(assigned_split=side),
                 execution_options={"synchronize_session": False},
-            )
+            ).rowcount
+    if stored < sum(len(ids) for ids in new.values()):
+        # Another request stored some of these sides first: theirs stand, and this caller must use them.
+        entry_of = {entry.image.id: entry for entry in entries}
+        for ids in new.values():
+            for start in range(0, len(ids), _UPDATE_CHUNK):
+                for image_id, side in session.execute(
+                    select(ViewImage.image_id, ViewImage.assigned_split)
+                    .where(ViewImage.view_id == view.id, ViewImage.image_id.in_(ids[start:start + _UPDATE_CHUNK]))
+                ):
+                    entry = entry_of[image_id]
+                    entry.assigned = entry.stored = side
     # Rows of this view already loaded in the session would still show no side.
     for row in session.identity_map.values():
         if isinstance(row, ViewImage) and row.view_id == view.id and row.assigned_split is None:
