@@ -235,6 +235,7 @@ class LocalFeatureStore:
         self.max_bytes = max_bytes
         # Entries stamped with this (or later) were used by a cache that is open now: never evicted by this one.
         self.stamp = int(_clock())
+        self._futile_until = 0  # above the cap, the total at which an eviction is worth another scan
         self._warned_over_cap = False
         # Keys read whose stamps are older than this store's: written with the next write, every RESTAMP_BATCH
         # reads, or when the store is dropped (the stamps only order evictions; losing some costs nothing else).
@@ -297,8 +298,12 @@ class LocalFeatureStore:
             txn.put(key, _USED.pack(self.stamp, size), db=env.used)
             total += size
         evicted = 0
-        if total > self.max_bytes:
+        if total > max(self.max_bytes, self._futile_until):
             total, evicted = self._evict(txn, total)
+            if total > self.max_bytes:
+                # Only this run's entries are left to evict: scan again once 10% of the cap more is written,
+                # not on every write (each scan reads every entry's stamp).
+                self._futile_until = total + int(self.max_bytes * (1 - EVICT_DOWN_TO))
         self._record_total(txn, total)
         return evicted
 
