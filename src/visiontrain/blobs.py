@@ -107,14 +107,18 @@ def check_key(key: str) -> list[str]:
     return parts
 
 
-def _write_atomically(target: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """``write`` into a temporary file beside ``target``, then rename it over: readers see all or nothing."""
+def _write_atomically(target: Path, write: Callable[[IO[bytes]], Any]) -> int:
+    """``write`` into a temporary file beside ``target``, then rename it over: readers see all or nothing.
+    Returns the size written (measured before the rename: another process may delete ``target`` at once)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_PARTIAL_PREFIX)
     try:
         with os.fdopen(fd, "wb") as out:
             write(out)
+            out.flush()
+            size = os.fstat(out.fileno()).st_size
         os.replace(tmp, target)
+        return size
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -249,8 +253,7 @@ class ReadCache:
     def fill(self, parts: list[str], download: Callable[[IO[bytes]], Any]) -> Path:
         """Write a copy with ``download`` (atomically), then keep the cache under its cap."""
         path = self.path(parts)
-        _write_atomically(path, download)
-        self._added(path.stat().st_size)
+        self._added(_write_atomically(path, download))
         return path
 
     def discard(self, parts: list[str]) -> None:
