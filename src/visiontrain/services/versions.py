@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, defer, selectinload
 
 from visiontrain.config import ServerConfig
 from visiontrain.jobs import queue
@@ -23,7 +23,7 @@ from visiontrain.services.errors import Conflict, InvalidInput, NotFound
 from visiontrain.settings import TrainingSettings
 from visiontrain.settings_check import settings_runnable_here
 from visiontrain.store.base import Split, VersionStatus, ViewKind, utcnow
-from visiontrain.store.models import Artifact, Model, ModelVersion, VersionMetric, VersionSample, View
+from visiontrain.store.models import Artifact, Model, ModelVersion, Project, VersionMetric, VersionSample, View
 
 TRAINABLE_KINDS = frozenset({ViewKind.classification, ViewKind.tagging, ViewKind.detection})
 HARDWARE_FIELDS = frozenset({"accelerator", "devices"})
@@ -252,9 +252,27 @@ def _boxes(session: Session, *, view_id: int) -> dict[int, list[dict[str, Any]]]
     return found
 
 
-def get_version(session: Session, *, organization_id: int, version_id: int) -> ModelVersion:
-    version = session.get(ModelVersion, version_id)
-    if version is None or version.model.view.project.organization_id != organization_id:
+# What a prediction request never reads of its version: JSON documents that can run to many kB (the
+# evaluation, the curves' summary), parsed on every request were they loaded. Deferred, not dropped: read, they load.
+_NOT_FOR_SERVING = (ModelVersion.settings, ModelVersion.timings, ModelVersion.best_metrics, ModelVersion.summary,
+                    ModelVersion.evaluation, ModelVersion.data_split, ModelVersion.error)
+
+
+def get_version(session: Session, *, organization_id: int, version_id: int, serving: bool = False) -> ModelVersion:
+    """The organization's version (404 otherwise) with its model, view and project. ``serving``: for a
+    prediction, its artifacts loaded too and the large documents it does not need left for later."""
+    # One query for the version and the chain up to its project (every version route reads them; loaded
+    # lazily they were four, a cost each prediction request paid).
+    query = (
+        select(ModelVersion)
+        .join(ModelVersion.model).join(Model.view).join(View.project)
+        .where(ModelVersion.id == version_id, Project.organization_id == organization_id)
+        .options(contains_eager(ModelVersion.model).contains_eager(Model.view).contains_eager(View.project))
+    )
+    if serving:
+        query = query.options(*(defer(column) for column in _NOT_FOR_SERVING), selectinload(ModelVersion.artifacts))
+    version = session.scalar(query)
+    if version is None:
         raise NotFound(f"model version {version_id} not found")
     return version
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from visiontrain.api import uploads
 from visiontrain.api.blob_responses import blob_download
-from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, SessionDep, VersionDep
+from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, ServedVersionDep, SessionDep, VersionDep
 from visiontrain.api.schemas.advice import AdviceReportPublic
 from visiontrain.api.schemas.common import MAX_ID, Offset, errors
 from visiontrain.api.schemas.training import (
@@ -225,8 +225,7 @@ def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: Se
 )
 def predict(
     files: Annotated[list[UploadFile], File(description="Images to predict")],
-    version: VersionDep,
-    session: SessionDep,
+    version: ServedVersionDep,
     blobs: BlobsDep,
     platform: PlatformDep,
     predictors: PredictorsDep,
@@ -239,7 +238,6 @@ def predict(
         raise InvalidInput(f"at most {predictions.MAX_IMAGES_PER_REQUEST} images per request (got {len(files)}); "
                            "send the rest in further requests", loc=("body", "files"))
     payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb, index=i) for i, f in enumerate(files)]
-    session.close()  # inference must not hold a database connection
     results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload,
                                   top_k=top_k, onnx=onnx, sessions=platform.sessions)
     return [Prediction(**r) for r in results]
