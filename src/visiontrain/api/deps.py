@@ -143,12 +143,11 @@ def get_version(version_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: Sess
 
 ProjectDep = Annotated[Project, Depends(get_project)]
 ViewDep = Annotated[View, Depends(get_view)]
-def get_version_to_serve(version_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, platform: PlatformDep,
-                         bearer: BearerDep, cookie: CookieDep) -> ModelVersion:
-    """The predict route's version (its artifacts loaded), the caller's token checked, in one session that is
-    closed before any image is read. One function, so one hop to FastAPI's thread pool where the session,
-    token and version dependencies took one each (and the session's close one more): under 8 concurrent
-    clients each hop waited its turn for a core, and together they were the largest part of a request's time."""
+def version_to_serve(request: Request, platform: Platform, bearer: HTTPAuthorizationCredentials | None,
+                     cookie: str | None, version_id: int) -> ModelVersion:
+    """The predict route's version (its artifacts loaded), the caller's token checked, in one session closed
+    before any image is read. A plain function the route calls on its one thread-pool hop (blocking: the
+    database); see ``versions.predict`` for why it is not a dependency."""
     with platform.sessions() as session:
         token = check_token(request, session, bearer, cookie)
         return versions.get_version(session, organization_id=token.organization_id, version_id=version_id, serving=True)
@@ -156,4 +155,3 @@ def get_version_to_serve(version_id: Annotated[int, Path(ge=1, le=MAX_ID)], requ
 
 ModelDep = Annotated[Model, Depends(get_model)]
 VersionDep = Annotated[ModelVersion, Depends(get_version)]
-ServedVersionDep = Annotated[ModelVersion, Depends(get_version_to_serve)]  # the predict route's (see versions.get_version)

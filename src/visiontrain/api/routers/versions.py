@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Path, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -12,7 +12,17 @@ from pydantic import ValidationError
 
 from visiontrain.api import uploads
 from visiontrain.api.blob_responses import blob_download
-from visiontrain.api.deps import BlobsDep, ModelDep, PlatformDep, PredictorsDep, ServedVersionDep, SessionDep, VersionDep
+from visiontrain.api.deps import (
+    BearerDep,
+    BlobsDep,
+    CookieDep,
+    ModelDep,
+    PlatformDep,
+    PredictorsDep,
+    SessionDep,
+    VersionDep,
+    version_to_serve,
+)
 from visiontrain.api.schemas.advice import AdviceReportPublic
 from visiontrain.api.schemas.common import MAX_ID, Offset, errors
 from visiontrain.api.schemas.training import (
@@ -223,21 +233,31 @@ def export(kind: Literal["checkpoint", "onnx"], version: VersionDep, session: Se
     response_model=list[Prediction],
     responses=errors(400, 404, 409, 413),
 )
-def predict(
+async def predict(
+    version_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     files: Annotated[list[UploadFile], File(description="Images to predict")],
-    version: ServedVersionDep,
+    request: Request,
+    bearer: BearerDep,
+    cookie: CookieDep,
     blobs: BlobsDep,
     platform: PlatformDep,
     predictors: PredictorsDep,
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
 ) -> list[Prediction]:
-    checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
-    onnx = next((a for a in version.artifacts if a.kind == predictions.ONNX_KIND), None)
-    predictions.require_ready(version, checkpoint)  # before any file is read
-    if len(files) > predictions.MAX_IMAGES_PER_REQUEST:  # before any file is read
-        raise InvalidInput(f"at most {predictions.MAX_IMAGES_PER_REQUEST} images per request (got {len(files)}); "
-                           "send the rest in further requests", loc=("body", "files"))
-    payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb, index=i) for i, f in enumerate(files)]
-    results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload,
-                                  top_k=top_k, onnx=onnx, sessions=platform.sessions)
-    return [Prediction(**r) for r in results]
+    # Everything that blocks (the token and version lookups, reading the files, decoding, waiting for the
+    # batcher) in one hop to the thread pool. As a sync route with sync dependencies FastAPI hopped for the
+    # session, the token, the version, the route and the response's validation, and under 8 concurrent
+    # clients each hop waited for a core: together the largest part of a request's time (docs/benchmarks.md).
+    def serve() -> list[dict]:
+        version = version_to_serve(request, platform, bearer, cookie, version_id)
+        checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
+        onnx = next((a for a in version.artifacts if a.kind == predictions.ONNX_KIND), None)
+        predictions.require_ready(version, checkpoint)  # before any file is read
+        if len(files) > predictions.MAX_IMAGES_PER_REQUEST:  # before any file is read
+            raise InvalidInput(f"at most {predictions.MAX_IMAGES_PER_REQUEST} images per request (got {len(files)}); "
+                               "send the rest in further requests", loc=("body", "files"))
+        payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb, index=i) for i, f in enumerate(files)]
+        return predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload,
+                                   top_k=top_k, onnx=onnx, sessions=platform.sessions)
+
+    return [Prediction(**r) for r in await run_in_threadpool(serve)]
