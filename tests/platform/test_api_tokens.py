@@ -73,3 +73,30 @@ def test_token_names_are_checked(client: TestClient) -> None:
     blank = client.post("/api/v1/tokens", json={"name": "   "})
     assert "blank" in str(blank.json()["detail"])
     assert [t["name"] for t in client.get("/api/v1/tokens").json()] == ["acme test token"]
+
+
+def test_predict_refuses_a_missing_token_before_the_request_and_the_version(app) -> None:  # type: ignore[no-untyped-def]
+    """The predict route verifies a token in the one hop it makes; one that is missing is refused first, as everywhere."""
+    with TestClient(app) as anonymous:
+        for response in (
+            anonymous.post("/api/v1/versions/1/predict"),  # no files
+            anonymous.post("/api/v1/versions/1/predict", params={"top_k": 0}, files=[("files", ("a.jpg", b"x"))]),
+            anonymous.post("/api/v1/versions/999999/predict", files=[("files", ("a.jpg", b"x"))]),
+        ):
+            assert response.status_code == 401, response.text
+            assert "missing API token" in response.json()["detail"]
+    with TestClient(app, headers={"Authorization": "Bearer vt_not-a-token"}) as guessing:
+        response = guessing.post("/api/v1/versions/999999/predict", files=[("files", ("a.jpg", b"x"))])
+        assert response.status_code == 401 and "invalid or revoked" in response.json()["detail"]
+
+
+def test_predict_refuses_a_cookie_alone(app, platform: Platform) -> None:  # type: ignore[no-untyped-def]
+    from visiontrain.services import auth
+
+    with platform.sessions() as session:
+        _, secret = auth.create_token(session, organization="acme", name="browser")
+        session.commit()
+    with TestClient(app, cookies={"visiontrain_token": secret}) as browser:
+        assert browser.get("/api/v1/me").status_code == 200  # reading with the cookie is allowed
+        response = browser.post("/api/v1/versions/1/predict", files=[("files", ("a.jpg", b"x"))])
+        assert response.status_code == 401 and "cookie only authorises reading" in response.json()["detail"]

@@ -85,9 +85,14 @@ def check_token(
     request: Request, session: Session, bearer: HTTPAuthorizationCredentials | None, cookie: str | None
 ) -> ApiToken:
     """The caller's live token: 401 when it is missing or not valid, 429 after too many failures from the address."""
+    return verify_secret(request, session, presented_secret(request, bearer, cookie))
+
+
+def presented_secret(request: Request, bearer: HTTPAuthorizationCredentials | None, cookie: str | None) -> str:
+    """The secret the caller sent, before the database is asked about it: 429 while the address is throttled,
+    401 when there is none or when a cookie alone comes with a request that changes data."""
     throttle: AuthThrottle = request.app.state.auth_throttle
-    address = client_address(request)
-    if (retry_after := throttle.retry_after(address)) is not None:
+    if (retry_after := throttle.retry_after(client_address(request))) is not None:
         raise _throttled(retry_after)
     secret = bearer.credentials if bearer is not None else cookie
     if bearer is None and cookie and request.method not in SAFE_METHODS:
@@ -102,8 +107,15 @@ def check_token(
             "missing API token: send 'Authorization: Bearer <token>' (create one with `visiontrain token create`)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return secret
+
+
+def verify_secret(request: Request, session: Session, secret: str) -> ApiToken:
+    """The live token with this secret (its last use recorded and committed); a failure counts against the address."""
     token = auth.authenticate(session, secret=secret)
     if token is None:
+        throttle: AuthThrottle = request.app.state.auth_throttle
+        address = client_address(request)
         throttle.failed(address)
         if (retry_after := throttle.retry_after(address)) is not None:
             raise _throttled(retry_after)
@@ -116,6 +128,15 @@ def check_token(
 
 
 TokenDep = Annotated[ApiToken, Depends(get_token)]
+
+
+async def get_presented_secret(request: Request, bearer: BearerDep, cookie: CookieDep) -> str:
+    """For a route that verifies the token itself, in the one thread-pool hop it makes (the predict route): what
+    needs no database is refused here, before the request's own parameters are validated, as on every route."""
+    return presented_secret(request, bearer, cookie)
+
+
+SecretDep = Annotated[str, Depends(get_presented_secret)]
 
 
 async def get_organization_id(token: TokenDep) -> int:
@@ -143,15 +164,5 @@ def get_version(version_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: Sess
 
 ProjectDep = Annotated[Project, Depends(get_project)]
 ViewDep = Annotated[View, Depends(get_view)]
-def version_to_serve(request: Request, platform: Platform, bearer: HTTPAuthorizationCredentials | None,
-                     cookie: str | None, version_id: int) -> ModelVersion:
-    """The predict route's version (its artifacts loaded), the caller's token checked, in one session closed
-    before any image is read. A plain function the route calls on its one thread-pool hop (blocking: the
-    database); see ``versions.predict`` for why it is not a dependency."""
-    with platform.sessions() as session:
-        token = check_token(request, session, bearer, cookie)
-        return versions.get_version(session, organization_id=token.organization_id, version_id=version_id, serving=True)
-
-
 ModelDep = Annotated[Model, Depends(get_model)]
 VersionDep = Annotated[ModelVersion, Depends(get_version)]

@@ -8,20 +8,19 @@ from fastapi import APIRouter, File, Header, Path, Query, Request, Response, Upl
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from visiontrain.api import uploads
 from visiontrain.api.blob_responses import blob_download
 from visiontrain.api.deps import (
-    BearerDep,
     BlobsDep,
-    CookieDep,
     ModelDep,
     PlatformDep,
     PredictorsDep,
+    SecretDep,
     SessionDep,
     VersionDep,
-    version_to_serve,
+    verify_secret,
 )
 from visiontrain.api.schemas.advice import AdviceReportPublic
 from visiontrain.api.schemas.common import MAX_ID, Offset, errors
@@ -43,6 +42,8 @@ from visiontrain.services import versions as service
 from visiontrain.services.images import remove_blobs
 from visiontrain.store.base import VersionStatus
 from visiontrain.store.models import ModelVersion
+
+_PREDICTIONS = TypeAdapter(list[Prediction])  # the predict route's response, validated and serialised off the event loop
 
 router = APIRouter(tags=["versions"])
 
@@ -237,19 +238,24 @@ async def predict(
     version_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     files: Annotated[list[UploadFile], File(description="Images to predict")],
     request: Request,
-    bearer: BearerDep,
-    cookie: CookieDep,
+    secret: SecretDep,
     blobs: BlobsDep,
     platform: PlatformDep,
     predictors: PredictorsDep,
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
-) -> list[Prediction]:
-    # Everything that blocks (the token and version lookups, reading the files, decoding, waiting for the
-    # batcher) in one hop to the thread pool. As a sync route with sync dependencies FastAPI hopped for the
-    # session, the token, the version, the route and the response's validation, and under 8 concurrent
-    # clients each hop waited for a core: together the largest part of a request's time (docs/benchmarks.md).
-    def serve() -> list[dict]:
-        version = version_to_serve(request, platform, bearer, cookie, version_id)
+) -> Response:
+    # Everything that blocks in one hop to the thread pool: the token's check and the version lookup (one
+    # session, closed before any image is read), reading the files, decoding, waiting for the batcher, the
+    # response's validation and JSON. As a sync route with sync dependencies FastAPI hopped for the session,
+    # the token, the version, the route and the response's validation, and under 8 concurrent clients each
+    # hop waited for a core: together the largest part of a request (docs/benchmarks.md). A missing token, a
+    # cookie alone and a throttled address are refused before that, and before any 422 (SecretDep); a token
+    # that does not verify is a 401 after the request's own parameters are checked.
+    def serve() -> bytes:
+        with platform.sessions() as session:
+            token = verify_secret(request, session, secret)
+            version = service.get_version(session, organization_id=token.organization_id, version_id=version_id,
+                                          serving=True)
         checkpoint = next((a for a in version.artifacts if a.kind == "checkpoint"), None)
         onnx = next((a for a in version.artifacts if a.kind == predictions.ONNX_KIND), None)
         predictions.require_ready(version, checkpoint)  # before any file is read
@@ -257,7 +263,8 @@ async def predict(
             raise InvalidInput(f"at most {predictions.MAX_IMAGES_PER_REQUEST} images per request (got {len(files)}); "
                                "send the rest in further requests", loc=("body", "files"))
         payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb, index=i) for i, f in enumerate(files)]
-        return predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint, files=payload,
-                                   top_k=top_k, onnx=onnx, sessions=platform.sessions)
+        results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint,
+                                      files=payload, top_k=top_k, onnx=onnx, sessions=platform.sessions)
+        return _PREDICTIONS.dump_json(_PREDICTIONS.validate_python(results))
 
-    return [Prediction(**r) for r in await run_in_threadpool(serve)]
+    return Response(await run_in_threadpool(serve), media_type="application/json")
