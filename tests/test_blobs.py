@@ -192,12 +192,14 @@ def test_two_processes_filling_one_cache_both_read_whole_files(s3_blob_url, tmp_
         "import sys; from visiontrain.blobs import open_blob_store\n"
         "store = open_blob_store(sys.argv[1], cache_dir=sys.argv[2])\n"
         "for _ in range(5):\n"
-        "    while True:\n"
+        "    for _attempt in range(50):\n"
         "        try:\n"  # the other reader may discard the copy before this one opens it, as eviction would
         "            data = store.local_path('versions/3/model.onnx').read_bytes()\n"
         "            break\n"
         "        except FileNotFoundError:\n"
         "            continue\n"
+        "    else:\n"
+        "        raise SystemExit('the copy vanished 50 times in a row')\n"
         "    print(__import__('hashlib').sha256(data).hexdigest())\n"
         "    store.cache.discard(['versions', '3', 'model.onnx'])\n"  # fetch again: the two race each time
     )

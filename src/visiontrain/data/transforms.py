@@ -78,7 +78,7 @@ class NormalizedTensor(torch.nn.Module):
     def forward(self, image: Image.Image) -> torch.Tensor:
         pixels = np.asarray(image, dtype=np.float32)  # (H, W, C), a new array
         if pixels.ndim != 3 or pixels.shape[2] != len(self.scale):
-            raise ValueError(f"expected an RGB image, got mode {image.mode!r}")
+            raise ValueError(f"expected an RGB PIL image, got {getattr(image, 'mode', type(image).__name__)!r}")
         pixels *= self.scale
         pixels -= self.shift
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))

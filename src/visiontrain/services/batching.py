@@ -27,7 +27,7 @@ import torch
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 32  # images per model call: ONNX Runtime on the CPU gains little beyond (93/s at 32 vs 49-61/s one by one)
-# How long the first request of a batch waits for company when the model is idle. None by default: a call
+# How long the first request of a batch waits for company when the model is idle. 0 by default: a call
 # takes every image already waiting, and the images arriving while it runs make the next one (Triton's
 # default too). With 8 clients a 5 ms wait made each batch wait its whole 5 ms for requests still being
 # decoded: 78 predictions/s against 88 without (benchmarks/load_check.py, docs/benchmarks.md).
