@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Header, Path, Query, Request, Response, Upl
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from visiontrain.api import uploads
 from visiontrain.api.blob_responses import blob_download
@@ -42,8 +42,6 @@ from visiontrain.services import versions as service
 from visiontrain.services.images import remove_blobs
 from visiontrain.store.base import VersionStatus
 from visiontrain.store.models import ModelVersion
-
-_PREDICTIONS = TypeAdapter(list[Prediction])  # the predict route's response, validated and serialised off the event loop
 
 router = APIRouter(tags=["versions"])
 
@@ -243,15 +241,15 @@ async def predict(
     platform: PlatformDep,
     predictors: PredictorsDep,
     top_k: Annotated[int, Query(ge=1, le=100)] = 5,
-) -> Response:
+) -> list[Prediction]:
     # Everything that blocks in one hop to the thread pool: the token's check and the version lookup (one
-    # session, closed before any image is read), reading the files, decoding, waiting for the batcher, the
-    # response's validation and JSON. As a sync route with sync dependencies FastAPI hopped for the session,
-    # the token, the version, the route and the response's validation, and under 8 concurrent clients each
-    # hop waited for a core: together the largest part of a request (docs/benchmarks.md). A missing token, a
-    # cookie alone and a throttled address are refused before that, and before any 422 (SecretDep); a token
-    # that does not verify is a 401 after the request's own parameters are checked.
-    def serve() -> bytes:
+    # session, closed before any image is read), reading the files, decoding, waiting for the batcher. As a
+    # sync route with sync dependencies FastAPI hopped for the session, the token, the version, the route and
+    # the response's validation, and under 8 concurrent clients each hop waited for a core: together the
+    # largest part of a request (docs/benchmarks.md). A missing token, a cookie alone and a throttled address
+    # are refused before that, and before any 422 (SecretDep); a token that does not verify is a 401 after the
+    # request's own parameters are checked.
+    def serve() -> list[Prediction]:
         with platform.sessions() as session:
             token = verify_secret(request, session, secret)
             version = service.get_version(session, organization_id=token.organization_id, version_id=version_id,
@@ -265,6 +263,6 @@ async def predict(
         payload = [uploads.read_upload(f, limit_mb=platform.config.max_upload_mb, index=i) for i, f in enumerate(files)]
         results = predictions.predict(cache=predictors, blobs=blobs, version=version, checkpoint=checkpoint,
                                       files=payload, top_k=top_k, onnx=onnx, sessions=platform.sessions)
-        return _PREDICTIONS.dump_json(_PREDICTIONS.validate_python(results))
+        return [Prediction(**r) for r in results]
 
-    return Response(await run_in_threadpool(serve), media_type="application/json")
+    return await run_in_threadpool(serve)
