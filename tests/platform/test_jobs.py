@@ -479,3 +479,20 @@ def test_a_starting_worker_removes_the_scratch_a_killed_worker_left_but_not_a_ru
     assert all(path.is_dir() for path in kept)
     assert not any(path.exists() for path in left)
     assert (runs / "notes").is_dir()  # not a run's: left alone
+
+
+def test_a_worker_silent_for_longer_than_the_servers_stale_period_is_not_counted_as_running(client: TestClient, platform: Platform, ant_and_bee_files) -> None:  # type: ignore[no-untyped-def]
+    """The API judges liveness by the server's configured period (5 s here), not the 60 s default."""
+    assert platform.config.stale_after_seconds == 5
+    big = _worker_with(platform, "gpu", 2, "gpu-box")
+    made = _queue_needing(client, ant_and_bee_files, ["gpu2"])
+    url = f"/api/v1/versions/{made['gpu2']}"
+    assert client.get(url).json()["waiting_for"] is None
+    with platform.sessions() as session:
+        session.get(Worker, big).heartbeat_at = utcnow() - timedelta(seconds=30)  # past 5 s, within 60 s
+        session.commit()
+    assert client.get(url).json()["waiting_for"] == (
+        "waiting for a worker with 2 GPUs: no worker is running (start one with `visiontrain worker`)")
+    model_id = _model_of(client, made["gpu2"])
+    refused = client.post(f"/api/v1/models/{model_id}/versions", json={"name": "again", "settings": GPU_SETTINGS["gpu2"]})
+    assert refused.status_code == 422 and "no running worker has 2 GPUs" in refused.text, refused.text

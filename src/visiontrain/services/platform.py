@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from visiontrain.blobs import BlobStore, open_blob_store
 from visiontrain.config import ServerConfig
-from visiontrain.store.db import make_engine, make_session_factory, migrate
+from visiontrain.store.db import STALE_AFTER_KEY, make_engine, make_session_factory, migrate
 
 
 @dataclass
@@ -34,7 +34,8 @@ class Platform:
         engine = make_engine(config.database_url)
         if run_migrations:
             migrate(engine)
-        return cls(config=config, engine=engine, sessions=make_session_factory(engine), blobs=blobs)
+        sessions = make_session_factory(engine, info={STALE_AFTER_KEY: config.stale_after_seconds})
+        return cls(config=config, engine=engine, sessions=sessions, blobs=blobs)
 
     def close(self) -> None:
         if not self._closed:

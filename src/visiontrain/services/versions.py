@@ -23,17 +23,18 @@ from visiontrain.services.errors import Conflict, InvalidInput, NotFound
 from visiontrain.settings import TrainingSettings
 from visiontrain.settings_check import settings_runnable_here
 from visiontrain.store.base import Split, VersionStatus, ViewKind, utcnow
+from visiontrain.store.db import STALE_AFTER_KEY
 from visiontrain.store.models import Artifact, Model, ModelVersion, Project, VersionMetric, VersionSample, View
 
 TRAINABLE_KINDS = frozenset({ViewKind.classification, ViewKind.tagging, ViewKind.detection})
 HARDWARE_FIELDS = frozenset({"accelerator", "devices"})
-# A worker silent this long is not counted as running (the servers' default stale period).
+# A worker silent this long is not counted as running: the default stale period, for a session no server made.
 WORKER_STALE_SECONDS = ServerConfig.model_fields["stale_after_seconds"].default
 
 
 def create_version(
     session: Session, *, model: Model, settings: TrainingSettings, name: str | None = None,
-    stale_after_seconds: float = WORKER_STALE_SECONDS,
+    stale_after_seconds: float | None = None,
 ) -> ModelVersion:
     """Queue a training run of ``model`` with ``settings`` on a snapshot of the view's annotations.
 
@@ -58,6 +59,7 @@ def create_version(
             loc=("body", "settings", "weights_path"),
         )
     needs = queue.requirements(settings.model_dump(mode="json"))
+    stale_after_seconds = stale_after_seconds or stale_period(session)
     problems = settings_runnable_here(settings, kind.value)  # validates anywhere, but would fail on this machine
     no_worker = ""
     if any(p.field in HARDWARE_FIELDS for p in problems):
@@ -88,15 +90,18 @@ def create_version(
     return version
 
 
-def waiting_reason(
-    session: Session, *, version: ModelVersion, stale_after_seconds: float = WORKER_STALE_SECONDS
-) -> str | None:
+def stale_period(session: Session) -> float:
+    """The stale period of the server whose session this is (the default for a session made elsewhere)."""
+    return float(session.info.get(STALE_AFTER_KEY, WORKER_STALE_SECONDS))
+
+
+def waiting_reason(session: Session, *, version: ModelVersion, stale_after_seconds: float | None = None) -> str | None:
     """For a queued version that no running worker can take: what it waits for and what the running
-    workers have (None otherwise)."""
+    workers have (None otherwise). A worker counts as running within the server's stale period."""
     if version.status != VersionStatus.queued:
         return None
     return queue.waiting_for(session, needs=(version.needs_accelerator, version.needs_devices),
-                             stale_after_seconds=stale_after_seconds)
+                             stale_after_seconds=stale_after_seconds or stale_period(session))
 
 
 def _next_name(session: Session, model: Model) -> str:

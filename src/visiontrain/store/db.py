@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -76,8 +77,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+# Session.info key: the server's configured stale period, for code that holds only a session (a version's waiting_for).
+STALE_AFTER_KEY = "stale_after_seconds"
+
+
+def make_session_factory(engine: Engine, *, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``info`` is copied into each session's ``info`` (the server's settings that code
+    holding only a session needs, such as ``stale_after_seconds``)."""
+    return sessionmaker(engine, expire_on_commit=False, info=dict(info or {}))
 
 
 @contextmanager
