@@ -68,7 +68,7 @@ def serve(
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     database_url: Optional[str] = typer.Option(None, "--database-url", help=DB_HELP),
-    workers: int = typer.Option(1, "--workers", min=0, help="Worker processes to start beside the server (0: none)."),
+    workers: int = typer.Option(1, "--workers", min=0, help="Worker processes to start beside the server (0: none); several deal out the GPUs, none shared (workers beyond the GPUs run on the CPU)."),
 ) -> None:
     """Run the platform: REST API at /api/v1 (docs at /docs), web UI, and training workers."""
     _logging()

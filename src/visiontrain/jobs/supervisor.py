@@ -22,24 +22,49 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "visiontrain.cli.main", "worker"]
 
 
-class WorkerSupervisor:
-    """Keeps ``count`` worker processes running against ``config``'s database and storage."""
+def gpu_assignments(count: int, visible: list[str]) -> list[str | None]:
+    """The ``CUDA_VISIBLE_DEVICES`` of each of ``count`` supervised workers: this machine's GPUs (``visible``)
+    dealt out in turn, so no two workers train on one GPU. None leaves the environment as it is (one worker,
+    or no GPU); with more workers than GPUs the others get none and run on the CPU."""
+    if count <= 1 or not visible:
+        return [None] * count
+    return [",".join(visible[index::count]) for index in range(count)]
 
-    def __init__(self, config: ServerConfig, count: int = 1):
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (indices, or the ones it lists)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [name.strip() for name in listed.split(",") if name.strip()]
+    from visiontrain.settings_check import gpu_count
+
+    return [str(index) for index in range(gpu_count())]
+
+
+class WorkerSupervisor:
+    """Keeps ``count`` worker processes running against ``config``'s database and storage; several share out
+    the machine's GPUs (``gpu_assignments``)."""
+
+    def __init__(self, config: ServerConfig, count: int = 1, gpus: list[str] | None = None):
         self.config, self.count = config, count
+        # Asked only for several workers: one never needs PyTorch loaded here to count GPUs.
+        self.gpus = gpu_assignments(count, gpus if gpus is not None else (visible_gpus() if count > 1 else []))
         self.processes: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.restarts = 0
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = {**os.environ, **self.config.to_env(), SUPERVISOR_PID_ENV: str(os.getpid())}
+        if self.gpus[index] is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[index]  # type: ignore[assignment]
         process = subprocess.Popen(worker_command(), env=env)
-        log.info("started worker process %d", process.pid)
+        log.info("started worker process %d%s", process.pid,
+                 "" if self.gpus[index] is None else f" on GPU(s) {self.gpus[index] or 'none (CPU)'}")
         return process
 
     def start(self) -> None:
-        self.processes = [self._spawn() for _ in range(self.count)]
+        self.processes = [self._spawn(index) for index in range(self.count)]
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
         self._thread.start()
 
@@ -54,7 +79,7 @@ class WorkerSupervisor:
                 log.warning("worker process %d exited with code %s; starting another", process.pid, code)
                 time.sleep(RESTART_DELAY_SECONDS)
                 if not self._stopping.is_set():
-                    self.processes[index] = self._spawn()
+                    self.processes[index] = self._spawn(index)  # the same GPUs as the one it replaces
                     self.restarts += 1
 
     def stop(self) -> None:
