@@ -149,46 +149,50 @@ def _extend_multilabel(
 ) -> tuple[list[Sample], list[Sample], list[str]]:
     concepts = sorted(set(classes) if classes is not None else {c for s in samples for c in s.labels})
     known = set(concepts)
+    # Each sample's key, its known concepts and the images carrying each concept, computed once: asked for
+    # per concept and per decision they were most of a 100,000-image split's time (8 million key lookups).
     items = sorted(samples, key=_key)
-    labels = {_key(s): [c for c in dict.fromkeys(s.labels) if c in known] for s in items}
-    side: dict[str, str] = {_key(s): assigned[_key(s)] for s in items if _key(s) in assigned}
+    keys = [_key(s) for s in items]
+    labels = [[c for c in dict.fromkeys(s.labels) if c in known] for s in items]
+    carriers: dict[str, list[int]] = {c: [] for c in concepts}
+    for index, names in enumerate(labels):
+        for c in names:
+            carriers[c].append(index)
+    side: list[str | None] = [assigned.get(key) for key in keys]
     # A seeded order per image (not a shuffle of the list): adding an image does not reorder the others.
-    new = sorted((s for s in items if _key(s) not in side), key=lambda s: _draw(seed, s))
+    new = sorted((i for i in range(len(items)) if side[i] is None), key=lambda i: _draw(seed, keys[i]))
 
-    totals = {c: 0 for c in concepts}
-    for s in items:
-        for c in labels[_key(s)]:
-            totals[c] += 1
+    totals = {c: len(carriers[c]) for c in concepts}
     # How many more of each concept each side still wants, after the kept samples.
     want = {VAL: {c: _target(totals[c], fraction) for c in concepts}}
     want[TRAIN] = {c: totals[c] - want[VAL][c] for c in concepts}
     want_images = {VAL: _target(len(items), fraction) if len(items) >= 2 else 0}
     want_images[TRAIN] = len(items) - want_images[VAL]
-    for key, chosen in side.items():
-        want_images[chosen] -= 1
-        for c in labels[key]:
-            want[chosen][c] -= 1
+    for index, chosen in enumerate(side):
+        if chosen is not None:
+            want_images[chosen] -= 1
+            for c in labels[index]:
+                want[chosen][c] -= 1
 
-    def place(sample: Sample, chosen: str) -> None:
-        key = _key(sample)
-        side[key] = chosen
+    def place(index: int, chosen: str) -> None:
+        side[index] = chosen
         want_images[chosen] -= 1
-        for c in labels[key]:
+        for c in labels[index]:
             want[chosen][c] -= 1
 
     target = {side_: dict(counts) for side_, counts in want.items()}
     target_images = dict(want_images)
 
-    def choose(sample: Sample, concept: str) -> str:
+    def choose(index: int, concept: str) -> str:
         # The concept being placed decides when only one side still wants it; otherwise each side's
         # need for all of the image's concepts, relative to what it wanted at the start, then its need
         # for images, then a seeded draw.
-        if any(totals[c] < 2 for c in labels[_key(sample)]):
+        if any(totals[c] < 2 for c in labels[index]):
             return TRAIN  # it carries a concept seen on this image only: that must be learnt
         if (want[VAL][concept] > 0) != (want[TRAIN][concept] > 0):
             return VAL if want[VAL][concept] > 0 else TRAIN
         need = {
-            side_: sum(want[side_][c] / max(target[side_][c], 1) for c in labels[_key(sample)])
+            side_: sum(want[side_][c] / max(target[side_][c], 1) for c in labels[index])
             for side_ in (VAL, TRAIN)
         }
         if need[VAL] != need[TRAIN]:
@@ -196,68 +200,69 @@ def _extend_multilabel(
         images = {side_: want_images[side_] / max(target_images[side_], 1) for side_ in (VAL, TRAIN)}
         if images[VAL] != images[TRAIN]:
             return VAL if images[VAL] > images[TRAIN] else TRAIN
-        return VAL if _draw(seed, sample, "tie") < fraction else TRAIN
+        return VAL if _draw(seed, keys[index], "tie") < fraction else TRAIN
 
-    remaining = [s for s in new if labels[_key(s)]]
+    remaining = [i for i in new if labels[i]]
     while remaining:
-        left = defaultdict(int)
-        for s in remaining:
-            for c in labels[_key(s)]:
+        left: dict[str, int] = defaultdict(int)
+        for i in remaining:
+            for c in labels[i]:
                 left[c] += 1
         # The rarest concept among the unplaced images goes first (ties: by name, deterministic).
         concept = min(left, key=lambda c: (left[c], c))
-        carrying = [s for s in remaining if concept in labels[_key(s)]]
-        for sample in carrying:
-            place(sample, choose(sample, concept))
-        placed = {_key(s) for s in carrying}
-        remaining = [s for s in remaining if _key(s) not in placed]
-    for sample in (s for s in new if not labels[_key(s)]):  # without concept: by each side's share of images
-        place(sample, VAL if want_images[VAL] > want_images[TRAIN] else TRAIN)
+        carrying = [i for i in remaining if concept in labels[i]]
+        for index in carrying:
+            place(index, choose(index, concept))
+        placed = set(carrying)
+        remaining = [i for i in remaining if i not in placed]
+    for index in (i for i in new if not labels[i]):  # without concept: by each side's share of images
+        place(index, VAL if want_images[VAL] > want_images[TRAIN] else TRAIN)
 
-    movable_keys = {_key(s) for s in new}
-    _repair(items, labels, side, movable=movable_keys, concepts=concepts)
+    movable = set(new)
+    _repair(keys, labels, carriers, side, movable=movable, concepts=concepts)
 
+    on_kept = {c for index, names in enumerate(labels) if index not in movable for c in names}
     warnings = []
     for c in concepts:
-        n_train = sum(1 for s in items if c in labels[_key(s)] and side[_key(s)] == TRAIN)
-        n_val = sum(1 for s in items if c in labels[_key(s)] and side[_key(s)] == VAL)
+        n_train = sum(1 for i in carriers[c] if side[i] == TRAIN)
+        n_val = sum(1 for i in carriers[c] if side[i] == VAL)
         if n_train == 0 or n_val == 0:
             if totals[c] < 2:
                 reason = f"only {totals[c]} image"
-            elif any(c in labels[k] and k not in movable_keys for k in side):
+            elif c in on_kept:
                 reason = "the images already placed allow no other way"
             else:
                 reason = "each of its images also shows a concept seen on that image only, which stays in training"
             warnings.append(f"concept {c!r} is not on both sides ({n_train} training, {n_val} validation; {reason})")
-    train = [s for s in items if side[_key(s)] == TRAIN]
-    val = [s for s in items if side[_key(s)] == VAL]
+    train = [s for s, chosen in zip(items, side) if chosen == TRAIN]
+    val = [s for s, chosen in zip(items, side) if chosen == VAL]
     return _sorted(train), _sorted(val), warnings
 
 
 def _repair(
-    items: list[Sample], labels: Mapping[str, list[str]], side: dict[str, str], *, movable: set[str], concepts: list[str]
+    keys: list[str], labels: list[list[str]], carriers: Mapping[str, list[int]], side: list[str | None], *,
+    movable: set[int], concepts: list[str],
 ) -> None:
     """Move single new images so that each concept with 2+ images is on both sides, when that breaks no other one."""
     for concept in concepts:
-        carrying = [s for s in items if concept in labels[_key(s)]]
+        carrying = carriers[concept]
         if len(carrying) < 2:
             continue
         for empty in (VAL, TRAIN):
-            if any(side[_key(s)] == empty for s in carrying):
+            if any(side[i] == empty for i in carrying):
                 continue
             other = TRAIN if empty == VAL else VAL
-            candidates = [s for s in carrying if _key(s) in movable]
+            candidates = [i for i in carrying if i in movable]
             # Prefer the image whose move leaves every one of its concepts still on the side it leaves.
-            for sample in sorted(candidates, key=lambda s: (len(labels[_key(s)]), _key(s))):
-                key = _key(sample)
+            for index in sorted(candidates, key=lambda i: (len(labels[i]), keys[i])):
                 safe = all(
-                    any(side[_key(o)] == other and _key(o) != key for o in items if c in labels[_key(o)])
+                    any(side[o] == other and o != index for o in carriers[c])
                     # A concept on one image only may leave validation, never training (it must be learnt).
-                    or (sum(1 for o in items if c in labels[_key(o)]) < 2 and other == VAL)
-                    for c in labels[key]
+                    or (len(carriers[c]) < 2 and other == VAL)
+                    for c in labels[index]
                 )
                 if safe:
-                    side[key] = empty
+                    side[index] = empty
                     break
 
 
@@ -285,9 +290,9 @@ def _target(n: int, fraction: float) -> int:
     return min(max(round(n * fraction), 1), n - 1)
 
 
-def _draw(seed: int, sample: Sample, purpose: str = "order") -> float:
-    """A number in [0, 1) fixed by the seed and the sample's path alone."""
-    digest = hashlib.sha256(f"{seed}:{purpose}:{_key(sample)}".encode()).digest()
+def _draw(seed: int, key: str, purpose: str = "order") -> float:
+    """A number in [0, 1) fixed by the seed and the sample's key (its path) alone."""
+    digest = hashlib.sha256(f"{seed}:{purpose}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
